@@ -1,0 +1,61 @@
+"""Batch sources. One set of definitions, the physical source per profile.
+
+The local and services profiles read the parquet files under ``data/`` next to
+this file, as absolute paths (the DuckDB offline store resolves relative paths
+against the current directory, not the repo), or under
+``$FEATURE_PLATFORM_DATA_DIR`` (a directory or object-store URI); the production
+profile reads BigQuery tables with the same schema. The switch is the
+``FEATURE_PLATFORM_OFFLINE`` variable (``file`` or ``bigquery``), which
+``feature_platform.config`` sets from the chosen profile.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from feast import BigQuerySource, FileSource
+
+_OFFLINE = os.environ.get("FEATURE_PLATFORM_OFFLINE", "file")
+_BQ_DATASET = os.environ.get("FEATURE_PLATFORM_BQ_DATASET", "feature_platform")
+_DATA_DIR = os.environ.get("FEATURE_PLATFORM_DATA_DIR") or str(
+    Path(__file__).resolve().parent / "data"
+)
+
+CUSTOMER_TABLE = "customer_stats"
+DRIVER_TABLE = "driver_stats"
+
+
+def _source(table: str, *, created: str | None, description: str, owner: str):
+    if _OFFLINE == "bigquery":
+        return BigQuerySource(
+            name=f"{table}_source",
+            table=f"{_BQ_DATASET}.{table}",
+            timestamp_field="event_timestamp",
+            created_timestamp_column=created or "",
+            description=description,
+            owner=owner,
+        )
+    return FileSource(
+        name=f"{table}_source",
+        path=f"{_DATA_DIR}/{table}.parquet",
+        timestamp_field="event_timestamp",
+        created_timestamp_column=created or "",
+        description=description,
+        owner=owner,
+    )
+
+
+customer_stats_source = _source(
+    CUSTOMER_TABLE,
+    created="created_timestamp",
+    description="Daily customer order aggregates from the orders warehouse.",
+    owner="growth@example.com",
+)
+
+driver_stats_source = _source(
+    DRIVER_TABLE,
+    created=None,
+    description="Two-hourly driver performance aggregates from the fleet system.",
+    owner="logistics@example.com",
+)

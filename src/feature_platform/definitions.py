@@ -1,0 +1,105 @@
+"""Load the definitions in ``feature_repo/`` and plan/apply them to the registry.
+
+Feast's own ``parse_repo`` imports the definition files by module name relative
+to the current directory, and Python caches those modules. A long-lived process
+(tests, the Airflow worker, a notebook) that applies twice, or applies two repo
+directories, would silently reuse stale modules. ``load_definitions`` therefore
+drops the repo's modules from ``sys.modules`` before and after parsing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from feast.repo_contents import RepoContents
+
+__all__ = ["ApplyResult", "apply_definitions", "load_definitions", "plan_definitions"]
+
+_PARSE_LOCK = threading.Lock()  # parse_repo needs the cwd and sys.path
+
+
+def _module_names(repo: Path) -> set[str]:
+    return {p.stem for p in repo.glob("*.py") if p.name != "__init__.py"}
+
+
+def load_definitions(repo: Path | str) -> RepoContents:
+    """Import the Feast objects defined in ``repo`` (fresh, never cached)."""
+    from feast.repo_operations import parse_repo
+
+    repo = Path(repo).resolve()
+    names = _module_names(repo)
+    with _PARSE_LOCK, contextlib.chdir(repo):
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.path.insert(0, str(repo))
+        try:
+            contents = parse_repo(repo)
+        finally:
+            sys.path.remove(str(repo))
+            for name in names:
+                sys.modules.pop(name, None)
+    return contents
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    project: str
+    registry_changes: str
+    objects: dict[str, list[str]]
+
+    def summary(self) -> dict[str, Any]:
+        return {"project": self.project, "objects": self.objects}
+
+
+def _object_names(contents: RepoContents) -> dict[str, list[str]]:
+    return {
+        "entities": sorted(e.name for e in contents.entities if e.name != "__dummy"),
+        "data_sources": sorted(s.name for s in contents.data_sources),
+        "feature_views": sorted(v.name for v in contents.feature_views),
+        "feature_services": sorted(s.name for s in contents.feature_services),
+        "permissions": sorted(p.name for p in contents.permissions),
+    }
+
+
+def plan_definitions(store: FeatureStore) -> str:
+    """What ``apply`` would change in the registry, as Feast's readable diff."""
+    contents = load_definitions(Path(store.repo_path))
+    registry_diff, _infra_diff, _infra = store.plan(contents)
+    return registry_diff.to_string()
+
+
+def apply_definitions(store: FeatureStore) -> ApplyResult:
+    """Apply the repo's definitions to the store's registry (create, update, delete).
+
+    Objects that were removed from the definitions are deleted from the registry,
+    like ``feast apply``.
+    """
+    from feast.repo_operations import apply_total_with_repo_instance
+
+    contents = load_definitions(Path(store.repo_path))
+    projects = [p.name for p in contents.projects]
+    if projects and projects != [store.project]:
+        raise ValueError(
+            f"definitions declare project {projects}, the profile says "
+            f"{store.project!r}; set FEATURE_PLATFORM_PROJECT consistently"
+        )
+    registry_diff, _infra_diff, _infra = store.plan(contents)
+    # Feast's own apply path (what `feast apply` runs): validates the sources,
+    # applies additions/updates and deletes objects removed from the repo.
+    with contextlib.redirect_stdout(sys.stderr):
+        apply_total_with_repo_instance(
+            store, store.project, store.registry, contents, skip_source_validation=False
+        )
+    store.refresh_registry()
+    return ApplyResult(
+        project=store.project,
+        registry_changes=registry_diff.to_string(),
+        objects=_object_names(contents),
+    )
