@@ -38,6 +38,8 @@ __all__ = [
     "PROFILES",
     "ConfigError",
     "Profile",
+    "artifacts_dir",
+    "data_dir",
     "ensure_utc",
     "ensure_utc_column",
     "get_store",
@@ -85,6 +87,18 @@ def repo_dir() -> Path:
         if (candidate / "feature_store.yaml").is_file():
             return candidate
     return (Path.cwd() / "feature_repo").resolve()
+
+
+def data_dir() -> Path:
+    """Where the sample sources live: $FEATURE_PLATFORM_DATA_DIR or ``<repo>/data``."""
+    env = os.environ.get("FEATURE_PLATFORM_DATA_DIR")
+    return Path(env).resolve() if env else repo_dir() / "data"
+
+
+def artifacts_dir() -> Path:
+    """Models and reports: $FEATURE_PLATFORM_ARTIFACTS or ``<project>/artifacts``."""
+    env = os.environ.get("FEATURE_PLATFORM_ARTIFACTS")
+    return Path(env).resolve() if env else repo_dir().parent / "artifacts"
 
 
 def resolve_profile(name: str | None = None, *, repo: Path | str | None = None) -> Profile:

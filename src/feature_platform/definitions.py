@@ -10,6 +10,7 @@ drops the repo's modules from ``sys.modules`` before and after parsing.
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import threading
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class ApplyResult:
     project: str
     registry_changes: str
     objects: dict[str, list[str]]
+    feast_output: str = ""
 
     def summary(self) -> dict[str, Any]:
         return {"project": self.project, "objects": self.objects}
@@ -92,8 +94,10 @@ def apply_definitions(store: FeatureStore) -> ApplyResult:
         )
     registry_diff, _infra_diff, _infra = store.plan(contents)
     # Feast's own apply path (what `feast apply` runs): validates the sources,
-    # applies additions/updates and deletes objects removed from the repo.
-    with contextlib.redirect_stdout(sys.stderr):
+    # applies additions/updates and deletes objects removed from the repo. Its
+    # console output is kept in the result instead of printed.
+    feast_output = io.StringIO()
+    with contextlib.redirect_stdout(feast_output):
         apply_total_with_repo_instance(
             store, store.project, store.registry, contents, skip_source_validation=False
         )
@@ -102,4 +106,5 @@ def apply_definitions(store: FeatureStore) -> ApplyResult:
         project=store.project,
         registry_changes=registry_diff.to_string(),
         objects=_object_names(contents),
+        feast_output=feast_output.getvalue(),
     )
