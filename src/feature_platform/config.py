@@ -141,7 +141,11 @@ def _expand(text: str, profile: Profile) -> str:
         missing.append(var)
         return match.group(0)
 
-    expanded = _VAR.sub(sub, text)
+    # Comment lines are left alone (they may mention ${VARS} in prose).
+    expanded = "\n".join(
+        line if line.lstrip().startswith("#") else _VAR.sub(sub, line)
+        for line in text.splitlines()
+    )
     if missing:
         raise ConfigError(
             f"profile {profile.name!r} ({profile.yaml_path}) needs environment "

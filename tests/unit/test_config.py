@@ -1,0 +1,141 @@
+"""Profiles resolve to valid RepoConfigs; naive timestamps are rejected."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from feature_platform import config
+from feature_platform.config import (
+    ConfigError,
+    NaiveTimestampError,
+    ensure_utc,
+    ensure_utc_column,
+    load_repo_config,
+    parse_utc,
+)
+
+
+def test_local_profile_is_embedded(sample_repo: Path) -> None:
+    cfg = load_repo_config("local", repo=sample_repo)
+    assert cfg.registry.registry_type == "sql"
+    # Relative SQLite paths become absolute against the repo, not the cwd.
+    assert cfg.registry.path == f"sqlite:///{sample_repo / 'data' / 'registry.db'}"
+    assert cfg.online_store.type == "sqlite"
+    assert cfg.offline_store.type == "duckdb"
+    assert cfg.entity_key_serialization_version == 3
+
+
+def test_services_profile_uses_env_with_defaults(
+    sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FP_PG_DATABASE", "registry_db")
+    monkeypatch.setenv("FP_REDIS_PORT", "6390")
+    cfg = load_repo_config("services", repo=sample_repo)
+    assert cfg.registry.path.startswith("postgresql+psycopg://postgres:@127.0.0.1:5432/")
+    assert cfg.registry.path.endswith("/registry_db")
+    assert cfg.registry.cache_ttl_seconds == 60
+    assert cfg.online_store.type == "redis"
+    assert cfg.online_store.connection_string.startswith("127.0.0.1:6390,")
+
+
+PRODUCTION_ENV = {
+    "FP_PG_USER": "feast",
+    "FP_PG_PASSWORD": "s3cret",
+    "FP_PG_HOST": "pg.internal",
+    "FP_PG_PORT": "5432",
+    "FP_PG_DATABASE": "feast_registry",
+    "FP_REDIS_HOST": "redis.internal",
+    "FP_REDIS_PORT": "6380",
+    "FP_REDIS_PASSWORD": "r3dis",
+    "FP_REDIS_SSL": "true",
+    "FP_GCP_PROJECT": "acme-ml",
+    "FEATURE_PLATFORM_BQ_DATASET": "features",
+    "FP_BQ_LOCATION": "EU",
+}
+
+
+def test_production_profile_validates(
+    sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(key, value)
+    cfg = load_repo_config("production", repo=sample_repo)
+    assert cfg.provider == "gcp"
+    assert cfg.offline_store.type == "bigquery"
+    assert cfg.offline_store.project_id == "acme-ml"
+    assert cfg.registry.path == (
+        "postgresql+psycopg://feast:s3cret@pg.internal:5432/feast_registry"
+    )
+    assert "ssl=true" in cfg.online_store.connection_string
+
+
+def test_production_profile_names_missing_variables(
+    sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in PRODUCTION_ENV:
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ConfigError, match="FP_GCP_PROJECT") as err:
+        load_repo_config("production", repo=sample_repo)
+    assert "FP_REDIS_PASSWORD" in str(err.value)
+
+
+def test_production_definitions_read_bigquery(
+    sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feast import BigQuerySource
+
+    from feature_platform.definitions import load_definitions
+
+    for key, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(key, value)
+    load_repo_config("production", repo=sample_repo)
+    try:
+        contents = load_definitions(sample_repo)
+        sources = {s.name: s for s in contents.data_sources}
+        assert isinstance(sources["customer_stats_source"], BigQuerySource)
+        assert sources["customer_stats_source"].table == "features.customer_stats"
+    finally:
+        monkeypatch.setenv("FEATURE_PLATFORM_OFFLINE", "file")
+
+
+def test_unknown_profile() -> None:
+    with pytest.raises(ConfigError, match="unknown profile 'staging'"):
+        config.resolve_profile("staging")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-01-02T03:04:05Z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2026-01-02T05:04:05+02:00", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+    ],
+)
+def test_parse_utc(value: str, expected: datetime) -> None:
+    assert parse_utc(value) == expected
+
+
+@pytest.mark.parametrize("bad", ["2026-01-02T03:04:05", datetime(2026, 1, 2)])
+def test_naive_timestamps_are_rejected(bad) -> None:
+    with pytest.raises(NaiveTimestampError, match="has no timezone"):
+        parse_utc(bad, "end")
+
+
+def test_ensure_utc_converts_offsets() -> None:
+    cet = timezone(timedelta(hours=1))
+    assert ensure_utc(datetime(2026, 1, 1, 1, tzinfo=cet)) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_ensure_utc_column_names_the_column() -> None:
+    naive = pd.DataFrame({"event_timestamp": pd.to_datetime(["2026-01-01"])})
+    with pytest.raises(NaiveTimestampError, match="'event_timestamp' holds naive"):
+        ensure_utc_column(naive, "event_timestamp")
+    berlin = naive.assign(
+        event_timestamp=naive["event_timestamp"].dt.tz_localize("Europe/Berlin")
+    )
+    out = ensure_utc_column(berlin, "event_timestamp")
+    assert str(out["event_timestamp"].dt.tz) == "UTC"
+    assert out["event_timestamp"].iloc[0] == pd.Timestamp("2025-12-31T23:00Z")
