@@ -42,7 +42,9 @@ def copy_repo(dst: Path) -> Path:
         if path.name in {"data", "__pycache__"}:
             continue
         if path.is_dir():
-            shutil.copytree(path, dst / path.name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                path, dst / path.name, ignore=shutil.ignore_patterns("__pycache__")
+            )
         else:
             shutil.copy2(path, dst / path.name)
     return dst

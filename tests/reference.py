@@ -17,10 +17,12 @@ def latest_offline_values(
     ttl: pd.Timedelta,
     start: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Per entity, the row with the newest (event, created) time in [as_of-ttl, as_of]."""
+    """Per entity, the newest (event, created) row in [as_of - ttl, as_of]."""
     as_of = pd.Timestamp(as_of)
     lo = as_of - ttl if start is None else max(pd.Timestamp(start), as_of - ttl)
-    window = source[(source["event_timestamp"] >= lo) & (source["event_timestamp"] <= as_of)]
+    window = source[
+        (source["event_timestamp"] >= lo) & (source["event_timestamp"] <= as_of)
+    ]
     order = ["event_timestamp"] + (
         ["created_timestamp"] if "created_timestamp" in source.columns else []
     )
@@ -52,12 +54,16 @@ def pit_join(
         values = {f: None for f in features}
         group = by_key.get(row[key])
         if group is not None:
-            ok = (group["event_timestamp"] <= ts) & (group["event_timestamp"] >= ts - ttl)
+            ok = (group["event_timestamp"] <= ts) & (
+                group["event_timestamp"] >= ts - ttl
+            )
             if as_known_at and has_created:
                 ok &= group["created_timestamp"] <= ts
             cand = group[ok]
             if not cand.empty:
-                order = ["event_timestamp"] + (["created_timestamp"] if has_created else [])
+                order = ["event_timestamp"] + (
+                    ["created_timestamp"] if has_created else []
+                )
                 best = cand.sort_values(order).iloc[-1]
                 values = {f: best[f] for f in features}
         out.append({**row.to_dict(), **values})

@@ -97,7 +97,10 @@ def cmd_online(args: argparse.Namespace) -> int:
     from feature_platform.online import read_online
 
     rows: list[dict[str, Any]] = []
-    for key, values in (("customer_id", args.customer_id), ("driver_id", args.driver_id)):
+    for key, values in (
+        ("customer_id", args.customer_id),
+        ("driver_id", args.driver_id),
+    ):
         for i, value in enumerate(values or []):
             if i >= len(rows):
                 rows.append({})
@@ -152,9 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("plan", cmd_plan, "Show what apply would change in the registry.")
     add("apply", cmd_apply, "Apply feature_repo/ definitions to the SQL registry.")
 
-    p = add("materialize", cmd_materialize,
-            "Materialize into the online store: incremental up to --end, or an "
-            "explicit --start/--end window.")
+    p = add(
+        "materialize",
+        cmd_materialize,
+        "Materialize into the online store: incremental up to --end, or an "
+        "explicit --start/--end window.",
+    )
     p.add_argument("--start")
     p.add_argument("--end", help="default now (UTC); never in the future")
     p.add_argument("--views", nargs="+", help="feature views (default: all online)")

@@ -78,7 +78,7 @@ class Profile:
 
 
 def repo_dir() -> Path:
-    """The feature repo directory: $FEATURE_PLATFORM_REPO or ``<project>/feature_repo``."""
+    """The feature repo: $FEATURE_PLATFORM_REPO or ``<project>/feature_repo``."""
     env = os.environ.get("FEATURE_PLATFORM_REPO")
     if env:
         return Path(env).resolve()
@@ -101,8 +101,10 @@ def artifacts_dir() -> Path:
     return Path(env).resolve() if env else repo_dir().parent / "artifacts"
 
 
-def resolve_profile(name: str | None = None, *, repo: Path | str | None = None) -> Profile:
-    """Map a profile name (or $FEATURE_PLATFORM_PROFILE, default ``local``) to its yaml."""
+def resolve_profile(
+    name: str | None = None, *, repo: Path | str | None = None
+) -> Profile:
+    """Map a profile name (default $FEATURE_PLATFORM_PROFILE or ``local``) to a yaml."""
     name = name or os.environ.get("FEATURE_PLATFORM_PROFILE") or "local"
     if name not in PROFILES:
         raise ConfigError(
@@ -184,7 +186,7 @@ def load_repo_config(
         registry["path"] = _absolute_sqlite(registry["path"], prof.repo_dir)
     online = raw.get("online_store")
     if isinstance(online, dict) and online.get("type") == "sqlite":
-        online["path"] = str((prof.repo_dir / online.get("path", "data/online.db")))
+        online["path"] = str(prof.repo_dir / online.get("path", "data/online.db"))
     raw["repo_path"] = prof.repo_dir
     # The definitions pick their physical sources and project from these.
     os.environ["FEATURE_PLATFORM_OFFLINE"] = _OFFLINE_KIND[prof.name]

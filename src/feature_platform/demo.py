@@ -19,7 +19,10 @@ MAX_DATA_AGE = timedelta(hours=1)
 
 
 def ensure_sample_data(
-    directory: Path, spec: SampleSpec | None = None, *, max_age: timedelta = MAX_DATA_AGE
+    directory: Path,
+    spec: SampleSpec | None = None,
+    *,
+    max_age: timedelta = MAX_DATA_AGE,
 ) -> dict[str, Any] | None:
     """Generate the sources if missing or stale; return the summary if generated."""
     import pyarrow.compute as pc
@@ -58,8 +61,9 @@ def run_demo(
     directory = data_dir()
     generated = ensure_sample_data(directory, spec)
     say(
-        f"[1/5] sample data: {'generated ' + str(generated['rows']) if generated else 'up to date'}"
-        f" in {directory}"
+        "[1/5] sample data: "
+        + (f"generated {generated['rows']}" if generated else "up to date")
+        + f" in {directory}"
     )
     step("data", t, {"generated": bool(generated), **(generated or {})})
 

@@ -91,9 +91,7 @@ def _customer_block(
     # Latent behaviour: order rate, trend (30 % are fading), basket size.
     rate = rng.lognormal(math.log(0.25), 0.6, n)
     fading = rng.random(n) < 0.3
-    trend = np.where(
-        fading, rng.uniform(-0.06, -0.01, n), rng.uniform(-0.005, 0.01, n)
-    )
+    trend = np.where(fading, rng.uniform(-0.06, -0.01, n), rng.uniform(-0.005, 0.01, n))
     basket = rng.lognormal(math.log(40.0), 0.4, n)
     k = np.arange(days)
     daily_rate = rate[:, None] * np.exp(trend[:, None] * k[None, :])
@@ -119,7 +117,12 @@ def _customer_block(
     late = rng.random(ci.size) < 0.03
     delay_s = np.where(late, rng.uniform(6 * 3600, 48 * 3600, ci.size), delay_s)
     keep = delay_s <= day_offset_s  # rows that have not arrived by `end` are absent
-    ci, di, day_offset_s, delay_s = ci[keep], di[keep], day_offset_s[keep], delay_s[keep]
+    ci, di, day_offset_s, delay_s = (
+        ci[keep],
+        di[keep],
+        day_offset_s[keep],
+        delay_s[keep],
+    )
 
     tot = total[ci, di]
     amount = np.where(tot > 0, ltv[ci, di] / np.maximum(tot, 1), np.nan)
@@ -199,9 +202,7 @@ def generate_drivers(spec: SampleSpec) -> pd.DataFrame:
         rating0[:, None] + np.cumsum(rng.normal(0, 0.01, (n, slots)), axis=1), 1, 5
     )
     trips = rng.poisson(200, n)[:, None] + np.cumsum(rng.poisson(1.2, (n, slots)), 1)
-    accept = np.clip(
-        rng.beta(8, 2, n)[:, None] + rng.normal(0, 0.03, (n, slots)), 0, 1
-    )
+    accept = np.clip(rng.beta(8, 2, n)[:, None] + rng.normal(0, 0.03, (n, slots)), 0, 1)
     delivery = np.clip(
         rng.normal(28, 6, n)[:, None] + rng.normal(0, 2, (n, slots)), 5, None
     )
@@ -224,12 +225,14 @@ def generate_drivers(spec: SampleSpec) -> pd.DataFrame:
             "avg_delivery_time_min": delivery_min,
         }
     )
-    return frame.sort_values(["event_timestamp", "driver_id"], kind="stable").reset_index(
-        drop=True
-    )
+    return frame.sort_values(
+        ["event_timestamp", "driver_id"], kind="stable"
+    ).reset_index(drop=True)
 
 
-def write_sample_data(data_dir: Path | str, spec: SampleSpec | None = None) -> dict[str, Any]:
+def write_sample_data(
+    data_dir: Path | str, spec: SampleSpec | None = None
+) -> dict[str, Any]:
     """Generate all sources into ``data_dir`` as parquet; return a small summary."""
     spec = spec or SampleSpec()
     data_dir = Path(data_dir)

@@ -62,10 +62,20 @@ def test_feast_cli_reads_the_same_profile(services_store, local_repo: Path) -> N
             env.setdefault(key, value)
     feast = Path(sys.executable).parent / "feast"
     out = subprocess.run(
-        [str(feast), "-c", str(local_repo), "-f",
-         str(local_repo / "profiles" / "services.yaml"), "feature-views", "list"],
+        [
+            str(feast),
+            "-c",
+            str(local_repo),
+            "-f",
+            str(local_repo / "profiles" / "services.yaml"),
+            "feature-views",
+            "list",
+        ],
         env={**env, "FEATURE_PLATFORM_PROJECT": services_store.project},
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "customer_stats" in out.stdout and "driver_stats" in out.stdout

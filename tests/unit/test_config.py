@@ -35,7 +35,9 @@ def test_services_profile_uses_env_with_defaults(
     monkeypatch.setenv("FP_PG_DATABASE", "registry_db")
     monkeypatch.setenv("FP_REDIS_PORT", "6390")
     cfg = load_repo_config("services", repo=sample_repo)
-    assert cfg.registry.path.startswith("postgresql+psycopg://postgres:@127.0.0.1:5432/")
+    assert cfg.registry.path.startswith(
+        "postgresql+psycopg://postgres:@127.0.0.1:5432/"
+    )
     assert cfg.registry.path.endswith("/registry_db")
     assert cfg.registry.cache_ttl_seconds == 60
     assert cfg.online_store.type == "redis"
@@ -126,7 +128,9 @@ def test_naive_timestamps_are_rejected(bad) -> None:
 
 def test_ensure_utc_converts_offsets() -> None:
     cet = timezone(timedelta(hours=1))
-    assert ensure_utc(datetime(2026, 1, 1, 1, tzinfo=cet)) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert ensure_utc(datetime(2026, 1, 1, 1, tzinfo=cet)) == datetime(
+        2026, 1, 1, tzinfo=UTC
+    )
 
 
 def test_ensure_utc_column_names_the_column() -> None:

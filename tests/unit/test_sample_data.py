@@ -8,7 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_platform.sample_data import SampleSpec, generate_customers, generate_drivers
+from feature_platform.sample_data import (
+    SampleSpec,
+    generate_customers,
+    generate_drivers,
+)
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 SPEC = SampleSpec(customers=2_000, drivers=100, days=30, seed=3, end=END)
@@ -30,8 +34,14 @@ def test_deterministic(customers) -> None:
 def test_schema_and_utc(customers) -> None:
     stats, labels = customers
     assert list(stats.columns) == [
-        "customer_id", "event_timestamp", "created_timestamp", "total_orders",
-        "avg_order_amount", "lifetime_value", "preferred_category", "churn_risk_score",
+        "customer_id",
+        "event_timestamp",
+        "created_timestamp",
+        "total_orders",
+        "avg_order_amount",
+        "lifetime_value",
+        "preferred_category",
+        "churn_risk_score",
     ]
     for col in ("event_timestamp", "created_timestamp"):
         assert str(stats[col].dt.tz) == "UTC"
@@ -58,7 +68,9 @@ def test_label_depends_on_features(customers) -> None:
     assert 0.1 < labels["churned"].mean() < 0.9
     merged = pd.merge_asof(
         labels.sort_values("event_timestamp"),
-        stats.sort_values("event_timestamp")[["customer_id", "event_timestamp", "churn_risk_score"]],
+        stats.sort_values("event_timestamp")[
+            ["customer_id", "event_timestamp", "churn_risk_score"]
+        ],
         on="event_timestamp",
         by="customer_id",
         allow_exact_matches=False,

@@ -85,7 +85,9 @@ def trap_store(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _norm(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.sort_values(["event_timestamp", "customer_id", "churned"]).reset_index(drop=True)
+    df = df.sort_values(["event_timestamp", "customer_id", "churned"]).reset_index(
+        drop=True
+    )
     out = df[["customer_id", "event_timestamp", "churned", *FEATURES]].copy()
     for col in FEATURES:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
@@ -117,7 +119,9 @@ def test_window_excludes_rows_after_end(trap_store) -> None:
 
 def test_naive_entity_timestamps_rejected(trap_store) -> None:
     store, _ = trap_store
-    naive = ENTITIES.assign(event_timestamp=ENTITIES["event_timestamp"].dt.tz_localize(None))
+    naive = ENTITIES.assign(
+        event_timestamp=ENTITIES["event_timestamp"].dt.tz_localize(None)
+    )
     with pytest.raises(NaiveTimestampError, match="event_timestamp"):
         build_training_set(store, naive)
 
@@ -128,7 +132,9 @@ def test_missing_entity_key_is_a_clear_error(trap_store) -> None:
         build_training_set(store, ENTITIES.drop(columns=["customer_id"]))
 
 
-def test_sample_data_training_set_matches_reference(applied_local_store, sample_repo: Path):
+def test_sample_data_training_set_matches_reference(
+    applied_local_store, sample_repo: Path
+):
     labels = pd.read_parquet(sample_repo / "data" / "churn_labels.parquet").sample(
         300, random_state=0
     )
