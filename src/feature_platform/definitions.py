@@ -83,6 +83,14 @@ def apply_definitions(store: FeatureStore) -> ApplyResult:
     Objects that were removed from the definitions are deleted from the registry,
     like ``feast apply``.
     """
+    from feature_platform.locks import registry_lock
+
+    # One writer per project at a time (Feast's SQL registry is read-modify-write).
+    with registry_lock(store):
+        return _apply_definitions(store)
+
+
+def _apply_definitions(store: FeatureStore) -> ApplyResult:
     from feast.repo_operations import apply_total_with_repo_instance
 
     contents = load_definitions(Path(store.repo_path))
