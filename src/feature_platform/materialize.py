@@ -89,6 +89,18 @@ def _materialize_view(
 ) -> int:
     from feast.utils import _convert_arrow_to_proto
 
+    from feature_platform import fast_materialize
+
+    if fast_materialize.enabled() and fast_materialize.supports(store, view):
+        # Streaming path (Redis + parquet): same keys and bytes, bounded memory.
+        written = fast_materialize.materialize_view_fast(
+            store, view, start, end, progress
+        )
+        store.registry.apply_materialization(
+            view, store.project, start, end, commit=True
+        )
+        return written
+
     provider = store._get_provider()
     source = view.batch_source
     join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
