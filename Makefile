@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo test test-unit test-integration lint format typecheck bench clean
+.PHONY: help setup demo serve feast test test-unit test-integration lint format typecheck bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,9 @@ setup: $(VENV)/.synced ## Create .venv from uv.lock (installs uv from PyPI first
 demo: setup ## Run the whole job on the embedded profile (no services needed)
 	$(FP) --profile $(PROFILE) demo
 
+feast: setup ## Plain feast CLI on PROFILE, e.g. make feast PROFILE=services ARGS="plan"
+	scripts/feast $(PROFILE) $(ARGS)
+
 test: setup ## Run all tests (integration tests need PostgreSQL + Redis on 127.0.0.1)
 	$(PY) -m pytest
 
@@ -58,6 +61,14 @@ format: setup ## ruff format + autofix
 
 typecheck: setup ## mypy on the package
 	$(VENV)/bin/mypy
+
+# The feature server on the services profile (PostgreSQL registry + Redis; see
+# feature_repo/profiles/services.env). Apply and materialize first.
+SERVE_PROFILE ?= services
+HOST ?= 127.0.0.1
+PORT ?= 6566
+serve: setup ## HTTP feature server on the services profile (HOST, PORT, SERVE_PROFILE)
+	$(FP) --profile $(SERVE_PROFILE) serve --host $(HOST) --port $(PORT)
 
 bench: setup ## Benchmarks (stub until the benchmark issue lands)
 	@echo "make bench: the benchmark suite is not implemented yet (see README, 'Benchmarks')."

@@ -37,6 +37,10 @@ def ensure_sample_data(
     return write_sample_data(directory, spec)
 
 
+def _fmt(value: float | None, digits: int) -> str:
+    return "null" if value is None else f"{value:.{digits}f}"
+
+
 def run_demo(
     profile: str | None = None,
     *,
@@ -111,8 +115,9 @@ def run_demo(
     for row in preds:
         say(
             f"      customer {row['customer_id']}: orders={row['total_orders']} "
-            f"ltv={row['lifetime_value']} risk={row['churn_risk_score']} "
-            f"-> churn p={row['churn_probability']}"
+            f"ltv={_fmt(row['lifetime_value'], 2)} "
+            f"risk={_fmt(row['churn_risk_score'], 3)} "
+            f"-> churn p={row['churn_probability']:.3f}"
         )
     step("online", t, {"predictions": preds})
     summary["seconds_total"] = round(time.monotonic() - t0, 2)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import TEST_END
+from tests.conftest import ROOT, TEST_END
 from tests.reference import latest_offline_values
 
 pytestmark = pytest.mark.integration
@@ -41,6 +41,7 @@ def test_apply_materialize_and_read_online(services_store, local_repo: Path) -> 
         services_store,
         [{"customer_id": int(c)} for c in sample["customer_id"]],
         feature_service="churn_prediction_service",
+        now=TEST_END,
     )
     got = pd.DataFrame(online).set_index("customer_id")
     for cid, row in sample.set_index("customer_id").iterrows():
@@ -53,29 +54,39 @@ def test_apply_materialize_and_read_online(services_store, local_repo: Path) -> 
 
 
 def test_feast_cli_reads_the_same_profile(services_store, local_repo: Path) -> None:
-    """`feast -c repo -f profiles/services.yaml` sees what the platform applied."""
-    env = {**os.environ, "FEAST_USAGE": "False"}
-    defaults = (local_repo / "profiles" / "services.env").read_text().splitlines()
-    for line in defaults:
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            env.setdefault(key, value)
-    feast = Path(sys.executable).parent / "feast"
+    """`scripts/feast services ...` (plain feast) sees what the platform applied."""
+    out = run_feast_cli("services", local_repo, services_store.project)
+    assert "customer_stats" in out and "driver_stats" in out
+
+
+def test_feast_cli_on_the_local_profile(
+    local_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local yaml names the project literally (plain `feast` needs no env), so
+    this repo (its own SQLite files) is applied under that default name."""
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+
+    monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", "feature_platform")
+    apply_definitions(get_store("local", repo=local_repo))
+    out = run_feast_cli("local", local_repo, "feature_platform")
+    assert "customer_stats" in out and "driver_stats" in out
+
+
+def run_feast_cli(profile: str, repo: Path, project: str) -> str:
+    env = {
+        **os.environ,
+        "FEATURE_PLATFORM_REPO": str(repo),
+        "FEATURE_PLATFORM_PROJECT": project,
+        "FEAST_BIN": str(Path(sys.executable).parent / "feast"),
+    }
     out = subprocess.run(
-        [
-            str(feast),
-            "-c",
-            str(local_repo),
-            "-f",
-            str(local_repo / "profiles" / "services.yaml"),
-            "feature-views",
-            "list",
-        ],
-        env={**env, "FEATURE_PLATFORM_PROJECT": services_store.project},
+        [str(ROOT / "scripts" / "feast"), profile, "feature-views", "list"],
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "customer_stats" in out.stdout and "driver_stats" in out.stdout
+    return out.stdout
