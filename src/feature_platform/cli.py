@@ -116,6 +116,22 @@ def cmd_online(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    from feature_platform.config import parse_utc
+    from feature_platform.recovery import online_health, recover
+
+    store = _store(args)
+    end = parse_utc(args.end, "--end") if args.end else None
+    if args.check:
+        report = online_health(store, end=end, views=args.views, sample=args.sample)
+    else:
+        report = recover(
+            store, end=end, views=args.views, sample=args.sample, force=args.force
+        )
+    _print(report)
+    return 0 if report["healthy"] else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from feature_platform.demo import run_demo
 
@@ -179,6 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--features", nargs="+", help="view:feature references")
     p.add_argument("--customer-id", type=int, nargs="+")
     p.add_argument("--driver-id", type=int, nargs="+")
+
+    p = add(
+        "recover",
+        cmd_recover,
+        "Check the online store against the offline store (sampled entities) and "
+        "re-materialize the last ttl window of every view with missing values "
+        "(e.g. after a Redis restart). Exit 1 if still unhealthy.",
+    )
+    p.add_argument("--end", help="end of the ttl window (UTC ISO); default now")
+    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
+    p.add_argument("--sample", type=int, default=200, help="entities per view")
+    p.add_argument("--force", action="store_true", help="re-materialize every view")
+    p.add_argument("--check", action="store_true", help="only report health")
 
     p = add("demo", cmd_demo, "Run the whole job end to end on the profile.")
     p.add_argument("--json", action="store_true", help="also print the full summary")

@@ -25,6 +25,13 @@ Stable API (the fast online read path calls it too):
   epoch seconds); stale values become ``None`` in place and, when a ``statuses``
   dict (``{col: [status str, ...]}``) is given, their status ``OUTSIDE_MAX_AGE``.
 * ``STATUS_*`` constants: the status names, as Feast spells them.
+* ``ensure_registry_current(store)``: the registry side of freshness. Feast
+  keeps serving its registry cache forever when the registry database is down
+  (a failed refresh is only logged at debug level). Call this before a read:
+  it is a no-op while the cache is younger than ``cache_ttl_seconds``, then
+  refreshes it and raises ``RegistryUnavailableError`` (naming the database and
+  the cause) when the registry cannot be read. So an outage is tolerated for
+  ``cache_ttl_seconds`` and then fails loudly; no repair is needed afterwards.
 
 ``now`` defaults to the current UTC time; it must be timezone-aware.
 """
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
     from feast.online_response import OnlineResponse
 
 __all__ = [
+    "RegistryUnavailableError",
     "STATUS_NOT_FOUND",
     "STATUS_NULL_VALUE",
     "STATUS_OUTSIDE_MAX_AGE",
@@ -49,6 +57,7 @@ __all__ = [
     "TIMESTAMP_SUFFIX",
     "enforce_on_dict",
     "enforce_on_response",
+    "ensure_registry_current",
     "is_stale",
     "output_ttls",
 ]
@@ -60,6 +69,10 @@ STATUS_OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
 TIMESTAMP_SUFFIX = "__ts"  # feast.online_response.TIMESTAMP_POSTFIX
 
 Timestampish = datetime | int | float | None
+
+
+class RegistryUnavailableError(RuntimeError):
+    """The registry cache expired and the registry database cannot be read."""
 
 
 def _epoch_seconds(value: Timestampish) -> float | None:
@@ -111,7 +124,7 @@ def output_ttls(
     # (view name used in output columns, registry view name, feature name)
     triples: list[tuple[str, str, str]] = []
     if feature_service is not None:
-        service = store.get_feature_service(feature_service)
+        service = store.get_feature_service(feature_service, allow_cache=True)
         for projection in service.feature_view_projections:
             triples.extend(
                 (projection.name_to_use(), projection.name, f.name)
@@ -126,7 +139,8 @@ def output_ttls(
     ttls: dict[str, timedelta | None] = {}
     for use_name, view_name, feature in triples:
         if view_name not in view_ttl:
-            view_ttl[view_name] = store.get_feature_view(view_name).ttl
+            view = store.get_feature_view(view_name, allow_registry_cache=True)
+            view_ttl[view_name] = view.ttl
         column = f"{use_name}__{feature}" if full_feature_names else feature
         ttls[column] = view_ttl[view_name]
     return ttls
@@ -192,3 +206,39 @@ def enforce_on_dict(
                     statuses[column][i] = STATUS_OUTSIDE_MAX_AGE
                 stale += 1
     return stale
+
+
+def _redacted_registry(store: FeatureStore) -> str:
+    path = str(getattr(store.config.registry, "path", ""))
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(path).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL (file registry)
+        return path
+
+
+def ensure_registry_current(store: FeatureStore) -> None:
+    """Raise ``RegistryUnavailableError`` once the registry cache is older than
+    ``cache_ttl_seconds`` and cannot be refreshed; refresh it otherwise."""
+    registry: Any = store.registry
+    ttl = int(getattr(store.config.registry, "cache_ttl_seconds", 0) or 0)
+    if ttl <= 0 or not hasattr(registry, "is_cache_valid"):
+        return  # no cache (every read goes to the registry) or not a caching one
+    if registry.is_cache_valid():
+        return
+    # Feast's own refresh swallows the error; read the registry ourselves so the
+    # caller learns why, and install the result as Feast's refresh would.
+    try:
+        proto = registry.proto()
+    except Exception as exc:  # sqlalchemy OperationalError, psycopg errors, ...
+        created = getattr(registry, "cached_registry_proto_created", None)
+        since = f"last refreshed {created.isoformat()}" if created else "never read"
+        raise RegistryUnavailableError(
+            f"feature registry {_redacted_registry(store)} is unreachable and the "
+            f"cached copy expired (cache_ttl_seconds={ttl}, {since}); refusing to "
+            f"serve from a stale registry: {type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
+        ) from exc
+    registry.cached_registry_proto = proto
+    registry.cached_registry_proto_created = datetime.now(UTC)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.freshness import enforce_on_response, output_ttls
+from feature_platform.freshness import (
+    enforce_on_response,
+    ensure_registry_current,
+    output_ttls,
+)
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -32,8 +36,13 @@ def read_online(
         raise ValueError("pass exactly one of feature_service and features")
     if not entity_rows:
         raise ValueError("entity_rows is empty")
+    # Reads are served from the registry cache (cache_ttl_seconds); once it has
+    # expired and the registry is unreachable this raises a clear error.
+    ensure_registry_current(store)
     refs: Any = (
-        store.get_feature_service(feature_service) if feature_service else features
+        store.get_feature_service(feature_service, allow_cache=True)
+        if feature_service
+        else features
     )
     response = store.get_online_features(features=refs, entity_rows=entity_rows)
     ttls = output_ttls(store, feature_service=feature_service, features=features)
