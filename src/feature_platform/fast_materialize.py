@@ -298,6 +298,7 @@ def materialize_view_fast(
     from feast.infra.online_stores.helpers import _mmh3
 
     from feature_platform.fast_online import entity_key_prefix
+    from feature_platform.governance import mask_pii_array, pii_fields
 
     path = _source_path(view)
     if path is None or not supports(store, view):
@@ -306,6 +307,7 @@ def materialize_view_fast(
     key_col = view.entity_columns[0]
     vtype = int(key_col.dtype.to_value_type().value)
     features = [f.name for f in view.features]
+    pii = set(pii_fields(view))  # masked before they reach the online store
     types = [f.dtype.to_value_type().name for f in view.features]
     project = store.config.project.encode("utf8")
     prefix = entity_key_prefix(key_col.name, vtype)
@@ -339,7 +341,7 @@ def materialize_view_fast(
                     f'WHERE "{source.timestamp_field}"::TIMESTAMPTZ >= ? '
                     f'AND "{source.timestamp_field}"::TIMESTAMPTZ <= ?',
                     [path, start, end],
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 if progress
                 else 0
             )
@@ -370,7 +372,12 @@ def materialize_view_fast(
                 keep = micros * 1000 > prev_ns
                 ts_pieces = _timestamp_pieces(micros)
                 cols = [
-                    _value_pieces(rows.field(name), t)
+                    _value_pieces(
+                        mask_pii_array(rows.field(name))
+                        if name in pii
+                        else rows.field(name),
+                        t,
+                    )
                     for name, t in zip(features, types, strict=True)
                 ]
                 commands = []
