@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from feast import BigQuerySource, FileSource
+from feast import BigQuerySource, FileSource, PushSource
 
 _OFFLINE = os.environ.get("FEATURE_PLATFORM_OFFLINE", "file")
 _BQ_DATASET = os.environ.get("FEATURE_PLATFORM_BQ_DATASET", "feature_platform")
@@ -57,5 +57,16 @@ driver_stats_source = _source(
     DRIVER_TABLE,
     created=None,
     description="Two-hourly driver performance aggregates from the fleet system.",
+    owner="logistics@example.com",
+)
+
+# Real-time updates (e.g. a stream consumer, or POST /push on the feature
+# server) for driver_stats. Materialization and point-in-time joins still read
+# the batch source above; a push writes straight to the online store, so the
+# pushed row is what the next online read returns.
+driver_stats_push_source = PushSource(
+    name="driver_stats_push",
+    batch_source=driver_stats_source,
+    description="Pushed driver_stats rows (same schema as the batch source).",
     owner="logistics@example.com",
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from data_sources import customer_stats_source, driver_stats_source
+from data_sources import customer_stats_source, driver_stats_push_source
 from entities import customer, driver
 from feast import FeatureView, Field
 from feast.types import Float32, Float64, Int64, String
@@ -65,7 +65,9 @@ driver_stats = FeatureView(
         ),
     ],
     online=True,
-    source=driver_stats_source,
+    # The push source wraps the batch source: materialization and PIT joins use
+    # view.batch_source (the parquet/BigQuery table), /push writes online.
+    source=driver_stats_push_source,
     description="Driver performance, refreshed every two hours.",
     owner="logistics@example.com",
     tags={"team": "logistics", "version": "v1"},

@@ -116,6 +116,12 @@ def cmd_online(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from feature_platform.server import serve
+
+    return serve(args)
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     from feature_platform.config import parse_utc
     from feature_platform.recovery import online_health, recover
@@ -195,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--features", nargs="+", help="view:feature references")
     p.add_argument("--customer-id", type=int, nargs="+")
     p.add_argument("--driver-id", type=int, nargs="+")
+
+    p = add(
+        "serve",
+        cmd_serve,
+        "HTTP feature server (Feast's app + request validation) on the profile.",
+    )
+    from feature_platform.server import add_serve_arguments  # stdlib-only module
+
+    add_serve_arguments(p)
 
     p = add(
         "recover",

@@ -1,0 +1,806 @@
+"""The HTTP feature server: Feast's FastAPI app behind a request guard.
+
+``feast serve`` (``feast.feature_server``) answers many bad requests with a 500
+(unknown feature in a known view, malformed feature reference, missing join key,
+empty ``entities``, wrong key type, ragged columns, a push with missing columns
+or an unparsable timestamp, an unknown push mode) and silently accepts others
+(extra entity keys are ignored, ``1.5`` is truncated to driver ``1``, a feature
+service *and* a feature list at once, any batch size). This module keeps Feast's
+app and endpoints (``feast.feature_server.get_app``: same JSON in and out,
+metrics, permissions) and adds:
+
+* ``RequestGuard``: an ASGI middleware that reads the body of
+  ``POST /get-online-features`` and ``POST /push`` (size-capped), parses it and
+  checks it against a cached snapshot of the registry (``Catalog``) before Feast
+  sees it. Each problem is a 4xx with ``{"error": <code>, "detail": <message>}``;
+  correct requests are replayed to Feast unchanged (so a ``curl -d`` without a
+  JSON content type works too).
+* exception handlers that turn Feast errors into their own 4xx status with a
+  plain message, an unreachable online store into a 503, and keep 500 for real
+  server faults.
+
+``main`` serves it with uvicorn (``make serve``): no gunicorn worker recycling
+(``feast serve`` restarts each worker after ``max_requests``, which stalls the
+requests queued on it), an app factory so ``--workers N`` works.
+
+Limits come from keyword arguments or the environment:
+``FP_SERVER_MAX_ENTITY_ROWS`` (rows per read or push, default 1000) and
+``FP_SERVER_MAX_BODY_BYTES`` (default 1 MiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from feast import FeatureStore
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_ENTITY_ROWS",
+    "Catalog",
+    "RequestError",
+    "RequestGuard",
+    "build_app",
+    "create_app",
+    "add_serve_arguments",
+    "main",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ENTITY_ROWS = 1000
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_PORT = 6566  # feast serve's default
+DEFAULT_REGISTRY_TTL_SEC = 5
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_READ_FIELDS = {
+    "entities",
+    "feature_service",
+    "features",
+    "full_feature_names",
+    "include_feature_view_version_metadata",
+}
+_PUSH_FIELDS = {
+    "push_source_name",
+    "df",
+    "to",
+    "allow_registry_cache",
+    "transform_on_write",
+}
+_PUSH_MODES = ("online", "offline", "online_and_offline")
+
+
+class RequestError(Exception):
+    """A client error: ``{"error": code, "detail": message}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.code, "detail": self.detail}
+
+
+def _bad(detail: str, code: str = "invalid_request") -> RequestError:
+    return RequestError(400, code, detail)
+
+
+def _not_found(detail: str, code: str) -> RequestError:
+    return RequestError(404, code, detail)
+
+
+# ------------------------------------------------------------------ the catalog
+
+# Value kinds a JSON value is checked against (from Feast's ValueType names).
+_KINDS = {
+    "INT32": "int",
+    "INT64": "int",
+    "FLOAT": "float",
+    "DOUBLE": "float",
+    "STRING": "string",
+    "BOOL": "bool",
+    "UNIX_TIMESTAMP": "timestamp",
+}
+
+
+def _kind(dtype: Any) -> str:
+    """``int``/``float``/``string``/``bool``/``timestamp``, or ``any`` (unchecked)."""
+    try:
+        value_type = dtype.to_value_type() if hasattr(dtype, "to_value_type") else dtype
+        return _KINDS.get(value_type.name, "any")
+    except Exception:  # noqa: BLE001 - exotic types are not checked
+        return "any"
+
+
+@dataclass(frozen=True)
+class ViewInfo:
+    name: str
+    features: dict[str, str]
+    keys: dict[str, str]
+    request_fields: dict[str, str] = field(default_factory=dict)
+    on_demand: bool = False
+
+
+@dataclass(frozen=True)
+class PushInfo:
+    name: str
+    views: tuple[str, ...]
+    timestamp_field: str
+    created_field: str | None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the guard checks requests against: a snapshot of the registry."""
+
+    views: dict[str, ViewInfo]
+    services: dict[str, list[tuple[str, list[str], dict[str, str]]]]
+    push_sources: dict[str, PushInfo]
+
+    @classmethod
+    def from_store(cls, store: FeatureStore) -> Catalog:
+        from feast.data_source import PushSource, RequestSource
+
+        registry, project = store.registry, store.project
+        views: dict[str, ViewInfo] = {}
+        batch_views = registry.list_feature_views(project, allow_cache=True)
+        stream_views = registry.list_stream_feature_views(project, allow_cache=True)
+        for view in [*batch_views, *stream_views]:
+            views[view.name] = ViewInfo(
+                name=view.name,
+                features={f.name: _kind(f.dtype) for f in view.features},
+                keys={c.name: _kind(c.dtype) for c in view.entity_columns},
+            )
+        for odfv in registry.list_on_demand_feature_views(project, allow_cache=True):
+            request_fields: dict[str, str] = {}
+            for source in odfv.source_request_sources.values():
+                if isinstance(source, RequestSource):
+                    request_fields.update(
+                        {f.name: _kind(f.dtype) for f in source.schema}
+                    )
+            keys: dict[str, str] = {}
+            for projection in odfv.source_feature_view_projections.values():
+                base = views.get(projection.name)
+                if base:
+                    keys.update(base.keys)
+            views[odfv.name] = ViewInfo(
+                name=odfv.name,
+                features={f.name: _kind(f.dtype) for f in odfv.features},
+                keys=keys,
+                request_fields=request_fields,
+                on_demand=True,
+            )
+        services = {}
+        for service in registry.list_feature_services(project, allow_cache=True):
+            services[service.name] = [
+                (p.name, [f.name for f in p.features], dict(p.join_key_map))
+                for p in service.feature_view_projections
+            ]
+        push_sources = {}
+        for source in registry.list_data_sources(project, allow_cache=True):
+            if isinstance(source, PushSource):
+                fed = tuple(
+                    sorted(
+                        v.name
+                        for v in [*batch_views, *stream_views]
+                        if isinstance(v.stream_source, PushSource)
+                        and v.stream_source.name == source.name
+                    )
+                )
+                batch = source.batch_source
+                push_sources[source.name] = PushInfo(
+                    name=source.name,
+                    views=fed,
+                    timestamp_field=batch.timestamp_field
+                    if batch
+                    else "event_timestamp",
+                    created_field=(batch.created_timestamp_column or None)
+                    if batch
+                    else None,
+                )
+        return cls(views=views, services=services, push_sources=push_sources)
+
+
+class _CatalogCache:
+    """Rebuild the catalog at most every ``ttl`` seconds (registry cache is cheap)."""
+
+    def __init__(self, store: FeatureStore, ttl: float) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._catalog: Catalog | None = None
+        self._built = 0.0
+
+    def get(self, *, fresh: bool = False) -> Catalog:
+        with self._lock:
+            now = time.monotonic()
+            stale = now - self._built > self._ttl
+            # "fresh": an unknown name may be a definition applied since the last
+            # build; rebuild, but not more than once a second.
+            if self._catalog is None or stale or (fresh and now - self._built > 1):
+                self._catalog = Catalog.from_store(self._store)
+                self._built = now
+            return self._catalog
+
+
+# ------------------------------------------------------------------- validation
+
+
+def _names(values: Sequence[str]) -> str:
+    return ", ".join(sorted(values)) or "(none)"
+
+
+def _check_value(value: Any, kind: str, *, where: str, nullable: bool) -> None:
+    if value is None:
+        if nullable:
+            return
+        raise _bad(f"{where} is null; entity keys must have a value", "invalid_value")
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "string": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "timestamp": isinstance(value, str | int) and not isinstance(value, bool),
+    }.get(kind, True)
+    if not ok:
+        expected = {"int": "an integer", "float": "a number", "string": "a string"}
+        raise _bad(
+            f"{where} must be {expected.get(kind, kind)}, got {json.dumps(value)}",
+            "invalid_value",
+        )
+
+
+def _columns(
+    data: Any, *, what: str, max_rows: int
+) -> tuple[dict[str, list[Any]], int]:
+    """An object of equal-length, non-empty lists; returns it and the row count."""
+    if not isinstance(data, dict) or not data:
+        raise _bad(f"{what} must be a non-empty object of column -> list of values")
+    lengths = {}
+    for name, values in data.items():
+        if not isinstance(values, list):
+            raise _bad(
+                f"{what}.{name} must be a list of values, got {json.dumps(values)}"
+            )
+        lengths[name] = len(values)
+    sizes = set(lengths.values())
+    if len(sizes) > 1:
+        raise _bad(
+            f"{what} columns have different lengths: {lengths}", "ragged_columns"
+        )
+    rows = sizes.pop()
+    if rows == 0:
+        raise _bad(f"{what} has no rows")
+    if rows > max_rows:
+        raise RequestError(
+            413,
+            "batch_too_large",
+            f"{what} has {rows} rows; the limit is {max_rows} per request "
+            "(split the batch or raise FP_SERVER_MAX_ENTITY_ROWS)",
+        )
+    return data, rows
+
+
+def _check_fields(payload: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise _bad(f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    for flag in allowed - {"entities", "features", "feature_service", "df"}:
+        value = payload.get(flag)
+        if flag in {"push_source_name", "to", "feature_service"}:
+            continue
+        if value is not None and not isinstance(value, bool):
+            raise _bad(f"{flag} must be true or false, got {json.dumps(value)}")
+
+
+def check_read(
+    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+) -> None:
+    """Validate a ``/get-online-features`` body; raise ``RequestError`` if bad."""
+    if not isinstance(payload, dict):
+        raise _bad("the request body must be a JSON object")
+    _check_fields(payload, _READ_FIELDS)
+    service = payload.get("feature_service")
+    features = payload.get("features")
+    if service is not None and features:
+        raise _bad("pass either feature_service or features, not both")
+    if service is None and not features:
+        raise _bad(
+            "pass a feature_service name or a non-empty features list "
+            "('<feature_view>:<feature>' references)"
+        )
+    if "entities" not in payload:
+        raise _bad("entities is required: an object of join key -> list of values")
+    entities, _rows = _columns(payload["entities"], what="entities", max_rows=max_rows)
+
+    catalog = catalog_for(False)
+    # (view, features, join key map) triples being read.
+    reads: list[tuple[str, list[str], dict[str, str]]]
+    if service is not None:
+        if not isinstance(service, str):
+            raise _bad(f"feature_service must be a string, got {json.dumps(service)}")
+        if service not in catalog.services:
+            catalog = catalog_for(True)
+        if service not in catalog.services:
+            raise _not_found(
+                f"unknown feature service {service!r}; available: "
+                f"{_names(list(catalog.services))}",
+                "unknown_feature_service",
+            )
+        reads = catalog.services[service]
+    else:
+        if not isinstance(features, list) or not all(
+            isinstance(f, str) for f in features
+        ):
+            raise _bad("features must be a list of '<feature_view>:<feature>' strings")
+        by_view: dict[str, list[str]] = {}
+        for ref in features:
+            view_name, sep, feature = ref.partition(":")
+            if not sep or not view_name or not feature or ":" in feature:
+                raise _bad(
+                    f"invalid feature reference {ref!r}; expected "
+                    "'<feature_view>:<feature>'",
+                    "invalid_feature_reference",
+                )
+            by_view.setdefault(view_name, []).append(feature)
+        if any(v not in catalog.views for v in by_view):
+            catalog = catalog_for(True)
+        for view_name, names in by_view.items():
+            view = catalog.views.get(view_name)
+            if view is None:
+                raise _not_found(
+                    f"unknown feature view {view_name!r}; available: "
+                    f"{_names(list(catalog.views))}",
+                    "unknown_feature_view",
+                )
+            missing = [n for n in names if n not in view.features]
+            if missing:
+                raise _not_found(
+                    f"unknown feature(s) {missing} in feature view {view_name!r}; "
+                    f"available: {_names(list(view.features))}",
+                    "unknown_feature",
+                )
+        reads = [(v, f, {}) for v, f in by_view.items()]
+
+    required: dict[str, tuple[str, str]] = {}  # request key -> (kind, view)
+    optional: dict[str, str] = {}
+    for view_name, _features, key_map in reads:
+        view = catalog.views.get(view_name)
+        if view is None:  # a service pointing at a deleted view: Feast reports it
+            continue
+        for key, kind in view.keys.items():
+            required.setdefault(key_map.get(key, key), (kind, view_name))
+        optional.update(view.request_fields)
+    for name, kind in optional.items():
+        required.setdefault(name, (kind, "request data"))
+    missing_keys = sorted(set(required) - set(entities))
+    if missing_keys:
+        needs = {k: required[k][1] for k in missing_keys}
+        raise _bad(
+            f"missing entity key(s) {missing_keys} (needed by {needs}); "
+            f"this request needs {sorted(required)}",
+            "missing_entity_key",
+        )
+    extra = sorted(set(entities) - set(required))
+    if extra:
+        raise _bad(
+            f"unexpected entity key(s) {extra}; this request needs exactly "
+            f"{sorted(required)}",
+            "unexpected_entity_key",
+        )
+    for key, values in entities.items():
+        kind = required[key][0]
+        for i, value in enumerate(values):
+            _check_value(value, kind, where=f"entities.{key}[{i}]", nullable=False)
+
+
+def _parse_timestamp(value: Any, where: str) -> None:
+    if not isinstance(value, str):
+        raise _bad(
+            f"{where} must be an ISO-8601 string with a UTC offset "
+            f"(e.g. '2026-01-01T12:00:00Z'), got {json.dumps(value)}",
+            "invalid_timestamp",
+        )
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(
+            f"{where}={value!r} is not an ISO-8601 timestamp", "invalid_timestamp"
+        ) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise _bad(
+            f"{where}={value!r} has no timezone; send UTC ('...Z' or '+00:00')",
+            "invalid_timestamp",
+        )
+
+
+def check_push(
+    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+) -> None:
+    """Validate a ``/push`` body; raise ``RequestError`` if bad."""
+    if not isinstance(payload, dict):
+        raise _bad("the request body must be a JSON object")
+    _check_fields(payload, _PUSH_FIELDS)
+    name = payload.get("push_source_name")
+    if not isinstance(name, str) or not name:
+        raise _bad("push_source_name is required (a string)")
+    mode = payload.get("to", "online")
+    if mode not in _PUSH_MODES:
+        raise _bad(f"to must be one of {list(_PUSH_MODES)}, got {json.dumps(mode)}")
+    if "df" not in payload:
+        raise _bad("df is required: an object of column -> list of values")
+    df, _rows = _columns(payload["df"], what="df", max_rows=max_rows)
+    catalog = catalog_for(False)
+    if name not in catalog.push_sources:
+        catalog = catalog_for(True)
+    source = catalog.push_sources.get(name)
+    if source is None:
+        raise _not_found(
+            f"unknown push source {name!r}; available: "
+            f"{_names(list(catalog.push_sources))}",
+            "unknown_push_source",
+        )
+    columns: dict[str, tuple[str, bool]] = {
+        source.timestamp_field: ("timestamp", False)
+    }
+    for view_name in source.views:
+        view = catalog.views[view_name]
+        for key, kind in view.keys.items():
+            columns[key] = (kind, False)
+        for feature, kind in view.features.items():
+            columns.setdefault(feature, (kind, True))
+    missing = sorted(set(columns) - set(df))
+    if missing:
+        raise _bad(
+            f"df is missing column(s) {missing}; push source {name!r} needs "
+            f"{sorted(columns)}",
+            "missing_column",
+        )
+    allowed = set(columns) | ({source.created_field} if source.created_field else set())
+    extra = sorted(set(df) - allowed)
+    if extra:
+        raise _bad(
+            f"df has unexpected column(s) {extra}; push source {name!r} takes "
+            f"{sorted(allowed)}",
+            "unexpected_column",
+        )
+    for column, values in df.items():
+        kind, nullable = columns.get(column, ("timestamp", False))
+        for i, value in enumerate(values):
+            where = f"df.{column}[{i}]"
+            if kind == "timestamp":
+                _parse_timestamp(value, where)
+            else:
+                _check_value(value, kind, where=where, nullable=nullable)
+
+
+# ------------------------------------------------------------------ middleware
+
+
+class RequestGuard:
+    """ASGI middleware: validate read/push bodies, replay good ones to Feast."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        catalog: Callable[[bool], Catalog],
+        max_entity_rows: int,
+        max_body_bytes: int,
+    ) -> None:
+        self.app = app
+        self.catalog = catalog
+        self.max_rows = max_entity_rows
+        self.max_body = max_body_bytes
+        self.checks: dict[
+            str, Callable[[Any, Callable[[bool], Catalog], int], None]
+        ] = {
+            "/get-online-features": check_read,
+            "/push": check_push,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        check = (
+            self.checks.get(scope.get("path", "")) if scope["type"] == "http" else None
+        )
+        if check is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        from anyio import to_thread
+        from starlette.responses import JSONResponse
+
+        try:
+            body = await self._read_body(scope, receive)
+            payload = self._parse(body)
+            # Registry lookups may hit PostgreSQL when the cache expires.
+            await to_thread.run_sync(check, payload, self.catalog, self.max_rows)
+        except RequestError as exc:
+            response = JSONResponse(status_code=exc.status, content=exc.body())
+            await response(scope, receive, send)
+            return
+
+        headers = [
+            (k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"
+        ]
+        headers.append((b"content-type", b"application/json"))
+        scope = {**scope, "headers": headers}
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        too_big = RequestError(
+            413,
+            "body_too_large",
+            f"request body is larger than {self.max_body} bytes "
+            "(FP_SERVER_MAX_BODY_BYTES)",
+        )
+        for key, value in scope.get("headers", []):
+            if key.lower() == b"content-length":
+                try:
+                    if int(value) > self.max_body:
+                        raise too_big
+                except ValueError:
+                    raise _bad("invalid Content-Length header") from None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestError(400, "client_disconnected", "client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise too_big
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _parse(body: bytes) -> Any:
+        if not body.strip():
+            raise _bad("the request body is empty; send a JSON object", "empty_body")
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _bad(
+                f"the request body is not valid JSON: {exc}", "invalid_json"
+            ) from None
+
+
+# ------------------------------------------------------------------------- app
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def build_app(
+    store: FeatureStore,
+    *,
+    max_entity_rows: int | None = None,
+    max_body_bytes: int | None = None,
+    registry_ttl_sec: int = DEFAULT_REGISTRY_TTL_SEC,
+) -> FastAPI:
+    """Feast's feature server app for ``store`` with the request guard and handlers."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from feast.errors import FeastError
+    from feast.feature_server import get_app
+    from feast.permissions.server.utils import (
+        ServerType,
+        init_auth_manager,
+        init_security_manager,
+        str_to_auth_manager_type,
+    )
+    from starlette.requests import Request
+
+    # What feast's start_server does before building the app.
+    auth_type = str_to_auth_manager_type(store.config.auth_config.type)
+    init_security_manager(auth_type=auth_type, fs=store)
+    init_auth_manager(
+        auth_type=auth_type,
+        server_type=ServerType.REST,
+        auth_config=store.config.auth_config,
+    )
+    app = get_app(store, registry_ttl_sec=registry_ttl_sec)
+
+    async def feast_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FeastError)
+        status = exc.http_status_code()
+        if status >= 500:
+            log.error("feast error on %s: %s", request.url.path, exc)
+        return JSONResponse(
+            status_code=status,
+            content={"error": type(exc).__name__, "detail": str(exc)},
+        )
+
+    async def invalid_body(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            status_code=422,
+            content={"error": "invalid_request", "detail": "; ".join(problems)},
+        )
+
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, FeastError):
+            return await feast_error(request, exc)
+        if _is_unavailable(exc):
+            log.error("online store unavailable on %s: %s", request.url.path, exc)
+            return JSONResponse(
+                status_code=503,
+                content={
+                    "error": "unavailable",
+                    "detail": f"online store unavailable: {exc}",
+                },
+            )
+        log.exception("internal error on %s", request.url.path, exc_info=exc)
+        return JSONResponse(
+            status_code=500,
+            content={
+                "error": "internal_error",
+                "detail": f"{type(exc).__name__}: {exc}",
+            },
+        )
+
+    app.add_exception_handler(FeastError, feast_error)
+    app.add_exception_handler(RequestValidationError, invalid_body)
+    app.add_exception_handler(Exception, server_error)
+
+    cache = _CatalogCache(store, ttl=max(1, registry_ttl_sec))
+    app.add_middleware(
+        RequestGuard,
+        catalog=lambda fresh: cache.get(fresh=fresh),
+        max_entity_rows=max_entity_rows
+        or _env_int("FP_SERVER_MAX_ENTITY_ROWS", DEFAULT_MAX_ENTITY_ROWS),
+        max_body_bytes=max_body_bytes
+        or _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+    )
+    return app
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    try:
+        import redis.exceptions as redis_errors
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError)
+
+
+def create_app() -> FastAPI:
+    """App factory for uvicorn (``--factory``): store and limits from the env."""
+    from feature_platform.config import get_store
+
+    store = get_store()  # FEATURE_PLATFORM_PROFILE / FEATURE_PLATFORM_REPO
+    return build_app(
+        store,
+        registry_ttl_sec=_env_int(
+            "FP_SERVER_REGISTRY_TTL_SEC", DEFAULT_REGISTRY_TTL_SEC
+        ),
+    )
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The server's options (shared by ``python -m`` and ``feature-platform serve``)."""
+    env = os.environ.get
+    parser.add_argument("--host", default=env("FP_SERVER_HOST", "127.0.0.1"))
+    parser.add_argument(
+        "--port", type=int, default=int(env("FP_SERVER_PORT", DEFAULT_PORT))
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(env("FP_SERVER_WORKERS", 1)),
+        help="uvicorn worker processes (no recycling)",
+    )
+    parser.add_argument(
+        "--max-entity-rows",
+        type=int,
+        help=f"rows per read/push (default {DEFAULT_MAX_ENTITY_ROWS}, "
+        "or $FP_SERVER_MAX_ENTITY_ROWS)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        help=f"request body cap (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    parser.add_argument(
+        "--registry-ttl-sec",
+        type=int,
+        help=f"registry refresh period (default {DEFAULT_REGISTRY_TTL_SEC})",
+    )
+    parser.add_argument("--no-access-log", action="store_true")
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run uvicorn with the app factory; options travel through the environment."""
+    # The factory reads everything from the environment, so worker processes
+    # (--workers > 1) build the same app.
+    for var, value in {
+        "FEATURE_PLATFORM_PROFILE": getattr(args, "profile", None),
+        "FEATURE_PLATFORM_REPO": getattr(args, "repo", None),
+        "FP_SERVER_MAX_ENTITY_ROWS": args.max_entity_rows,
+        "FP_SERVER_MAX_BODY_BYTES": args.max_body_bytes,
+        "FP_SERVER_REGISTRY_TTL_SEC": args.registry_ttl_sec,
+    }.items():
+        if value is not None:
+            os.environ[var] = str(value)
+    # Fail fast on a bad profile or limit, before uvicorn starts.
+    from feature_platform.config import load_repo_config
+
+    load_repo_config()
+    _env_int("FP_SERVER_MAX_ENTITY_ROWS", DEFAULT_MAX_ENTITY_ROWS)
+    _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+    _env_int("FP_SERVER_REGISTRY_TTL_SEC", DEFAULT_REGISTRY_TTL_SEC)
+
+    import uvicorn
+
+    uvicorn.run(
+        "feature_platform.server:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=not args.no_access_log,
+        timeout_keep_alive=30,
+        log_level=os.environ.get("FP_SERVER_LOG_LEVEL", "info"),
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m feature_platform.server``: serve the profile's store with uvicorn."""
+    parser = argparse.ArgumentParser(
+        prog="python -m feature_platform.server",
+        description="Feast feature server with request validation (uvicorn).",
+    )
+    parser.add_argument("--profile", help="local, services or production")
+    parser.add_argument(
+        "--repo", help="feature repo directory (default: feature_repo/)"
+    )
+    add_serve_arguments(parser)
+    return serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,436 @@
+"""The HTTP feature server as a real process on the services profile.
+
+One server per module (``python -m feature_platform.server`` on a free 127.0.0.1
+port, PostgreSQL registry + Redis), reads compared with the brute-force
+reference, pushes read back, every bad request answered with a 4xx, and a
+bounded burst of bad requests that does not disturb correct ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.conftest import PROJECT, TEST_END, make_repo
+from tests.reference import latest_offline_values
+
+pytestmark = pytest.mark.integration
+
+MAX_ROWS = 50  # the server's batch limit in these tests
+STARTUP_TIMEOUT_S = 120
+REQUEST_TIMEOUT_S = 15
+
+
+@dataclass
+class Server:
+    url: str
+    store: Any
+    repo: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        return httpx.post(
+            self.url + path, json=body, timeout=REQUEST_TIMEOUT_S, **kwargs
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(
+        f"server not healthy after {STARTUP_TIMEOUT_S}s:\n{log.read_text()[-3000:]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def server(
+    services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+    from feature_platform.materialize import materialize_incremental
+
+    project = f"{PROJECT}_srv_{uuid.uuid4().hex[:4]}"
+    repo = make_repo(tmp_path_factory.mktemp("server_repo"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FEATURE_PLATFORM_PROJECT", project)
+        store = get_store("services", repo=repo)
+        apply_definitions(store)
+        materialize_incremental(store, TEST_END)
+        port = _free_port()
+        log = tmp_path_factory.mktemp("server_log") / "server.log"
+        env = {**os.environ, "FEAST_USAGE": "False", "FP_SERVER_LOG_LEVEL": "warning"}
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "feature_platform.server",
+                    "--profile", "services", "--repo", str(repo),
+                    "--host", "127.0.0.1", "--port", str(port),
+                    "--max-entity-rows", str(MAX_ROWS), "--no-access-log",
+                ],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, proc, log)
+            yield Server(url=url, store=store, repo=repo, proc=proc, log=log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            store.teardown()
+
+
+def _columns(response: httpx.Response) -> dict[str, list[Any]]:
+    """Feast's response ({metadata.feature_names, results[].values}) as columns."""
+    body = response.json()
+    names = body["metadata"]["feature_names"]
+    return {name: r["values"] for name, r in zip(names, body["results"], strict=True)}
+
+
+def _expected(server: Server, table: str, key: str, ttl: pd.Timedelta) -> pd.DataFrame:
+    source = pd.read_parquet(server.repo / "data" / f"{table}.parquet")
+    return latest_offline_values(source, key, TEST_END, ttl=ttl).set_index(key)
+
+
+def test_read_with_feature_service_matches_reference(server: Server) -> None:
+    customers = _expected(server, "customer_stats", "customer_id", pd.Timedelta(days=3))
+    sample = customers.sample(20, random_state=3)
+    ids = [int(c) for c in sample.index]
+    response = server.post(
+        "/get-online-features",
+        {
+            "feature_service": "churn_prediction_service",
+            "entities": {"customer_id": ids},
+        },
+    )
+    assert response.status_code == 200, response.text
+    got = _columns(response)
+    assert got["customer_id"] == ids
+    assert got["total_orders"] == [int(v) for v in sample["total_orders"]]
+    assert got["lifetime_value"] == pytest.approx(list(sample["lifetime_value"]))
+
+
+def test_read_with_feature_list_matches_reference(server: Server) -> None:
+    drivers = _expected(server, "driver_stats", "driver_id", pd.Timedelta(hours=6))
+    ids = [int(d) for d in drivers.index[:10]] + [999_999]  # the last is unknown
+    response = server.post(
+        "/get-online-features",
+        {
+            "features": ["driver_stats:total_trips", "driver_stats:acceptance_rate"],
+            "entities": {"driver_id": ids},
+        },
+    )
+    assert response.status_code == 200, response.text
+    got = _columns(response)
+    assert got["total_trips"][:-1] == [int(v) for v in drivers["total_trips"][:10]]
+    assert got["acceptance_rate"][:-1] == pytest.approx(
+        list(drivers["acceptance_rate"][:10])
+    )
+    assert got["total_trips"][-1] is None
+
+
+def test_a_form_encoded_body_is_read_as_json(server: Server) -> None:
+    """``curl -d '{...}'`` without a JSON content type still works."""
+    drivers = _expected(server, "driver_stats", "driver_id", pd.Timedelta(hours=6))
+    driver = int(drivers.index[0])
+    body = {
+        "features": ["driver_stats:total_trips"],
+        "entities": {"driver_id": [driver]},
+    }
+    response = httpx.post(
+        server.url + "/get-online-features",
+        content=json.dumps(body),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        timeout=REQUEST_TIMEOUT_S,
+    )
+    assert response.status_code == 200, response.text
+    assert _columns(response)["total_trips"] == [
+        int(drivers.loc[driver, "total_trips"])
+    ]
+
+
+def test_pushed_values_are_visible_to_the_next_read(server: Server) -> None:
+    from feast import FileSource, PushSource
+
+    from feature_platform.online import read_online
+
+    view = server.store.get_feature_view("driver_stats")
+    # Materialization and PIT joins keep reading the batch source.
+    assert isinstance(view.stream_source, PushSource)
+    assert isinstance(view.batch_source, FileSource)
+    assert view.batch_source.path.endswith("driver_stats.parquet")
+
+    drivers = _expected(server, "driver_stats", "driver_id", pd.Timedelta(hours=6))
+    ids = [int(d) for d in drivers.index[20:23]]
+    now = datetime.now(UTC).isoformat()
+    pushed = {
+        "driver_id": ids,
+        "event_timestamp": [now] * 3,
+        "avg_rating": [1.25, 2.5, 3.75],
+        "total_trips": [7, 8, 9],
+        "acceptance_rate": [0.11, 0.22, 0.33],
+        "avg_delivery_time_min": [11.5, 12.5, 13.5],
+    }
+    push = server.post("/push", {"push_source_name": "driver_stats_push", "df": pushed})
+    assert push.status_code == 200, push.text
+
+    response = server.post(
+        "/get-online-features",
+        {
+            "features": ["driver_stats:avg_rating", "driver_stats:total_trips"],
+            "entities": {"driver_id": ids},
+        },
+    )
+    assert response.status_code == 200, response.text
+    got = _columns(response)
+    assert got["avg_rating"] == pushed["avg_rating"]
+    assert got["total_trips"] == pushed["total_trips"]
+    # The SDK path reads the same online store.
+    sdk = read_online(
+        server.store,
+        [{"driver_id": d} for d in ids],
+        features=["driver_stats:total_trips"],
+    )
+    assert sdk["total_trips"] == pushed["total_trips"]
+    # Drivers that were not pushed keep their materialized values.
+    other = int(drivers.index[24])
+    response = server.post(
+        "/get-online-features",
+        {"features": ["driver_stats:total_trips"], "entities": {"driver_id": [other]}},
+    )
+    assert _columns(response)["total_trips"] == [int(drivers.loc[other, "total_trips"])]
+
+
+# ------------------------------------------------------------------ bad requests
+
+READ = "/get-online-features"
+DRIVER_READ = {
+    "features": ["driver_stats:avg_rating"],
+    "entities": {"driver_id": [5000]},
+}
+NOW = "2026-01-01T00:00:00Z"
+PUSH_DF = {
+    "driver_id": [5000],
+    "event_timestamp": [NOW],
+    "avg_rating": [4.0],
+    "total_trips": [1],
+    "acceptance_rate": [0.5],
+    "avg_delivery_time_min": [20.0],
+}
+
+
+def _push(**df_changes: Any) -> dict[str, Any]:
+    df = {**PUSH_DF, **df_changes}
+    return {
+        "push_source_name": "driver_stats_push",
+        "df": {k: v for k, v in df.items() if v is not None},
+    }
+
+
+# (id, path, body: dict -> JSON, bytes -> raw, status, error code, text in detail)
+BAD_REQUESTS: list[tuple[str, str, Any, int, str, str]] = [
+    ("unknown-feature-service", READ,
+     {"feature_service": "nope", "entities": {"driver_id": [1]}},
+     404, "unknown_feature_service", "'nope'"),
+    ("unknown-feature", READ,
+     {"features": ["driver_stats:nope"], "entities": {"driver_id": [1]}},
+     404, "unknown_feature", "['nope'] in feature view 'driver_stats'"),
+    ("unknown-feature-view", READ,
+     {"features": ["nope:avg_rating"], "entities": {"driver_id": [1]}},
+     404, "unknown_feature_view", "'nope'"),
+    ("feature-ref-without-view", READ,
+     {"features": ["avg_rating"], "entities": {"driver_id": [1]}},
+     400, "invalid_feature_reference", "'<feature_view>:<feature>'"),
+    ("no-features", READ, {"entities": {"driver_id": [1]}},
+     400, "invalid_request", "feature_service"),
+    ("service-and-features", READ,
+     {"feature_service": "driver_matching_service", **DRIVER_READ},
+     400, "invalid_request", "not both"),
+    ("missing-entity-key", READ,
+     {"features": ["driver_stats:avg_rating"], "entities": {"customer_id": [1]}},
+     400, "missing_entity_key", "['driver_id']"),
+    ("missing-key-of-service", READ,
+     {"feature_service": "driver_matching_service", "entities": {"driver_id": [1]}},
+     400, "missing_entity_key", "['customer_id']"),
+    ("extra-entity-key", READ,
+     {"features": ["driver_stats:avg_rating"],
+      "entities": {"driver_id": [1], "customer_id": [2]}},
+     400, "unexpected_entity_key", "['customer_id']"),
+    ("empty-entities", READ, {"features": ["driver_stats:avg_rating"], "entities": {}},
+     400, "invalid_request", "entities"),
+    ("no-entities", READ, {"features": ["driver_stats:avg_rating"]},
+     400, "invalid_request", "entities is required"),
+    ("key-as-string", READ,
+     {"features": ["driver_stats:avg_rating"], "entities": {"driver_id": ["5000"]}},
+     400, "invalid_value", "entities.driver_id[0] must be an integer"),
+    ("key-as-float", READ,
+     {"features": ["driver_stats:avg_rating"], "entities": {"driver_id": [5000.5]}},
+     400, "invalid_value", "must be an integer, got 5000.5"),
+    ("key-null", READ,
+     {"features": ["driver_stats:avg_rating"], "entities": {"driver_id": [None]}},
+     400, "invalid_value", "is null"),
+    ("key-not-a-list", READ,
+     {"features": ["driver_stats:avg_rating"], "entities": {"driver_id": 5000}},
+     400, "invalid_request", "must be a list"),
+    ("ragged-entities", READ,
+     {"feature_service": "driver_matching_service",
+      "entities": {"driver_id": [1, 2], "customer_id": [3]}},
+     400, "ragged_columns", "different lengths"),
+    ("unknown-field", READ, {**DRIVER_READ, "feature_services": "x"},
+     400, "invalid_request", "feature_services"),
+    ("batch-over-limit", READ,
+     {"features": ["driver_stats:avg_rating"],
+      "entities": {"driver_id": list(range(MAX_ROWS + 1))}},
+     413, "batch_too_large", f"limit is {MAX_ROWS}"),
+    ("body-over-limit", READ, b"{" + b" " * (2 << 20) + b"}",
+     413, "body_too_large", "larger than"),
+    ("empty-body", READ, b"", 400, "empty_body", "empty"),
+    ("malformed-json", READ, b'{"entities": {"driver_id": [1]', 400, "invalid_json",
+     "not valid JSON"),
+    ("json-array", READ, b"[1, 2]", 400, "invalid_request", "JSON object"),
+    ("json-null", READ, b"null", 400, "invalid_request", "JSON object"),
+    ("not-utf8", READ, b"\xff\xfe{", 400, "invalid_json", "not valid JSON"),
+    ("push-unknown-source", "/push", {"push_source_name": "nope", "df": PUSH_DF},
+     404, "unknown_push_source", "driver_stats_push"),
+    ("push-missing-column", "/push", _push(avg_rating=None),
+     400, "missing_column", "['avg_rating']"),
+    ("push-extra-column", "/push", _push(speed=[1]),
+     400, "unexpected_column", "['speed']"),
+    ("push-key-as-string", "/push", _push(driver_id=["x"]),
+     400, "invalid_value", "df.driver_id[0] must be an integer"),
+    ("push-value-wrong-type", "/push", _push(avg_rating=["high"]),
+     400, "invalid_value", "df.avg_rating[0] must be a number"),
+    ("push-bad-timestamp", "/push", _push(event_timestamp=["yesterday"]),
+     400, "invalid_timestamp", "not an ISO-8601"),
+    ("push-naive-timestamp", "/push", _push(event_timestamp=["2026-01-01T00:00:00"]),
+     400, "invalid_timestamp", "no timezone"),
+    ("push-ragged", "/push", _push(driver_id=[5000, 5001]),
+     400, "ragged_columns", "different lengths"),
+    ("push-bad-mode", "/push", {**_push(), "to": "redis"},
+     400, "invalid_request", "to must be one of"),
+    ("push-over-limit", "/push",
+     _push(**{k: v * (MAX_ROWS + 1) for k, v in PUSH_DF.items()}),
+     413, "batch_too_large", f"limit is {MAX_ROWS}"),
+    ("push-malformed-json", "/push", b"{", 400, "invalid_json", "not valid JSON"),
+]  # fmt: skip
+
+
+def _send(server: Server, path: str, body: Any) -> httpx.Response:
+    if isinstance(body, bytes):
+        return httpx.post(
+            server.url + path,
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=REQUEST_TIMEOUT_S,
+        )
+    return server.post(path, body)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code", "text"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD_REQUESTS],
+)
+def test_bad_request_gets_a_clear_4xx(
+    server: Server, path: str, body: Any, status: int, code: str, text: str
+) -> None:
+    response = _send(server, path, body)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["error"] == code
+    assert text in error["detail"], error["detail"]
+
+
+def test_bad_push_writes_nothing(server: Server) -> None:
+    """A rejected push (one bad row of two) leaves the online store as it was."""
+    drivers = _expected(server, "driver_stats", "driver_id", pd.Timedelta(hours=6))
+    ids = [int(d) for d in drivers.index[30:32]]
+    read = {"features": ["driver_stats:total_trips"], "entities": {"driver_id": ids}}
+    before = _columns(server.post(READ, read))["total_trips"]
+    body = _push(
+        driver_id=ids,
+        event_timestamp=[NOW, "not a time"],
+        avg_rating=[1.0, 1.0],
+        total_trips=[1, 1],
+        acceptance_rate=[0.1, 0.1],
+        avg_delivery_time_min=[1.0, 1.0],
+    )
+    assert server.post("/push", body).status_code == 400
+    assert _columns(server.post(READ, read))["total_trips"] == before
+
+
+def test_server_keeps_serving_through_a_burst_of_bad_requests(server: Server) -> None:
+    """300 bad requests from 8 threads, interleaved with good reads: every bad
+    one gets its 4xx, every good one its correct values, none a 5xx or a hang."""
+    drivers = _expected(server, "driver_stats", "driver_id", pd.Timedelta(hours=6))
+    ids = [int(d) for d in drivers.index[40:45]]
+    good = {"features": ["driver_stats:total_trips"], "entities": {"driver_id": ids}}
+    expected = [int(v) for v in drivers["total_trips"][40:45]]
+    cheap = [c for c in BAD_REQUESTS if c[0] != "body-over-limit"]
+    jobs: list[tuple[str, Any, int | None]] = []
+    for i in range(300):
+        _, path, body, status, _code, _text = cheap[i % len(cheap)]
+        jobs.append((path, body, status))
+        if i % 6 == 0:
+            jobs.append((READ, good, None))
+
+    def run(job: tuple[str, Any, int | None]) -> tuple[int | None, int, Any]:
+        path, body, status = job
+        response = _send(server, path, body)
+        return status, response.status_code, response
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, jobs))
+    elapsed = time.monotonic() - started
+    server_errors = [r.text for _, got, r in results if got >= 500]
+    assert not server_errors, server_errors[:3]
+    wrong = [
+        (want, got) for want, got, _ in results if want is not None and got != want
+    ]
+    assert not wrong, wrong[:5]
+    good_responses = [r for want, _, r in results if want is None]
+    assert len(good_responses) == 50
+    for response in good_responses:
+        assert response.status_code == 200
+        assert _columns(response)["total_trips"] == expected
+    # Still healthy and correct afterwards.
+    assert server.proc.poll() is None
+    assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+    assert _columns(server.post(READ, good))["total_trips"] == expected
+    print(f"burst: {len(jobs)} requests in {elapsed:.2f}s")
