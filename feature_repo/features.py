@@ -38,6 +38,15 @@ customer_stats = FeatureView(
             dtype=Float32,
             description="Heuristic risk score in [0, 1] from the CRM",
         ),
+        # Personal data: tagged `pii`, so the platform serves only a salted
+        # hash of it (feature_platform.governance.mask_pii_table), never the
+        # raw address; `feature-platform check` fails if it is exposed raw.
+        Field(
+            name="email",
+            dtype=String,
+            description="Customer e-mail, served as a salted SHA-256 (pii)",
+            tags={"pii": "email"},
+        ),
     ],
     online=True,
     source=customer_stats_source,

@@ -90,6 +90,7 @@ def _materialize_view(
     from feast.utils import _convert_arrow_to_proto
 
     from feature_platform import fast_materialize
+    from feature_platform.governance import mask_pii_table
 
     if fast_materialize.enabled() and fast_materialize.supports(store, view):
         # Streaming path (Redis + parquet): same keys and bytes, bounded memory.
@@ -114,7 +115,8 @@ def _materialize_view(
         start_date=start,
         end_date=end,
     )
-    table = job.to_arrow()
+    # `pii` fields are masked before they reach the online store.
+    table = mask_pii_table(job.to_arrow(), view)
     total = table.num_rows
     written = 0
     for batch in table.to_batches(max_chunksize=WRITE_BATCH_ROWS):

@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 CATEGORIES = ["grocery", "electronics", "fashion", "home", "beauty", "sports"]
+_FIRST = ["ana", "ben", "chloe", "dev", "eli", "fatima", "gus", "hana", "ivan", "jo"]
+_LAST = ["smith", "garcia", "kim", "muller", "rossi", "nowak", "silva", "khan"]
 DRIVER_SLOT_HOURS = 2
 _BLOCK = 20_000  # customers per generation block
 
@@ -76,6 +78,20 @@ def _ts(end: datetime, offsets_s: np.ndarray) -> pd.Series:
     end_us = np.int64(int(end.timestamp()) * 1_000_000)
     values = end_us - (offsets_s * 1_000_000).astype("int64")
     return pd.Series(pd.to_datetime(values, unit="us", utc=True))
+
+
+def _emails(ids: np.ndarray) -> np.ndarray:
+    """A deterministic, unique e-mail address per customer id (no rng draws)."""
+    import numpy as np
+
+    return np.array(
+        [
+            f"{_FIRST[i % len(_FIRST)]}.{_LAST[i // len(_FIRST) % len(_LAST)]}.{i}"
+            "@example.com"
+            for i in ids.tolist()
+        ],
+        dtype=object,
+    )
 
 
 def _customer_block(
@@ -140,6 +156,9 @@ def _customer_block(
             "lifetime_value": np.round(ltv[ci, di], 2),
             "preferred_category": cats,
             "churn_risk_score": risk,
+            # Personal data (tagged `pii` in the definitions): raw here, as in
+            # the upstream warehouse; the platform masks it before any store.
+            "email": _emails(ids)[ci],
         }
     )
     # Restatements: same event time, later created_timestamp, corrected values.

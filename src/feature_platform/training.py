@@ -104,7 +104,17 @@ def build_training_set(
             f"point-in-time join returned {len(out)} rows for {len(rows)} entity rows"
         )
     out = ensure_utc_column(out, ENTITY_TS)
+    out = _mask_pii(store, feature_service, out)
     return out.sort_values([ENTITY_TS, *keys], kind="stable").reset_index(drop=True)
+
+
+def _mask_pii(store: FeatureStore, service: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Mask the service's ``pii``-tagged features (see feature_platform.governance)."""
+    from feature_platform.governance import mask_pii_frame, pii_fields
+
+    fs = store.get_feature_service(service)
+    columns = [f for proj in fs.feature_view_projections for f in pii_fields(proj)]
+    return mask_pii_frame(df, columns)
 
 
 def time_split(

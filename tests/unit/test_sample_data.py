@@ -42,7 +42,9 @@ def test_schema_and_utc(customers) -> None:
         "lifetime_value",
         "preferred_category",
         "churn_risk_score",
+        "email",  # personal data, tagged `pii`: masked before any store
     ]
+    assert stats.groupby("customer_id")["email"].nunique().eq(1).all()
     for col in ("event_timestamp", "created_timestamp"):
         assert str(stats[col].dt.tz) == "UTC"
     assert stats["churn_risk_score"].dtype == np.float32
