@@ -1,0 +1,279 @@
+"""Offline-vs-online skew check: does the online store serve what the offline data says?
+
+After a materialization, sample N entities per online feature view, read their
+values through the store's online read path, and compare each feature with the
+offline "latest row within ttl as of ``end``" (newest event time, created time
+breaking ties), the value the materialization should have written. The
+comparison is type-aware: floats within a relative tolerance (Float32 features
+round-trip through float32), integers and strings exactly, null equals null.
+
+Which entities are sampled: with ``start`` (the window a run just materialized)
+the entities that have a source row in ``[start, end]``, i.e. the ones the run
+wrote; without it every entity with a row within ttl of ``end``.
+
+The report gives the mismatch rate and the online null rate per view and
+feature, with a few examples; the check fails above ``max_mismatch_rate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from feature_platform.config import ensure_utc, ensure_utc_column
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore, FeatureView
+
+__all__ = ["SkewCheckFailed", "check_online_skew", "expected_latest", "values_match"]
+
+log = logging.getLogger(__name__)
+_FLOAT_KINDS = {"FLOAT", "DOUBLE"}
+_INT_KINDS = {"INT32", "INT64"}
+MAX_EXAMPLES = 5
+
+
+class SkewCheckFailed(RuntimeError):
+    """The online store disagrees with the offline data above the allowed rate."""
+
+    def __init__(self, summary: dict[str, Any]):
+        self.summary = summary
+        lines = [
+            f"online/offline skew above {summary['max_mismatch_rate']:.2%} "
+            f"as of {summary['end']}:"
+        ]
+        for name, view in summary["views"].items():
+            lines.append(
+                f"  {name}: {view['mismatches']} of {view['compared']} values differ "
+                f"({view['mismatch_rate']:.2%}), "
+                f"online null rate {view['null_rate']:.2%}"
+            )
+            for ex in view["examples"]:
+                lines.append(
+                    f"    {ex['entity']} {ex['feature']}: offline={ex['offline']!r} "
+                    f"online={ex['online']!r}"
+                )
+        super().__init__("\n".join(lines))
+
+
+def _is_null(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, pd.NA-safe enough for scalars
+    except (TypeError, ValueError):
+        return False
+
+
+def values_match(
+    offline: Any,
+    online: Any,
+    kind: str,
+    *,
+    rel_tol: float = 1e-6,
+    abs_tol: float = 1e-9,
+) -> bool:
+    """Whether an online value equals the offline one (Feast value type ``kind``)."""
+    if _is_null(offline) or _is_null(online):
+        return _is_null(offline) and _is_null(online)
+    if kind in _FLOAT_KINDS:
+        return math.isclose(
+            float(offline), float(online), rel_tol=rel_tol, abs_tol=abs_tol
+        )
+    if kind in _INT_KINDS:
+        return int(offline) == int(online)
+    if kind == "STRING":
+        return str(offline) == str(online)
+    return bool(offline == online)
+
+
+def expected_latest(
+    frame: pd.DataFrame, view: FeatureView, end: datetime
+) -> pd.DataFrame:
+    """Per entity, the row valid online at ``end``: newest event in [end-ttl, end]."""
+    import pandas as pd
+
+    source = view.batch_source
+    ts = source.timestamp_field
+    created = source.created_timestamp_column or None
+    frame = ensure_utc_column(frame, ts)
+    order = [ts]
+    if created and created in frame.columns:
+        frame = ensure_utc_column(frame, created)
+        order.append(created)
+    end_ts = pd.Timestamp(ensure_utc(end, "end"))
+    lo = end_ts - pd.Timedelta(view.ttl) if view.ttl else frame[ts].min()
+    window = frame[(frame[ts] >= lo) & (frame[ts] <= end_ts)]
+    keys = [c.name for c in view.entity_columns]
+    return (
+        window.sort_values(order, kind="stable")
+        .groupby(keys, as_index=False)
+        .tail(1)
+        .reset_index(drop=True)
+    )
+
+
+def _mask_pii(frame: pd.DataFrame, view: FeatureView) -> pd.DataFrame:
+    """Fields tagged ``pii`` are served masked: compare with masked offline values."""
+    try:
+        from feature_platform.governance import mask_pii_frame, pii_fields
+    except ImportError:  # pragma: no cover - governance not installed
+        return frame
+    return mask_pii_frame(frame, pii_fields(view))
+
+
+def _check_view(
+    store: FeatureStore,
+    view: FeatureView,
+    *,
+    start: datetime | None,
+    end: datetime,
+    sample_size: int,
+    seed: int,
+    rel_tol: float,
+    abs_tol: float,
+) -> dict[str, Any]:
+    import pandas as pd
+
+    from feature_platform.validation import read_source
+
+    ts = view.batch_source.timestamp_field
+    keys = [c.name for c in view.entity_columns]
+    lo = end - view.ttl if view.ttl else None
+    frame = read_source(store, view, start=lo, end=end)
+    expected = expected_latest(frame, view, end)
+    candidates = expected
+    if start is not None:
+        recent = expected[expected[ts] >= pd.Timestamp(start)]
+        candidates = recent
+    n = min(sample_size, len(candidates))
+    sample = candidates.sample(n=n, random_state=seed) if n else candidates
+    sample = _mask_pii(sample, view)
+    features = [(f.name, f.dtype.to_value_type().name) for f in view.features]
+    report: dict[str, Any] = {
+        "candidates": len(candidates),
+        "sampled": n,
+        "compared": 0,
+        "mismatches": 0,
+        "mismatch_rate": 0.0,
+        "null_rate": 0.0,
+        "by_feature": {},
+        "examples": [],
+    }
+    if not n:
+        return report
+    entity_rows = [
+        {
+            k: (v.item() if hasattr(v, "item") else v)
+            for k, v in zip(keys, row, strict=True)
+        }
+        for row in sample[keys].itertuples(index=False, name=None)
+    ]
+    online = store.get_online_features(
+        features=[f"{view.name}:{name}" for name, _ in features],
+        entity_rows=entity_rows,
+    ).to_dict()
+    total_nulls = 0
+    for name, kind in features:
+        got = online[name]
+        want = sample[name].tolist()
+        mismatches = 0
+        nulls = sum(_is_null(v) for v in got)
+        for entity, a, b in zip(entity_rows, want, got, strict=True):
+            if values_match(a, b, kind, rel_tol=rel_tol, abs_tol=abs_tol):
+                continue
+            mismatches += 1
+            if len(report["examples"]) < MAX_EXAMPLES:
+                report["examples"].append(
+                    {
+                        "entity": entity,
+                        "feature": name,
+                        "offline": None
+                        if _is_null(a)
+                        else (a.item() if hasattr(a, "item") else a),
+                        "online": b,
+                    }
+                )
+        report["by_feature"][name] = {
+            "mismatches": mismatches,
+            "mismatch_rate": mismatches / n,
+            "null_rate": nulls / n,
+        }
+        report["mismatches"] += mismatches
+        total_nulls += nulls
+    report["compared"] = n * len(features)
+    report["mismatch_rate"] = report["mismatches"] / report["compared"]
+    report["null_rate"] = total_nulls / report["compared"]
+    return report
+
+
+def check_online_skew(
+    store: FeatureStore,
+    *,
+    end: datetime,
+    start: datetime | None = None,
+    views: Iterable[str] | None = None,
+    sample_size: int = 100,
+    max_mismatch_rate: float = 0.0,
+    rel_tol: float = 1e-6,
+    abs_tol: float = 1e-9,
+    seed: int = 0,
+    raise_on_failure: bool = True,
+) -> dict[str, Any]:
+    """Compare ``sample_size`` entities per online view with the offline latest.
+
+    Returns a JSON-able summary (per view: sampled, compared, mismatches,
+    mismatch_rate, null_rate, by_feature, examples). Raises
+    :class:`SkewCheckFailed` when a view's mismatch rate exceeds
+    ``max_mismatch_rate`` (unless ``raise_on_failure`` is false).
+    """
+    from feature_platform.materialize import online_views
+
+    end = ensure_utc(end, "end")
+    start = ensure_utc(start, "start") if start is not None else None
+    if sample_size < 1:
+        raise ValueError(f"sample_size must be >= 1, got {sample_size}")
+    if not 0 <= max_mismatch_rate <= 1:
+        raise ValueError(
+            f"max_mismatch_rate must be in [0, 1], got {max_mismatch_rate}"
+        )
+    summary: dict[str, Any] = {
+        "end": end.isoformat(),
+        "start": start.isoformat() if start else None,
+        "max_mismatch_rate": max_mismatch_rate,
+        "views": {},
+    }
+    for view in online_views(store, views):
+        report = _check_view(
+            store,
+            view,
+            start=start,
+            end=end,
+            sample_size=sample_size,
+            seed=seed,
+            rel_tol=rel_tol,
+            abs_tol=abs_tol,
+        )
+        summary["views"][view.name] = report
+        log.info(
+            "skew %s: %s/%s values differ, null rate %.3f",
+            view.name,
+            report["mismatches"],
+            report["compared"],
+            report["null_rate"],
+        )
+    compared = sum(v["compared"] for v in summary["views"].values())
+    mismatches = sum(v["mismatches"] for v in summary["views"].values())
+    summary["compared"] = compared
+    summary["mismatches"] = mismatches
+    summary["mismatch_rate"] = mismatches / compared if compared else 0.0
+    summary["success"] = all(
+        v["mismatch_rate"] <= max_mismatch_rate for v in summary["views"].values()
+    )
+    if raise_on_failure and not summary["success"]:
+        raise SkewCheckFailed(summary)
+    return summary
