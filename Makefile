@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo serve feast test test-unit test-integration lint format typecheck bench clean
+.PHONY: help setup demo serve feast test test-unit test-integration lint check schema-lock format typecheck bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,12 @@ test-integration: setup ## Integration tests against PostgreSQL + Redis only
 lint: setup ## ruff check + format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+check: setup ## Governance: ttl rule, breaking changes vs schema.lock.json, pii tags
+	$(FP) --profile $(PROFILE) check
+
+schema-lock: setup ## Accept the current definitions: rewrite feature_repo/schema.lock.json
+	$(FP) --profile $(PROFILE) check --update-lock
 
 format: setup ## ruff format + autofix
 	$(VENV)/bin/ruff format .

@@ -138,6 +138,81 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0 if report["healthy"] else 1
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from feature_platform.config import get_store, repo_dir
+    from feature_platform.governance import run_check, write_lock
+
+    repo = args.repo or repo_dir()
+    if args.update_lock:
+        write_lock(repo)
+        print(f"wrote {repo}/schema.lock.json", file=sys.stderr)
+    store = get_store(args.profile, repo=repo) if (args.registry or args.data) else None
+    report = run_check(repo, store=store, data=args.data)
+    for f in report.findings:
+        if f.severity != "info" or args.verbose:
+            print(
+                f"{f.severity.upper():7} {f.rule:8} {f.subject}: {f.message}",
+                file=sys.stderr,
+            )
+    _print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from feature_platform.governance import list_audit
+
+    _print(list_audit(_store(args), limit=args.limit, project=args.project))
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from feature_platform.config import parse_utc
+    from feature_platform.monitoring import Window, run_monitor, write_report
+
+    def window(start: str | None, end: str | None, name: str) -> Window | None:
+        if not start and not end:
+            return None
+        if not (start and end):
+            raise ValueError(f"--{name}-start needs --{name}-end and vice versa")
+        return Window(
+            parse_utc(start, f"--{name}-start"),
+            parse_utc(end, f"--{name}-end"),
+            "--" + name,
+        )
+
+    report = run_monitor(
+        _store(args),
+        reference=window(args.reference_start, args.reference_end, "reference"),
+        current=window(args.current_start, args.current_end, "current"),
+        views=args.views,
+        sample=args.sample,
+        latency_reads=args.latency_reads,
+    )
+    paths = write_report(report, args.out)
+    _print(
+        {
+            "ok": report["ok"],
+            "alerts": report["alerts"],
+            "windows": report["windows"],
+            "freshness": {
+                v: {k: f[k] for k in ("age_seconds", "threshold_seconds", "stale")}
+                for v, f in report["freshness"].items()
+            },
+            "psi": {
+                f"{v}:{n}": d["psi"]
+                for v, feats in report["drift"].items()
+                for n, d in feats.items()
+            },
+            "online_null_rate": {
+                v: e.get("null_rate", {}) for v, e in report["online"].items()
+            },
+            "latency_ms": report["latency_ms"],
+            "report": paths,
+        }
+    )
+    return 1 if (args.fail_on_alert and not report["ok"]) else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from feature_platform.demo import run_demo
 
@@ -223,6 +298,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=200, help="entities per view")
     p.add_argument("--force", action="store_true", help="re-materialize every view")
     p.add_argument("--check", action="store_true", help="only report health")
+
+    p = add(
+        "check",
+        cmd_check,
+        "Governance check: ttl >= 3x schedule, breaking changes vs "
+        "feature_repo/schema.lock.json (and the registry with --registry), pii "
+        "tags. Exit 1 on any error.",
+    )
+    p.add_argument("--repo", help="feature repo directory (default feature_repo/)")
+    p.add_argument(
+        "--registry", action="store_true", help="also compare with the registry"
+    )
+    p.add_argument(
+        "--data",
+        action="store_true",
+        help="also read data: UTC source timestamps, pii served unmasked online",
+    )
+    p.add_argument(
+        "--update-lock",
+        action="store_true",
+        help="accept the current definitions: rewrite schema.lock.json first",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="show info lines")
+
+    p = add("audit", cmd_audit, "List the audit log of applies (newest first).")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--project", help="default: the profile's project")
+
+    p = add(
+        "monitor",
+        cmd_monitor,
+        "Freshness, online null rate, drift (PSI) and online latency; writes "
+        "monitor.json + monitor.html.",
+    )
+    p.add_argument("--out", help="report directory (default artifacts/monitoring)")
+    p.add_argument("--reference-start", help="default: the model's training window")
+    p.add_argument("--reference-end")
+    p.add_argument("--current-start", help="default: the last 24 hours")
+    p.add_argument("--current-end")
+    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
+    p.add_argument("--sample", type=int, default=200, help="entities read per view")
+    p.add_argument(
+        "--latency-reads", type=int, default=100, help="timed reads per view"
+    )
+    p.add_argument(
+        "--fail-on-alert", action="store_true", help="exit 1 when anything is flagged"
+    )
 
     p = add("demo", cmd_demo, "Run the whole job end to end on the profile.")
     p.add_argument("--json", action="store_true", help="also print the full summary")

@@ -93,6 +93,8 @@ def apply_definitions(store: FeatureStore) -> ApplyResult:
 def _apply_definitions(store: FeatureStore) -> ApplyResult:
     from feast.repo_operations import apply_total_with_repo_instance
 
+    from feature_platform import governance
+
     contents = load_definitions(Path(store.repo_path))
     projects = [p.name for p in contents.projects]
     if projects and projects != [store.project]:
@@ -101,6 +103,7 @@ def _apply_definitions(store: FeatureStore) -> ApplyResult:
             f"{store.project!r}; set FEATURE_PLATFORM_PROJECT consistently"
         )
     registry_diff, _infra_diff, _infra = store.plan(contents)
+    before = governance.audit_before_apply(store)  # audit log: the "before" side
     # Feast's own apply path (what `feast apply` runs): validates the sources,
     # applies additions/updates and deletes objects removed from the repo. Its
     # console output is kept in the result instead of printed.
@@ -110,9 +113,21 @@ def _apply_definitions(store: FeatureStore) -> ApplyResult:
             store, store.project, store.registry, contents, skip_source_validation=False
         )
     store.refresh_registry()
-    return ApplyResult(
+    result = ApplyResult(
         project=store.project,
         registry_changes=registry_diff.to_string(),
         objects=_object_names(contents),
         feast_output=feast_output.getvalue(),
     )
+    # Audit log: who, when, git commit and the diff, in the registry's database.
+    governance.record_apply(
+        store,
+        before=before,
+        after=governance.snapshot(
+            entities=contents.entities,
+            feature_views=contents.feature_views,
+            feature_services=contents.feature_services,
+        ),
+        registry_changes=result.registry_changes,
+    )
+    return result

@@ -51,6 +51,7 @@ __all__ = [
     "AUDIT_TABLE",
     "DEV_PII_SALT",
     "LOCK_FILE",
+    "audit_before_apply",
     "PII_SALT_ENV",
     "PII_TAG",
     "CheckReport",
@@ -829,6 +830,13 @@ def git_state(path: Path | str) -> tuple[str | None, bool | None]:
     except (OSError, subprocess.SubprocessError):
         return None, None
     return head or None, bool(dirty)
+
+
+def audit_before_apply(store: FeatureStore) -> dict[str, Any] | None:
+    """Create the audit table if needed (fail before applying, not after) and
+    return the registry's snapshot, the "before" side of the audit diff."""
+    _ensure_audit_table(_engine(_registry_url(store)))
+    return registry_snapshot(store)
 
 
 def record_apply(
