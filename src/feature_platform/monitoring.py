@@ -578,8 +578,14 @@ def _plot_distribution(view: str, name: str, d: dict[str, Any]) -> str:
     ax.set_ylabel("share of rows")
     colour = "#C44E52" if d["drifted"] else "#333333"
     psi = "n/a" if d["psi"] is None else f"{d['psi']:.3f}"
-    ax.set_title(f"{view}:{name}  PSI {psi}", fontsize=10, color=colour)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{view}:{name}  PSI {psi}", fontsize=10, color=colour, pad=20)
+    ax.legend(
+        fontsize=8,
+        ncol=2,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        frameon=False,
+    )
     return _img(_png(fig), f"distribution {view}:{name}")
 
 
