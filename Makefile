@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo serve feast test test-unit test-integration lint check schema-lock format typecheck bench clean
+.PHONY: help setup demo serve feast test test-unit test-integration lint check schema-lock format typecheck bench clean pipeline-compile pipeline-run-local
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,6 +75,12 @@ HOST ?= 127.0.0.1
 PORT ?= 6566
 serve: setup ## HTTP feature server on the services profile (HOST, PORT, SERVE_PROFILE)
 	$(FP) --profile $(SERVE_PROFILE) serve --host $(HOST) --port $(PORT)
+
+pipeline-compile: setup ## Compile the KFP pipeline to pipelines/compiled/ (commit the YAML)
+	$(PY) pipelines/churn_training_pipeline.py
+
+pipeline-run-local: setup ## Run the KFP training pipeline locally (kfp.local, embedded profile), print metrics
+	$(PY) -m pipelines.run_local
 
 bench: setup ## Benchmarks (stub until the benchmark issue lands)
 	@echo "make bench: the benchmark suite is not implemented yet (see README, 'Benchmarks')."

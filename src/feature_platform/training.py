@@ -29,12 +29,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTITY_TS",
+    "GateError",
     "ModelBundle",
     "build_training_set",
     "evaluate_model",
     "feature_service_features",
     "load_model",
     "predict_online",
+    "publish_model",
+    "roc_curve_points",
     "save_model",
     "time_split",
     "train_model",
@@ -203,6 +206,33 @@ def evaluate_model(
     }
 
 
+def roc_curve_points(
+    model: Pipeline,
+    test_df: pd.DataFrame,
+    features: list[str],
+    *,
+    label: str = DEFAULT_LABEL,
+    max_points: int = 50,
+) -> dict[str, list[float]]:
+    """ROC curve on held-out rows, thinned to at most ``max_points`` points.
+
+    Thresholds are clipped to [0, 1] (sklearn starts at +inf, which JSON and
+    KFP's ClassificationMetrics cannot hold).
+    """
+    import numpy as np
+    from sklearn.metrics import roc_curve
+
+    x, y = _xy(test_df, features, label)
+    fpr, tpr, thresholds = roc_curve(y, model.predict_proba(x)[:, 1])
+    n = min(max_points, len(fpr))
+    keep = np.unique(np.linspace(0, len(fpr) - 1, n).astype(int))
+    return {
+        "fpr": [round(float(v), 4) for v in fpr[keep]],
+        "tpr": [round(float(v), 4) for v in tpr[keep]],
+        "thresholds": [round(float(v), 4) for v in np.clip(thresholds[keep], 0.0, 1.0)],
+    }
+
+
 @dataclass
 class ModelBundle:
     model: Pipeline
@@ -262,6 +292,35 @@ def _redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL (file registry): keep as is
         return url
+
+
+class GateError(ValueError):
+    """A model below the quality gate was about to be published."""
+
+
+def publish_model(
+    source: Path | str,
+    destination: Path | str,
+    *,
+    roc_auc: float,
+    threshold: float,
+) -> dict[str, Any]:
+    """Copy a saved model to ``destination`` marked as published, if it passes the gate.
+
+    The gate (``roc_auc >= threshold``) is checked here as well as by the
+    pipeline's condition, so a runner that ignored the condition still cannot
+    publish a weak model. Returns the published metadata.
+    """
+    if not roc_auc >= threshold:  # also rejects NaN
+        raise GateError(f"ROC AUC {roc_auc} is below the gate threshold {threshold}")
+    bundle = load_model(source)
+    bundle.metadata.update(
+        published=True,
+        published_at=utc_now().isoformat(),
+        gate={"metric": "roc_auc", "value": roc_auc, "threshold": threshold},
+    )
+    save_model(bundle, destination)
+    return bundle.metadata
 
 
 def predict_online(
