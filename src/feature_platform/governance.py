@@ -94,6 +94,12 @@ _PERSONAL = re.compile(
     r"ip_address)($|_)"
 )
 AUDIT_TABLE = "feature_platform_audit_log"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Feast colours its diff for terminals
+_EMPTY_SNAPSHOT: dict[str, Any] = {
+    "entities": {},
+    "feature_views": {},
+    "feature_services": {},
+}
 SNAPSHOT_VERSION = 1
 
 
@@ -853,7 +859,9 @@ def record_apply(
     commit, dirty = git_state(store.repo_path)
     changes = [
         f.as_dict()
-        for f in compare_snapshots(before, after, against="previous registry state")
+        for f in compare_snapshots(
+            before or _EMPTY_SNAPSHOT, after, against="previous registry state"
+        )
     ]
     row = {
         "project": store.project,
@@ -861,7 +869,7 @@ def record_apply(
         "actor": actor or current_actor(),
         "git_commit": commit,
         "git_dirty": None if dirty is None else str(dirty).lower(),
-        "registry_changes": registry_changes,
+        "registry_changes": _ANSI.sub("", registry_changes),
         "schema_changes": json.dumps(changes),
         "objects": json.dumps(
             {

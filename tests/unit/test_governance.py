@@ -318,7 +318,9 @@ def test_every_apply_is_audited(local_repo: Path, monkeypatch) -> None:
         "feature customer_stats:avg_order_amount_90d added" in c for c in changes
     )
     assert "avg_order_amount_90d" in newest["registry_changes"]
-    assert any("nothing to compare" in c["message"] for c in first["schema_changes"])
+    first_changes = {c["message"].split(" (vs")[0] for c in first["schema_changes"]}
+    assert {"feature view customer_stats added", "entity driver added"} <= first_changes
+    assert "\x1b[" not in first["registry_changes"]  # terminal colours stripped
     # Stored in the registry's own database.
     import sqlite3
 
