@@ -197,27 +197,26 @@ class Catalog:
                 for p in service.feature_view_projections
             ]
         push_sources = {}
-        for source in registry.list_data_sources(project, allow_cache=True):
-            if isinstance(source, PushSource):
-                fed = tuple(
-                    sorted(
-                        v.name
-                        for v in [*batch_views, *stream_views]
-                        if isinstance(v.stream_source, PushSource)
-                        and v.stream_source.name == source.name
-                    )
+        for push in registry.list_data_sources(project, allow_cache=True):
+            if not isinstance(push, PushSource):
+                continue
+            fed = tuple(
+                sorted(
+                    v.name
+                    for v in [*batch_views, *stream_views]
+                    if isinstance(v.stream_source, PushSource)
+                    and v.stream_source.name == push.name
                 )
-                batch = source.batch_source
-                push_sources[source.name] = PushInfo(
-                    name=source.name,
-                    views=fed,
-                    timestamp_field=batch.timestamp_field
-                    if batch
-                    else "event_timestamp",
-                    created_field=(batch.created_timestamp_column or None)
-                    if batch
-                    else None,
-                )
+            )
+            batch = push.batch_source
+            push_sources[push.name] = PushInfo(
+                name=push.name,
+                views=fed,
+                timestamp_field=batch.timestamp_field if batch else "event_timestamp",
+                created_field=(batch.created_timestamp_column or None)
+                if batch
+                else None,
+            )
         return cls(views=views, services=services, push_sources=push_sources)
 
 
@@ -749,6 +748,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"registry refresh period (default {DEFAULT_REGISTRY_TTL_SEC})",
     )
+    parser.add_argument(
+        "--tls-key-file",
+        default=env("FP_SERVER_TLS_KEY_FILE"),
+        help="serve HTTPS with this key (with --tls-cert-file)",
+    )
+    parser.add_argument(
+        "--tls-cert-file",
+        default=env("FP_SERVER_TLS_CERT_FILE"),
+        help="serve HTTPS with this certificate chain",
+    )
     parser.add_argument("--no-access-log", action="store_true")
 
 
@@ -773,6 +782,9 @@ def serve(args: argparse.Namespace) -> int:
     _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
     _env_int("FP_SERVER_REGISTRY_TTL_SEC", DEFAULT_REGISTRY_TTL_SEC)
 
+    if bool(args.tls_key_file) != bool(args.tls_cert_file):
+        raise ValueError("HTTPS needs both --tls-key-file and --tls-cert-file")
+
     import uvicorn
 
     uvicorn.run(
@@ -783,6 +795,8 @@ def serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=not args.no_access_log,
         timeout_keep_alive=30,
+        ssl_keyfile=args.tls_key_file,
+        ssl_certfile=args.tls_cert_file,
         log_level=os.environ.get("FP_SERVER_LOG_LEVEL", "info"),
     )
     return 0

@@ -1,0 +1,189 @@
+"""feature_platform.server in-process on the embedded profile (no services).
+
+The HTTP integration test (tests/integration/test_server.py) runs the real
+process on PostgreSQL + Redis; these check the pieces: the registry catalog, the
+guard's body handling, option validation, and a read/push round trip through
+Feast's app with the guard in front.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from feature_platform.server import (
+    Catalog,
+    RequestError,
+    add_serve_arguments,
+    check_push,
+    check_read,
+    serve,
+)
+from tests.conftest import make_repo
+
+
+@pytest.fixture(scope="module")
+def catalog(applied_local_store) -> Catalog:
+    return Catalog.from_store(applied_local_store)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Feast's app + guard on a repo of its own (the test pushes into it)."""
+    from fastapi.testclient import TestClient
+
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+    from feature_platform.server import build_app
+
+    store = get_store("local", repo=make_repo(tmp_path_factory.mktemp("server")))
+    apply_definitions(store)
+    app = build_app(store, max_entity_rows=3, max_body_bytes=2048)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_catalog_reflects_the_definitions(catalog: Catalog) -> None:
+    assert set(catalog.services) == {
+        "churn_prediction_service",
+        "driver_matching_service",
+    }
+    driver = catalog.views["driver_stats"]
+    assert driver.keys == {"driver_id": "int"}
+    assert driver.features == {
+        "avg_rating": "float",
+        "total_trips": "int",
+        "acceptance_rate": "float",
+        "avg_delivery_time_min": "float",
+    }
+    push = catalog.push_sources["driver_stats_push"]
+    assert push.views == ("driver_stats",)
+    assert push.timestamp_field == "event_timestamp"
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"feature_service": "driver_matching_service",
+          "entities": {"driver_id": [1], "customer_id": [2]}}, None),
+        ({"features": ["customer_stats:total_orders"],
+          "entities": {"customer_id": [1, 2, 3]}}, None),
+        ({"features": ["customer_stats:total_orders"],
+          "entities": {"customer_id": [1, 2, 3, 4]}}, "batch_too_large"),
+        ({"features": ["customer_stats:total_orders"],
+          "entities": {"customer_id": [True]}}, "invalid_value"),
+        ({"features": ["customer_stats:total_orders", "driver_stats:avg_rating"],
+          "entities": {"customer_id": [1]}}, "missing_entity_key"),
+        ({"features": ["customer_stats:a:b"], "entities": {"customer_id": [1]}},
+         "invalid_feature_reference"),
+        ({"features": "customer_stats:total_orders", "entities": {"customer_id": [1]}},
+         "invalid_request"),
+        ({"features": ["customer_stats:total_orders"], "entities": {"customer_id": [1]},
+          "full_feature_names": "yes"}, "invalid_request"),
+    ],
+)  # fmt: skip
+def test_check_read(
+    catalog: Catalog, payload: dict[str, Any], code: str | None
+) -> None:
+    if code is None:
+        check_read(payload, lambda fresh: catalog, 3)
+        return
+    with pytest.raises(RequestError) as info:
+        check_read(payload, lambda fresh: catalog, 3)
+    assert info.value.code == code
+    assert 400 <= info.value.status < 500
+
+
+def _push_df(**changes: Any) -> dict[str, Any]:
+    df = {
+        "driver_id": [5000],
+        "event_timestamp": ["2026-01-01T00:00:00+00:00"],
+        "avg_rating": [None],  # features may be null
+        "total_trips": [3],
+        "acceptance_rate": [1],  # an int is a valid Float64
+        "avg_delivery_time_min": [2.5],
+    }
+    df.update(changes)
+    return {"push_source_name": "driver_stats_push", "df": df}
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (_push_df(), None),
+        ({**_push_df(), "to": "online_and_offline"}, None),
+        (_push_df(total_trips=[3.5]), "invalid_value"),
+        (_push_df(driver_id=[None]), "invalid_value"),
+        (_push_df(event_timestamp=[1767225600]), "invalid_timestamp"),
+        (_push_df(event_timestamp=["2026-01-01 00:00"]), "invalid_timestamp"),
+        ({"df": _push_df()["df"]}, "invalid_request"),
+        ({"push_source_name": "driver_stats_push"}, "invalid_request"),
+    ],
+)
+def test_check_push(
+    catalog: Catalog, payload: dict[str, Any], code: str | None
+) -> None:
+    if code is None:
+        check_push(payload, lambda fresh: catalog, 3)
+        return
+    with pytest.raises(RequestError) as info:
+        check_push(payload, lambda fresh: catalog, 3)
+    assert info.value.code == code
+
+
+def test_read_and_push_round_trip_in_process(client: Any) -> None:
+    now = datetime.now(UTC).isoformat()
+    body = _push_df(driver_id=[7001], event_timestamp=[now], avg_rating=[3.5])
+    assert client.post("/push", json=body).status_code == 200
+    response = client.post(
+        "/get-online-features",
+        json={
+            "features": ["driver_stats:avg_rating"],
+            "entities": {"driver_id": [7001]},
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][1]["values"] == [3.5]
+
+
+def test_chunked_body_over_the_limit_is_413(client: Any) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: streamed
+        for _ in range(10):
+            yield b" " * 512
+
+    response = client.post(
+        "/get-online-features",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+
+
+def test_other_endpoints_pass_through(client: Any) -> None:
+    assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tls-key-file", "k.pem"], "both --tls-key-file and --tls-cert-file"),
+        (["--max-entity-rows", "0"], "FP_SERVER_MAX_ENTITY_ROWS must be positive"),
+    ],
+)
+def test_bad_serve_options_fail_before_starting(
+    argv: list[str], message: str, sample_repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # serve() passes options on through os.environ: setenv so they are undone.
+    for var in ("FP_SERVER_MAX_ENTITY_ROWS", "FEATURE_PLATFORM_PROFILE"):
+        monkeypatch.setenv(var, "")
+    monkeypatch.setenv("FEATURE_PLATFORM_REPO", str(sample_repo))
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(argv)
+    with pytest.raises(ValueError, match=message):
+        serve(args)
