@@ -100,108 +100,188 @@ def supports(store: FeatureStore, view: FeatureView) -> bool:
 
 
 # ------------------------------------------------------------- serialization
+#
+# A batch is encoded as a list of "segments": (matrix uint8 [n, width], lengths
+# [n]); row i of a segment contributes its first lengths[i] bytes. Laying the
+# segments side by side and compressing with the length mask yields the RESP
+# stream of all rows in order, with no Python work per row or per cell.
+
+Segment = tuple[np.ndarray, np.ndarray]
 
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+def _const(data: bytes, n: int) -> Segment:
+    row = np.frombuffer(data, dtype=np.uint8)
+    return np.broadcast_to(row, (n, len(data))), np.full(n, len(data), np.int64)
 
 
-def _resp_pieces_fixed(
-    values: np.ndarray, tag: int, fmt: str, null: np.ndarray
-) -> list:
-    """``$len\\r\\n<tag><little-endian value>\\r\\n`` per row, vectorized."""
-    width = np.dtype(fmt).itemsize
-    head = b"$%d\r\n" % (width + 1)
-    rec = np.dtype([("h", f"S{len(head)}"), ("t", "u1"), ("v", fmt), ("e", "S2")])
-    arr = np.empty(len(values), dtype=rec)
-    arr["h"] = head
-    arr["t"] = tag
-    arr["v"] = values
-    arr["e"] = b"\r\n"
-    size = rec.itemsize
-    raw = arr.tobytes()
-    pieces = [raw[i : i + size] for i in range(0, len(raw), size)]
-    if null.any():
-        for i in np.flatnonzero(null).tolist():
-            pieces[i] = _EMPTY
-    return pieces
+def _fixed(values: np.ndarray, fmt: str, present: np.ndarray) -> Segment:
+    """Little-endian fixed-width values; absent rows contribute nothing."""
+    arr = np.ascontiguousarray(values.astype(fmt))
+    mat = arr.view(np.uint8).reshape(len(arr), arr.dtype.itemsize)
+    return mat, np.where(present, arr.dtype.itemsize, 0).astype(np.int64)
 
 
-def _value_pieces(column: pa.Array, type_name: str) -> list[bytes]:
+def _tag(tag: int, present: np.ndarray) -> Segment:
+    n = len(present)
+    return np.full((n, 1), tag, np.uint8), present.astype(np.int64)
+
+
+def _varint_seg(values: np.ndarray, present: np.ndarray) -> Segment:
+    """Protobuf varints of int64 values (negatives as 10-byte two's complement)."""
+    v = values.astype(np.int64).view(np.uint64)
+    shifts = (np.arange(10, dtype=np.uint64) * np.uint64(7))[None, :]
+    groups = ((v[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
+    nonzero = (v[:, None] >> shifts) != 0
+    lens = np.where(nonzero[:, 1:].any(axis=1), _highest(nonzero) + 1, 1)
+    cont = np.arange(10)[None, :] < (lens - 1)[:, None]
+    groups |= (cont * 0x80).astype(np.uint8)
+    return groups, np.where(present, lens, 0).astype(np.int64)
+
+
+def _highest(mask: np.ndarray) -> np.ndarray:
+    """Index of the last True per row (0 when none)."""
+    width = mask.shape[1]
+    return width - 1 - np.argmax(mask[:, ::-1], axis=1)
+
+
+def _decimal(values: np.ndarray) -> Segment:
+    """ASCII decimal digits of non-negative ints."""
+    v = values.astype(np.int64)
+    width = max(1, len(str(int(v.max())))) if len(v) else 1
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    digits = (v[:, None] // powers[None, :]) % 10
+    lens = np.ones(len(v), np.int64)
+    for k in range(1, width):
+        lens += v >= 10**k
+    # left-align: drop leading zeros by rolling each row
+    shift = width - lens
+    idx = (np.arange(width)[None, :] + shift[:, None]) % width
+    out = np.take_along_axis(digits, idx, axis=1).astype(np.uint8) + ord("0")
+    return out, lens
+
+
+def _strings(column: pa.Array) -> tuple[Segment, np.ndarray]:
+    """UTF-8 bytes of a string column as a segment, plus the byte lengths."""
+    import pyarrow as pa
+
+    col = column.cast(pa.large_string())
+    n = len(col)
+    bufs = col.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[col.offset : col.offset + n + 1]
+    data = (
+        np.frombuffer(bufs[2], dtype=np.uint8)
+        if bufs[2] is not None
+        else np.zeros(1, np.uint8)
+    )
+    lens = np.diff(offsets)
+    width = int(lens.max()) if n and lens.max() > 0 else 1
+    idx = offsets[:-1, None] + np.arange(width)[None, :]
+    mat = data[np.minimum(idx, max(len(data) - 1, 0))]
+    return (mat, lens.astype(np.int64)), lens.astype(np.int64)
+
+
+def _bulk(parts: list[Segment], n: int) -> list[Segment]:
+    """RESP bulk string ``$<len>\\r\\n<parts...>\\r\\n`` around the given parts."""
+    total = np.zeros(n, np.int64)
+    for _, lens in parts:
+        total += lens
+    return [
+        _const(b"$", n),
+        _decimal(total),
+        _const(b"\r\n", n),
+        *parts,
+        _const(b"\r\n", n),
+    ]
+
+
+def _value_parts(column: pa.Array, type_name: str) -> list[Segment]:
+    """Serialized Feast ``Value`` of each cell (empty for null / NaN, like Feast)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     tag = _FEATURE_TAGS[type_name]
-    null = np.asarray(column.is_null(nan_is_null=True), dtype=bool)
+    present = ~np.asarray(column.is_null(nan_is_null=True), dtype=bool)
     if type_name in ("DOUBLE", "FLOAT"):
         values = column.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
         fmt = "<f8" if type_name == "DOUBLE" else "<f4"
-        return _resp_pieces_fixed(values.astype(fmt), tag, fmt, null)
+        return [_tag(tag, present), _fixed(values, fmt, present)]
     if type_name in ("INT64", "INT32", "BOOL"):
-        filled = pc.fill_null(column.cast(pa.int64()), 0).to_numpy()
-        tb = bytes([tag])
-        out = []
-        for v, isnull in zip(filled.tolist(), null.tolist(), strict=True):
-            if isnull:
-                out.append(_EMPTY)
-                continue
-            if v < 0:
-                v += 1 << 64
-            body = tb + _varint(v)
-            out.append(b"$%d\r\n%s\r\n" % (len(body), body))
-        return out
-    # STRING
-    tb = bytes([tag])
-    out = []
-    for s in column.to_pylist():
-        if s is None:
-            out.append(_EMPTY)
-            continue
-        raw = s.encode("utf8")
-        body = tb + _varint(len(raw)) + raw
-        out.append(b"$%d\r\n%s\r\n" % (len(body), body))
-    return out
+        values = pc.fill_null(column.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        return [_tag(tag, present), _varint_seg(values, present)]
+    seg, lens = _strings(column)
+    mat, _ = seg
+    return [
+        _tag(tag, present),
+        _varint_seg(lens, present),
+        (mat, np.where(present, lens, 0)),
+    ]
 
 
-def _timestamp_pieces(micros: np.ndarray) -> list[bytes]:
-    out = []
-    for us in micros.tolist():
-        seconds, frac = divmod(us, 1_000_000)
-        body = b""
-        if seconds:
-            body += b"\x08" + _varint(seconds if seconds >= 0 else seconds + (1 << 64))
-        if frac:
-            body += b"\x10" + _varint(frac * 1000)
-        out.append(b"$%d\r\n%s\r\n" % (len(body), body))
-    return out
+def _timestamp_parts(micros: np.ndarray) -> list[Segment]:
+    """``google.protobuf.Timestamp`` wire bytes (zero fields omitted)."""
+    seconds = np.floor_divide(micros, 1_000_000)
+    nanos = (micros - seconds * 1_000_000) * 1000
+    has_s, has_n = seconds != 0, nanos != 0
+    return [
+        _tag(0x08, has_s),
+        _varint_seg(seconds, has_s),
+        _tag(0x10, has_n),
+        _varint_seg(nanos, has_n),
+    ]
 
 
-def _key_bytes(column: pa.Array, vtype: int, prefix: bytes, project: bytes) -> list:
+def _key_parts(column: pa.Array, vtype: int, prefix: bytes, project: bytes) -> list:
+    n = len(column)
     if vtype in (_VT_INT64, _VT_INT32):
         fmt = "<i8" if vtype == _VT_INT64 else "<i4"
         width = np.dtype(fmt).itemsize
-        lead = prefix + struct.pack("<I", width)
-        rec = np.dtype([("p", f"S{len(lead)}"), ("v", fmt), ("s", f"S{len(project)}")])
-        arr = np.empty(len(column), dtype=rec)
-        arr["p"] = lead
-        arr["v"] = column.to_numpy(zero_copy_only=False)
-        arr["s"] = project
-        size = rec.itemsize
-        raw = arr.tobytes()
-        return [raw[i : i + size] for i in range(0, len(raw), size)]
-    out = []
-    for s in column.to_pylist():
-        enc = str(s).encode("utf8")
-        out.append(prefix + struct.pack("<I", len(enc)) + enc + project)
-    return out
+        values = column.to_numpy(zero_copy_only=False)
+        return [
+            _const(prefix + struct.pack("<I", width), n),
+            _fixed(values, fmt, np.ones(n, bool)),
+            _const(project, n),
+        ]
+    seg, lens = _strings(column)
+    u32 = lens.astype("<u4").view(np.uint8).reshape(n, 4)
+    return [_const(prefix, n), (u32, np.full(n, 4, np.int64)), seg, _const(project, n)]
+
+
+def _assemble(segments: list[Segment], rows: np.ndarray | None = None) -> bytes:
+    """Concatenate the segments row by row (only ``rows`` if given)."""
+    if rows is not None:
+        segments = [(m[rows], lens[rows]) for m, lens in segments]
+    if not segments or len(segments[0][1]) == 0:
+        return b""
+    n = len(segments[0][1])
+    width = sum(m.shape[1] for m, _ in segments)
+    out = np.empty((n, width), np.uint8)
+    mask = np.empty((n, width), bool)
+    col = 0
+    for m, lens in segments:
+        w = m.shape[1]
+        out[:, col : col + w] = m
+        mask[:, col : col + w] = np.arange(w)[None, :] < lens[:, None]
+        col += w
+    return out[mask].tobytes()
+
+
+def encode_hset_batch(
+    keys: list[Segment],
+    ts_field: bytes,
+    micros: np.ndarray,
+    fields: list[bytes],
+    values: list[list[Segment]],
+) -> list[Segment]:
+    """Segments of ``HSET key _ts:<view> <ts> <field> <value> ...`` per row."""
+    n = len(micros)
+    segs = [_const(b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * (len(fields) + 1)), n)]
+    segs += _bulk(keys, n)
+    segs.append(_const(b"$%d\r\n%s\r\n" % (len(ts_field), ts_field), n))
+    segs += _bulk(_timestamp_parts(micros), n)
+    for field, parts in zip(fields, values, strict=True):
+        segs.append(_const(b"$%d\r\n%s\r\n" % (len(field), field), n))
+        segs += _bulk(parts, n)
+    return segs
 
 
 # --------------------------------------------------------------------- redis
@@ -230,27 +310,51 @@ def _decode_ts_nanos(raw: bytes | None) -> int:
     return seconds * 1_000_000_000 + nanos
 
 
-class _Pipe:
-    """One redis-py connection used for raw pipelined RESP round trips."""
+class _RawPipe:
+    """A dedicated Redis connection for raw, overlapped RESP pipelining.
+
+    Commands are written with ``send`` and their replies read later with
+    ``replies`` (hiredis parses them in C), so Redis executes one batch while
+    Python encodes the next. The connection is closed afterwards, never
+    returned to the pool half-read.
+    """
 
     def __init__(self, client: Any) -> None:
+        import hiredis
+
         self._pool = client.connection_pool
         self._conn = self._pool.get_connection()
+        self._sock = self._conn._sock
+        self._reader = hiredis.Reader()
 
-    def round_trip(self, commands: list[bytes]) -> list[Any]:
-        conn = self._conn
-        try:
-            conn.send_packed_command([b"".join(commands)], check_health=False)
-            replies = [conn.read_response() for _ in commands]
-        except BaseException:
-            conn.disconnect()
-            raise
-        errors = [r for r in replies if isinstance(r, Exception)]
-        if errors:
-            raise errors[0]
-        return replies
+    def send(self, payload: bytes) -> None:
+        if payload:
+            self._sock.sendall(payload)
+
+    def replies(self, count: int, *, keep: bool = False) -> list[Any]:
+        out: list[Any] = []
+        error: Exception | None = None
+        got = 0
+        reader, sock = self._reader, self._sock
+        while got < count:
+            reply = reader.gets()
+            if reply is False:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    raise ConnectionError("Redis closed the connection")
+                reader.feed(chunk)
+                continue
+            got += 1
+            if isinstance(reply, Exception):
+                error = error or reply
+            elif keep:
+                out.append(reply)
+        if error is not None:
+            raise RuntimeError(f"Redis rejected a write: {error}")
+        return out
 
     def close(self) -> None:
+        self._conn.disconnect()
         self._pool.release(self._conn)
 
 
@@ -258,7 +362,6 @@ class _Pipe:
 
 
 def _latest_rows_sql(
-    path: str,
     key: str,
     features: list[str],
     ts: str,
@@ -285,7 +388,7 @@ def materialize_view_fast(
     end: datetime,
     progress: Callable[[str, int, int], None] | None = None,
     *,
-    batch_rows: int = BATCH_ROWS,
+    batch_rows: int | None = None,
 ) -> int:
     """Write the latest row per entity of ``[start, end]`` into Redis; rows written.
 
@@ -312,14 +415,12 @@ def materialize_view_fast(
     project = store.config.project.encode("utf8")
     prefix = entity_key_prefix(key_col.name, vtype)
     ts_field = f"_ts:{view.name}".encode()
-    ts_field_piece = b"$%d\r\n%s\r\n" % (len(ts_field), ts_field)
-    field_pieces = [b"$4\r\n%s\r\n" % _mmh3(f"{view.name}:{name}") for name in features]
-    hset_head = b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * (len(features) + 1))
-    hmget_tail = b"*3\r\n$5\r\nHMGET\r\n", ts_field_piece
+    fields = [_mmh3(f"{view.name}:{name}") for name in features]
     key_ttl = getattr(store.config.online_store, "key_ttl_seconds", None)
+    hmget_head = b"*3\r\n$5\r\nHMGET\r\n"
+    ts_field_piece = b"$%d\r\n%s\r\n" % (len(ts_field), ts_field)
 
     sql = _latest_rows_sql(
-        path,
         key_col.name,
         features,
         source.timestamp_field,
@@ -327,29 +428,32 @@ def materialize_view_fast(
     )
     con = duckdb.connect()
     online = store._get_provider().online_store
-    pipe = _Pipe(online._get_client(store.config.online_store))
+    pipe = _RawPipe(online._get_client(store.config.online_store))
     written = 0
+    pending = 0  # HSET/EXPIRE replies not read yet
     with tempfile.TemporaryDirectory(prefix="fp_duckdb_") as spill:
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
             con.execute(f"SET temp_directory = '{spill}'")
             con.execute("SET preserve_insertion_order = false")
-            total = (
-                con.execute(
+            total = 0
+            if progress:
+                total = con.execute(
                     f'SELECT count(DISTINCT "{key_col.name}") FROM read_parquet(?) '
                     f'WHERE "{source.timestamp_field}"::TIMESTAMPTZ >= ? '
                     f'AND "{source.timestamp_field}"::TIMESTAMPTZ <= ?',
                     [path, start, end],
                 ).fetchall()[0][0]
-                if progress
-                else 0
+            reader = con.sql(sql, params=[path, start, end]).to_arrow_reader(
+                batch_rows or BATCH_ROWS
             )
-            reader = con.sql(sql, params=[path, start, end]).to_arrow_reader(batch_rows)
             for batch in reader:
-                if batch.num_rows == 0:
+                n = batch.num_rows
+                if n == 0:
                     continue
-                keys = _key_bytes(batch.column(0), vtype, prefix, project)
+                # Encode everything while Redis still executes the last batch.
+                keys = _key_parts(batch.column(0), vtype, prefix, project)
                 rows = batch.column(1)
                 micros = (
                     rows.field("__ts")
@@ -357,22 +461,8 @@ def materialize_view_fast(
                     .cast(pa.int64())
                     .to_numpy(zero_copy_only=False)
                 )
-                # Feast skips a row when the stored event time is the same or newer.
-                prev = pipe.round_trip(
-                    [
-                        b"%s$%d\r\n%s\r\n%s" % (hmget_tail[0], len(k), k, hmget_tail[1])
-                        for k in keys
-                    ]
-                )
-                prev_ns = np.fromiter(
-                    (_decode_ts_nanos(r[0]) for r in prev),
-                    dtype=np.int64,
-                    count=len(prev),
-                )
-                keep = micros * 1000 > prev_ns
-                ts_pieces = _timestamp_pieces(micros)
-                cols = [
-                    _value_pieces(
+                values = [
+                    _value_parts(
                         mask_pii_array(rows.field(name))
                         if name in pii
                         else rows.field(name),
@@ -380,32 +470,36 @@ def materialize_view_fast(
                     )
                     for name, t in zip(features, types, strict=True)
                 ]
-                commands = []
-                for i in np.flatnonzero(keep).tolist():
-                    k = keys[i]
-                    parts = [
-                        hset_head,
-                        b"$%d\r\n" % len(k),
-                        k,
-                        b"\r\n",
-                        ts_field_piece,
-                        ts_pieces[i],
+                hset = encode_hset_batch(keys, ts_field, micros, fields, values)
+                hmget = [
+                    _const(hmget_head, n),
+                    *_bulk(keys, n),
+                    _const(ts_field_piece, n),
+                ]
+                # Feast skips a row when the stored event time is the same or newer.
+                pipe.send(_assemble(hmget))
+                pipe.replies(pending)
+                prev = pipe.replies(n, keep=True)
+                prev_ns = np.fromiter(
+                    (_decode_ts_nanos(r[0]) for r in prev), dtype=np.int64, count=n
+                )
+                keep = np.flatnonzero(micros * 1000 > prev_ns)
+                payload = _assemble(hset, keep)
+                pending = len(keep)
+                if key_ttl and len(keep):
+                    ttl = str(int(key_ttl)).encode()
+                    expire = [
+                        _const(b"*3\r\n$6\r\nEXPIRE\r\n", n),
+                        *_bulk(keys, n),
+                        _const(b"$%d\r\n%s\r\n" % (len(ttl), ttl), n),
                     ]
-                    for fp, col in zip(field_pieces, cols, strict=True):
-                        parts.append(fp)
-                        parts.append(col[i])
-                    commands.append(b"".join(parts))
-                    if key_ttl:
-                        ttl = str(int(key_ttl)).encode()
-                        commands.append(
-                            b"*3\r\n$6\r\nEXPIRE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
-                            % (len(k), k, len(ttl), ttl)
-                        )
-                if commands:
-                    pipe.round_trip(commands)
-                written += batch.num_rows
+                    payload += _assemble(expire, keep)
+                    pending += len(keep)
+                pipe.send(payload)
+                written += n
                 if progress:
                     progress(view.name, written, total)
+            pipe.replies(pending)
         finally:
             pipe.close()
             con.close()

@@ -71,9 +71,13 @@ def feast_store(services_env, local_repo: Path, monkeypatch: pytest.MonkeyPatch)
         store.teardown()
 
 
-def test_fast_materialize_writes_what_feast_writes(services_store, feast_store) -> None:
+def test_fast_materialize_writes_what_feast_writes(
+    services_store, feast_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from feature_platform import fast_materialize
     from feature_platform.materialize import materialize_window
+
+    monkeypatch.setattr(fast_materialize, "BATCH_ROWS", 97)  # many pipelined batches
 
     start = TEST_END - timedelta(days=4)
     for view in services_store.list_feature_views():
