@@ -5,8 +5,10 @@ this file, as absolute paths (the DuckDB offline store resolves relative paths
 against the current directory, not the repo), or under
 ``$FEATURE_PLATFORM_DATA_DIR`` (a directory or object-store URI); the production
 profile reads BigQuery tables with the same schema. The switch is the
-``FEATURE_PLATFORM_OFFLINE`` variable (``file`` or ``bigquery``), which
-``feature_platform.config`` sets from the chosen profile.
+``FEATURE_PLATFORM_OFFLINE`` variable (``file``, ``bigquery`` or ``spark``), which
+``feature_platform.config`` sets from the chosen profile. The scale profile
+(``spark``) reads the same parquet files as ``SparkSource`` (Spark offline store
+and materialization engine); the data directory may then be an object-store URI.
 """
 
 from __future__ import annotations
@@ -31,6 +33,20 @@ def _source(table: str, *, created: str | None, description: str, owner: str):
         return BigQuerySource(
             name=f"{table}_source",
             table=f"{_BQ_DATASET}.{table}",
+            timestamp_field="event_timestamp",
+            created_timestamp_column=created or "",
+            description=description,
+            owner=owner,
+        )
+    if _OFFLINE == "spark":
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (  # noqa: E501
+            SparkSource,
+        )
+
+        return SparkSource(
+            name=f"{table}_source",
+            path=f"{_DATA_DIR}/{table}.parquet",
+            file_format="parquet",
             timestamp_field="event_timestamp",
             created_timestamp_column=created or "",
             description=description,

@@ -6,6 +6,8 @@ A profile is a feature_store.yaml under ``feature_repo/``:
   online store, DuckDB offline store over parquet. No services needed.
 * ``services``: ``profiles/services.yaml`` - SQL registry on PostgreSQL, Redis.
 * ``production``: ``profiles/production.yaml`` - PostgreSQL, Redis, BigQuery.
+* ``scale``: ``profiles/scale.yaml`` - PostgreSQL, Redis Cluster, Spark offline
+  store and Spark materialization engine over the same parquet (SparkSource).
 
 Environment:
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,10 +57,16 @@ PROFILES: dict[str, str] = {
     "local": "feature_store.yaml",
     "services": "profiles/services.yaml",
     "production": "profiles/production.yaml",
+    "scale": "profiles/scale.yaml",
 }
 # Which physical sources the definitions should build for a profile
 # (read by feature_repo/data_sources.py through FEATURE_PLATFORM_OFFLINE).
-_OFFLINE_KIND = {"local": "file", "services": "file", "production": "bigquery"}
+_OFFLINE_KIND = {
+    "local": "file",
+    "services": "file",
+    "production": "bigquery",
+    "scale": "spark",
+}
 _DEFAULT_PROJECT = "feature_platform"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -191,6 +200,11 @@ def load_repo_config(
     # The definitions pick their physical sources and project from these.
     os.environ["FEATURE_PLATFORM_OFFLINE"] = _OFFLINE_KIND[prof.name]
     os.environ.setdefault("FEATURE_PLATFORM_PROJECT", raw["project"])
+    if _OFFLINE_KIND[prof.name] == "spark":
+        # Spark's Python workers must run this interpreter (it has feast and
+        # the platform installed), not whatever `python3` is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     try:
         config = RepoConfig(**raw)
     except Exception as exc:  # pydantic ValidationError, feast config errors

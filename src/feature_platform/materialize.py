@@ -102,6 +102,18 @@ def _materialize_view(
         )
         return written
 
+    from feature_platform import spark_materialize
+
+    if spark_materialize.uses_spark_engine(store):
+        # Scale profile: Spark executors write to the online store in parallel.
+        written = spark_materialize.materialize_view_spark(store, view, start, end)
+        if progress:
+            progress(view.name, written, written)
+        store.registry.apply_materialization(
+            view, store.project, start, end, commit=True
+        )
+        return written
+
     provider = store._get_provider()
     source = view.batch_source
     join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}

@@ -106,6 +106,10 @@ def build_training_set(
         raise RuntimeError(
             f"point-in-time join returned {len(out)} rows for {len(rows)} entity rows"
         )
+    if getattr(store.config.offline_store, "type", None) == "spark":
+        # Spark hands timestamps back naive, in its session time zone, which
+        # the scale profile pins to UTC (spark.sql.session.timeZone).
+        out[ENTITY_TS] = out[ENTITY_TS].dt.tz_localize("UTC")
     out = ensure_utc_column(out, ENTITY_TS)
     out = _mask_pii(store, feature_service, out)
     return out.sort_values([ENTITY_TS, *keys], kind="stable").reset_index(drop=True)
