@@ -176,6 +176,15 @@ def run_local(
     }
 
 
+def _plain(value: Any) -> Any:
+    """Artifact metadata travels as protobuf Struct: counts come back as floats."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """``make pipeline-run-local``: sample data + apply, then the local run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -209,12 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         n_estimators=args.n_estimators,
         publish_uri=str(out / "published" / "churn_model"),
     )
+    dataset = result["dataset"]["metadata"]
     summary = {
         "training_window": {"start": start, "end": end},
         "materialized_rows": result["materialized_rows"],
-        "training_rows": result["dataset"]["metadata"].get("rows"),
-        "label_counts": result["dataset"]["metadata"].get("label_counts"),
-        "metrics": result["metrics"],
+        "training_rows": _plain(dataset.get("rows")),
+        "label_counts": _plain(dict(sorted(dataset.get("label_counts", {}).items()))),
+        "metrics": _plain(dict(sorted(result["metrics"].items()))),
         "threshold": result["threshold"],
         "published": result["published"],
         "model": result["model"]["path"],
