@@ -44,6 +44,7 @@ def test_notebook_is_valid_and_stripped() -> None:
     for cell in code:
         assert cell.outputs == [], "commit the notebook with outputs stripped"
         assert cell.execution_count is None, "commit without execution counts"
+        assert "execution" not in cell.metadata, "strip: scripts/strip_notebooks.py"
     for cell in nb.cells:
         assert not cell.get("attachments"), "no embedded attachments"
 

@@ -236,6 +236,55 @@ def test_pushed_values_are_visible_to_the_next_read(server: Server) -> None:
     )
     assert _columns(response)["total_trips"] == [int(drivers.loc[other, "total_trips"])]
 
+    # A materialization run over the same window (older batch rows) does not
+    # overwrite the newer pushed values.
+    from feature_platform.materialize import materialize_window
+
+    materialize_window(
+        server.store, TEST_END - pd.Timedelta(hours=6), TEST_END, views=["driver_stats"]
+    )
+    response = server.post(
+        "/get-online-features",
+        {"features": ["driver_stats:total_trips"], "entities": {"driver_id": ids}},
+    )
+    assert _columns(response)["total_trips"] == pushed["total_trips"]
+
+
+def test_push_online_and_offline_reaches_the_batch_source(server: Server) -> None:
+    """``"to": "online_and_offline"`` also appends to the batch source, so what
+    an offline-vs-online comparison expects (the latest offline row) is the
+    pushed value too."""
+    drivers = _expected(server, "driver_stats", "driver_id", pd.Timedelta(hours=6))
+    driver = int(drivers.index[26])
+    now = datetime.now(UTC).isoformat()
+    pushed = {
+        "driver_id": [driver],
+        "event_timestamp": [now],
+        "avg_rating": [2.75],
+        "total_trips": [4321],
+        "acceptance_rate": [0.42],
+        "avg_delivery_time_min": [33.5],
+    }
+    body = {"push_source_name": "driver_stats_push", "df": pushed}
+    response = server.post("/push", {**body, "to": "online_and_offline"})
+    assert response.status_code == 200, response.text
+
+    source = pd.read_parquet(server.repo / "data" / "driver_stats.parquet")
+    latest = latest_offline_values(
+        source, "driver_id", pd.Timestamp.now(tz="UTC"), ttl=pd.Timedelta(hours=6)
+    ).set_index("driver_id")
+    assert latest.loc[driver, "total_trips"] == 4321
+    online = _columns(
+        server.post(
+            "/get-online-features",
+            {
+                "features": ["driver_stats:total_trips"],
+                "entities": {"driver_id": [driver]},
+            },
+        )
+    )
+    assert online["total_trips"] == [4321]
+
 
 # ------------------------------------------------------------------ bad requests
 
