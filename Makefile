@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo serve feast test test-unit test-integration lint check schema-lock format typecheck bench clean pipeline-compile pipeline-run-local
+.PHONY: help setup demo serve feast test test-unit test-integration lint check schema-lock format typecheck bench bench-full clean pipeline-compile pipeline-run-local
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,8 +82,11 @@ pipeline-compile: setup ## Compile the KFP pipeline to pipelines/compiled/ (comm
 pipeline-run-local: setup ## Run the KFP training pipeline locally (kfp.local, embedded profile), print metrics
 	$(PY) -m pipelines.run_local
 
-bench: setup ## Benchmarks (stub until the benchmark issue lands)
-	@echo "make bench: the benchmark suite is not implemented yet (see README, 'Benchmarks')."
+bench: setup ## Benchmarks, quick mode (~1 min; own redis-server + PostgreSQL database)
+	$(PY) -m benchmarks --quick --out benchmarks/results/quick
+
+bench-full: setup ## Benchmarks, full mode (minutes): writes benchmarks/results/*.json + summary.md
+	$(PY) -m benchmarks --out benchmarks/results
 
 clean: ## Remove generated data, artifacts and environments
 	rm -rf $(VENV) $(TOOLS) feature_repo/data artifacts .pytest_cache .ruff_cache .mypy_cache

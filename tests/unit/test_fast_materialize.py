@@ -133,3 +133,19 @@ def test_string_keys_match_feast() -> None:
     for (key,), s in zip(got, ids, strict=True):
         ek = EntityKey(join_keys=["user"], entity_values=[Value(string_val=s)])
         assert key == serialize_entity_key(ek, 3) + b"p"
+
+
+@pytest.mark.parametrize(
+    "salt", ["feature-platform-dev-salt", "", "k" * 64, "long-" * 40, "sälz"]
+)
+def test_mask_strings_equals_governance(salt: str) -> None:
+    from feature_platform.fast_materialize import mask_strings
+    from feature_platform.governance import mask_pii_array, mask_value
+
+    values = ["ann@example.com", None, "", "ümlaut@x.de", "a" * 500]
+    values.append(mask_value("already@masked.com", salt=salt))  # stays as is
+    arr = pa.array(values, pa.string())
+    got = mask_strings(arr, salt).to_pylist()
+    assert got == mask_pii_array(arr, salt=salt).to_pylist()
+    assert got[1] is None and got[-1] == values[-1]
+    assert all(v is None or v.startswith("sha256:") for v in got)

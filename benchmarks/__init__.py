@@ -1,0 +1,1 @@
+"""Benchmark suite (``make bench`` / ``make bench-full``); see ``benchmarks.suite``."""

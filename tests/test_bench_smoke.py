@@ -1,0 +1,45 @@
+"""Smoke test of the benchmark suite in quick mode (no timing assertions).
+
+It checks that every benchmark runs end to end against real services and
+writes well-formed results, and that the correctness probes inside the suite
+(fast reader equals Feast, every PIT entity row kept) hold. The numbers
+themselves are reported by ``make bench``, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_quick_bench_writes_results(
+    redis_available, pg_database, tmp_path: Path
+) -> None:
+    from benchmarks.suite import NAMES, run
+
+    out = tmp_path / "results"
+    result = run(quick=True, out=out, command="pytest smoke")
+    for name in NAMES:
+        payload = json.loads((out / f"{name}.json").read_text())
+        assert payload["name"] == name and payload["mode"] == "quick"
+        assert payload["machine"]["cores"] >= 1
+        for target in payload["results"]["targets"]:
+            assert set(target) == {"target", "measured", "met"}
+    res = result["results"]
+    assert res["online"]["fast_equals_feast_on_50_rows"] is True
+    for batch in ("batch_1", "batch_100"):
+        assert res["online"]["latency"][batch]["platform_fast_reader"]["n"] > 0
+    mats = res["materialize"]["runs"]
+    assert {r["engine"] for r in mats} == {"feast", "platform"}
+    # Both engines wrote one Redis hash per source row.
+    assert all("error" not in r and r["redis_keys"] == r["rows"] for r in mats)
+    pits = res["pit"]["runs"]
+    assert all("error" not in r and r["all_entity_rows_kept"] for r in pits)
+    assert pits[-1]["agreement_with_feast"]["comparable"] is True
+    assert "error" not in res["http"]["servers"]["feast_serve_defaults"]
+    summary = (out / "summary.md").read_text()
+    assert "| target | measured | met |" in summary
