@@ -483,3 +483,28 @@ def test_server_keeps_serving_through_a_burst_of_bad_requests(server: Server) ->
     assert httpx.get(server.url + "/health", timeout=5).status_code == 200
     assert _columns(server.post(READ, good))["total_trips"] == expected
     print(f"burst: {len(jobs)} requests in {elapsed:.2f}s")
+
+
+def test_unreachable_online_store_is_a_503(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same registry with Redis pointed at a closed port: a clear 503, not a
+    500 (in-process app, so no second server start)."""
+    from fastapi.testclient import TestClient
+
+    from feature_platform.config import get_store
+    from feature_platform.server import build_app
+
+    monkeypatch.setenv("FP_REDIS_PORT", str(_free_port()))  # nothing listens
+    store = get_store("services", repo=server.repo)
+    with TestClient(build_app(store), raise_server_exceptions=False) as client:
+        response = client.post(
+            READ,
+            json={
+                "features": ["driver_stats:avg_rating"],
+                "entities": {"driver_id": [1]},
+            },
+        )
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "unavailable"
+    assert "online store unavailable" in response.json()["detail"]
