@@ -112,10 +112,18 @@ def test_component_is_typed(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(COMPONENTS))
 def test_component_calls_no_module_helpers(name: str) -> None:
     """KFP ships only the function's source (kubeflow/pipelines#8792)."""
+
+    def code_objects(code):  # the body plus nested comprehensions/lambdas
+        yield code
+        for const in code.co_consts:
+            if inspect.iscode(const):
+                yield from code_objects(const)
+
     func = COMPONENTS[name].python_func
     globals_used = {
         ins.argval
-        for ins in dis.get_instructions(func)
+        for code in code_objects(func.__code__)
+        for ins in dis.get_instructions(code)
         if ins.opname in {"LOAD_GLOBAL", "LOAD_NAME"}
     }
     not_builtin = {g for g in globals_used if not hasattr(builtins, g)}
