@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 PROFILE = ROOT / "feature_repo" / "profiles" / "services.yaml"
 PROFILE_ENV = ROOT / "feature_repo" / "profiles" / "services.env"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 PLATFORM = ["init", "feature-server"]
@@ -229,3 +230,55 @@ def test_named_volumes_are_declared(
                 assert source in declared, f"{name} uses undeclared volume {source}"
             else:
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def _dockerfile_lines() -> list[str]:
+    """Dockerfile instructions with line continuations joined, comments dropped."""
+    lines, current = [], ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        if raw.lstrip().startswith("#") and not current:
+            continue
+        current += raw.rstrip("\\").strip() + " "
+        if not raw.rstrip().endswith("\\"):
+            lines.append(current.strip())
+            current = ""
+    return [line for line in lines if line]
+
+
+def _image_dirs() -> set[str]:
+    """Directories the image creates: WORKDIR, COPY destinations, ``mkdir -p``."""
+    workdir, dirs = "/", set()
+    for line in _dockerfile_lines():
+        instruction, _, rest = line.partition(" ")
+        if instruction == "WORKDIR":
+            workdir = rest.strip()
+            dirs.add(workdir)
+        elif instruction == "COPY":
+            parts = [p for p in rest.split() if not p.startswith("--")]
+            if len(parts) == 2:  # one source (a directory here) -> its destination
+                dirs.add(str(Path(workdir) / parts[1]).rstrip("/"))
+        elif instruction == "RUN":
+            for match in re.finditer(r"mkdir -p ((?:/\S+\s*)+)", rest):
+                dirs.update(match.group(1).split())
+    return dirs
+
+
+def test_dockerfile_matches_the_platform_containers(services: dict[str, Any]) -> None:
+    """Mount points exist in the image (so volumes are writable by its user) and
+    the containers point FEATURE_PLATFORM_REPO where the image put the repo."""
+    assert DOCKERFILE.is_file()
+    env_match = re.search(r"FEATURE_PLATFORM_REPO=(\S+)", DOCKERFILE.read_text())
+    assert env_match, "docker/Dockerfile sets no FEATURE_PLATFORM_REPO"
+    image_dirs = _image_dirs()
+    assert "/app/feature_repo" in image_dirs  # the parser really read the file
+    for name in PLATFORM + AIRFLOW:
+        env = _env(services[name])
+        assert env["FEATURE_PLATFORM_REPO"] == env_match.group(1)
+        assert env["FEATURE_PLATFORM_DATA_DIR"] in image_dirs
+        assert env["FEATURE_PLATFORM_ARTIFACTS"] in image_dirs
+        for mount in services[name].get("volumes", []):
+            target = str(mount).split(":")[1]
+            assert target in image_dirs, f"{name}: {target} is not created by the image"
+        if name in AIRFLOW:
+            assert env["AIRFLOW_HOME"] in image_dirs
+            assert env["AIRFLOW__CORE__DAGS_FOLDER"] in image_dirs
