@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     from feast import FeatureStore, FeatureView
+    from feast.data_source import DataSource
     from sqlalchemy.engine import Engine
 
 __all__ = [
@@ -610,10 +611,17 @@ def check_pii_exposure(
     return out
 
 
+def batch_source(view: FeatureView) -> DataSource:
+    """The view's batch source (a clear error for views without one)."""
+    if view.batch_source is None:
+        raise ValueError(f"feature view {view.name!r} has no batch source")
+    return view.batch_source
+
+
 def _recent_entity_rows(
     store: FeatureStore, view: FeatureView, *, now: Any, limit: int
 ) -> list[dict[str, Any]]:
-    source = view.batch_source
+    source = batch_source(view)
     keys = [c.name for c in view.entity_columns]
     job = store._get_provider().offline_store.pull_latest_from_table_or_query(
         config=store.config,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.config import artifacts_dir, ensure_utc, utc_now
+from feature_platform.governance import batch_source
 
 if TYPE_CHECKING:
     import numpy as np
@@ -205,7 +206,7 @@ def freshness(
         threshold = ttl / FRESHNESS_FRACTION if ttl else None
         end = _aware(view.most_recent_end_time)
         age = (now - end).total_seconds() if end else None
-        stale = end is None or (
+        stale = age is None or (
             threshold is not None and age > threshold.total_seconds()
         )
         entry: dict[str, Any] = {
@@ -218,7 +219,9 @@ def freshness(
         try:  # Feast's monitoring hook; not every offline store implements it
             newest = _aware(
                 offline.get_monitoring_max_timestamp(
-                    store.config, view.batch_source, view.batch_source.timestamp_field
+                    store.config,
+                    batch_source(view),
+                    batch_source(view).timestamp_field,
                 )
             )
         except Exception as exc:  # noqa: BLE001 - NotImplementedError, assertions
@@ -259,7 +262,7 @@ def _window_rows(
     max_rows: int,
     seed: int,
 ) -> pd.DataFrame:
-    source = view.batch_source
+    source = batch_source(view)
     keys = [c.name for c in view.entity_columns]
     job = store._get_provider().offline_store.pull_all_from_table_or_query(
         config=store.config,
@@ -317,7 +320,7 @@ def drift(
         names = [n for n, _ in feats]
         ref = _window_rows(store, view, names, reference, max_rows=max_rows, seed=seed)
         cur = _window_rows(store, view, names, current, max_rows=max_rows, seed=seed)
-        ts = view.batch_source.timestamp_field
+        ts = batch_source(view).timestamp_field
         if len(cur) and ts in cur.columns:
             newest[view.name] = _aware(cur[ts].max().to_pydatetime())
         per: dict[str, Any] = {}
