@@ -237,7 +237,17 @@ class _CatalogCache:
             # "fresh": an unknown name may be a definition applied since the last
             # build; rebuild, but not more than once a second.
             if self._catalog is None or stale or (fresh and now - self._built > 1):
-                self._catalog = Catalog.from_store(self._store)
+                try:
+                    self._catalog = Catalog.from_store(self._store)
+                except Exception as exc:  # noqa: BLE001 - registry down or broken
+                    if self._catalog is None:
+                        raise RequestError(
+                            503, "registry_unavailable", f"registry unavailable: {exc}"
+                        ) from exc
+                    # Keep checking against the last good snapshot meanwhile.
+                    log.warning(
+                        "registry refresh failed, using the last catalog: %s", exc
+                    )
                 self._built = now
             return self._catalog
 

@@ -187,3 +187,24 @@ def test_bad_serve_options_fail_before_starting(
     args = parser.parse_args(argv)
     with pytest.raises(ValueError, match=message):
         serve(args)
+
+
+def test_catalog_cache_survives_a_registry_outage(
+    applied_local_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed refresh keeps the last snapshot; with none yet it is a 503."""
+    from feature_platform.server import _CatalogCache
+
+    cache = _CatalogCache(applied_local_store, ttl=0)  # rebuild on every call
+    first = cache.get()
+
+    def registry_down(cls: type, store: Any) -> Catalog:
+        raise ConnectionError("registry down")
+
+    monkeypatch.setattr(Catalog, "from_store", classmethod(registry_down))
+    assert cache.get(fresh=True) is first
+    with pytest.raises(RequestError) as info:
+        _CatalogCache(applied_local_store, ttl=0).get()
+    assert info.value.status == 503
+    assert info.value.code == "registry_unavailable"
+    assert "registry down" in info.value.detail
