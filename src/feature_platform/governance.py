@@ -735,6 +735,17 @@ def run_check(
     else:
         report.compared.append(LOCK_FILE)
         report.findings += compare_snapshots(lock, snap, against=LOCK_FILE)
+        if lock != snap and not report.errors:
+            report.findings.append(
+                Finding(
+                    "breaking",
+                    "warning",
+                    LOCK_FILE,
+                    f"{LOCK_FILE} is behind the definitions (additions only); "
+                    "run `make schema-lock` and commit it so the next change is "
+                    "compared with this schema",
+                )
+            )
     if store is not None:
         held = registry_snapshot(store)
         label = f"registry project {store.project}"
