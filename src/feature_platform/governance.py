@@ -38,7 +38,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ConfigError, NaiveTimestampError, utc_now
+from feature_platform.config import (
+    ConfigError,
+    NaiveTimestampError,
+    ensure_utc_column,
+    utc_now,
+)
 from feature_platform.schedules import TTL_MULTIPLE, schedule_for
 
 if TYPE_CHECKING:
@@ -652,28 +657,27 @@ def _py(value: Any) -> Any:
 def require_utc_columns(
     df: pd.DataFrame, columns: Iterable[str], *, dataset: str
 ) -> pd.DataFrame:
-    """Reject naive or non-UTC timestamp ``columns``; the message names the column."""
+    """Reject naive or non-UTC timestamp ``columns``; the message names the column.
+
+    Naive and non-timestamp columns are rejected by ``config.ensure_utc_column``
+    (the platform's one UTC rule); stored data must moreover *be* UTC, so another
+    timezone is rejected here instead of converted.
+    """
     import pandas as pd
 
     for col in columns:
-        if col not in df.columns:
-            raise ValueError(f"{dataset}: timestamp column {col!r} is missing")
-        dtype = df[col].dtype
-        if isinstance(dtype, pd.DatetimeTZDtype):
-            if str(dtype.tz) not in {"UTC", "utc"}:
-                raise NaiveTimestampError(
-                    f"{dataset}: column {col!r} is in timezone {dtype.tz}, not UTC; "
-                    f"store it as UTC (df[{col!r}].dt.tz_convert('UTC'))"
-                )
-        elif pd.api.types.is_datetime64_any_dtype(dtype):
+        dtype = df[col].dtype if col in df.columns else None
+        if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) != "UTC":
             raise NaiveTimestampError(
-                f"{dataset}: column {col!r} holds naive timestamps; write them as "
-                f"UTC (df[{col!r}].dt.tz_localize('UTC'))"
+                f"{dataset}: column {col!r} is in timezone {dtype.tz}, not UTC; "
+                f"store it as UTC (df[{col!r}].dt.tz_convert('UTC'))"
             )
-        else:
-            raise NaiveTimestampError(
-                f"{dataset}: column {col!r} must hold UTC timestamps, got {dtype}"
-            )
+        try:
+            ensure_utc_column(df, col)
+        except NaiveTimestampError as exc:
+            raise NaiveTimestampError(f"{dataset}: {exc}") from exc
+        except ValueError as exc:  # missing column
+            raise ValueError(f"{dataset}: {exc}") from exc
     return df
 
 

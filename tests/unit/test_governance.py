@@ -241,7 +241,10 @@ def test_registry_comparison_and_cli(
             pd.to_datetime(["2026-01-01T00:00:00Z"]).tz_convert("Europe/Berlin"),
             "column 'event_timestamp' is in timezone Europe/Berlin, not UTC",
         ),
-        (pd.Series(["2026-01-01"]), "column 'event_timestamp' must hold UTC"),
+        (
+            pd.Series(["2026-01-01"]),
+            "src: column 'event_timestamp' must hold timezone-aware",
+        ),
     ],
 )
 def test_require_utc_columns(values, error) -> None:
