@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     from feature_platform.config import artifacts_dir, data_dir, get_store
     from feature_platform.definitions import apply_definitions
 
-    if args.profile == "local":
+    if args.profile != "production":  # local and services read the sample parquet
         from feature_platform.demo import ensure_sample_data
 
         ensure_sample_data(data_dir())
