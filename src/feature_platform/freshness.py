@@ -121,6 +121,8 @@ def output_ttls(
     full_feature_names: bool = False,
 ) -> dict[str, timedelta | None]:
     """The ttl behind each feature column a read returns, keyed by column name."""
+    from feast.errors import FeatureViewNotFoundException
+
     # (view name used in output columns, registry view name, feature name)
     triples: list[tuple[str, str, str]] = []
     if feature_service is not None:
@@ -139,8 +141,14 @@ def output_ttls(
     ttls: dict[str, timedelta | None] = {}
     for use_name, view_name, feature in triples:
         if view_name not in view_ttl:
-            view = store.get_feature_view(view_name, allow_registry_cache=True)
-            view_ttl[view_name] = view.ttl
+            try:
+                fv = store.get_feature_view(view_name, allow_registry_cache=True)
+            except FeatureViewNotFoundException:
+                # On-demand views are computed at read time: nothing to expire.
+                store.get_on_demand_feature_view(view_name)  # else: unknown view
+                view_ttl[view_name] = None
+            else:
+                view_ttl[view_name] = fv.ttl
         column = f"{use_name}__{feature}" if full_feature_names else feature
         ttls[column] = view_ttl[view_name]
     return ttls

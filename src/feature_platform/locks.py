@@ -216,6 +216,7 @@ def registry_lock(
             depth[ident] -= 1
         return
     wait = _timeout(timeout)
+    manager: contextlib.AbstractContextManager[None]
     if kind == "postgresql":
         manager = _pg_lock(target, project, wait)
     elif kind == "file":

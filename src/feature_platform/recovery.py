@@ -44,6 +44,8 @@ def _offline_latest(store: FeatureStore, view: FeatureView, end: datetime):
     """Latest offline row per entity in the view's last ttl window (pandas)."""
     start, end = _window(view, end)
     source = view.batch_source
+    if source is None:
+        raise ValueError(f"feature view {view.name!r} has no batch source")
     provider = store._get_provider()
     job = provider.offline_store.pull_latest_from_table_or_query(
         config=store.config,
