@@ -76,6 +76,7 @@ __all__ = [
     "mask_value",
     "pii_fields",
     "pii_salt",
+    "recent_entity_rows",
     "record_apply",
     "registry_snapshot",
     "require_utc_columns",
@@ -583,7 +584,7 @@ def check_pii_exposure(
         fields = pii_fields(view)
         if not view.online or not fields:
             continue
-        keys = _recent_entity_rows(store, view, now=now, limit=sample)
+        keys = recent_entity_rows(store, view, now=now, limit=sample)
         if not keys:
             continue
         got = store.get_online_features(
@@ -623,9 +624,11 @@ def batch_source(view: FeatureView) -> DataSource:
     return view.batch_source
 
 
-def _recent_entity_rows(
+def recent_entity_rows(
     store: FeatureStore, view: FeatureView, *, now: Any, limit: int
 ) -> list[dict[str, Any]]:
+    """Up to ``limit`` entity keys with a source row within the view's ttl of
+    ``now`` (the entities the online store should serve)."""
     source = batch_source(view)
     keys = [c.name for c in view.entity_columns]
     job = store._get_provider().offline_store.pull_latest_from_table_or_query(

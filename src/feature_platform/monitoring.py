@@ -366,9 +366,9 @@ def latency_percentiles(samples_ms: Sequence[float]) -> dict[str, Any]:
 def _entity_sample(
     store: FeatureStore, view: FeatureView, *, now: datetime, limit: int, seed: int
 ) -> list[dict[str, Any]]:
-    from feature_platform.governance import _recent_entity_rows
+    from feature_platform.governance import recent_entity_rows
 
-    rows = _recent_entity_rows(store, view, now=now, limit=limit)
+    rows = recent_entity_rows(store, view, now=now, limit=limit)
     import random
 
     random.Random(seed).shuffle(rows)
