@@ -444,7 +444,7 @@ def test_bad_push_writes_nothing(server: Server) -> None:
 
 
 def test_server_keeps_serving_through_a_burst_of_bad_requests(server: Server) -> None:
-    """300 bad requests from 8 threads, interleaved with good reads: every bad
+    """200 bad requests from 8 threads, interleaved with good reads: every bad
     one gets its 4xx, every good one its correct values, none a 5xx or a hang."""
     drivers = _expected(server, "driver_stats", "driver_id", pd.Timedelta(hours=6))
     ids = [int(d) for d in drivers.index[40:45]]
@@ -452,7 +452,7 @@ def test_server_keeps_serving_through_a_burst_of_bad_requests(server: Server) ->
     expected = [int(v) for v in drivers["total_trips"][40:45]]
     cheap = [c for c in BAD_REQUESTS if c[0] != "body-over-limit"]
     jobs: list[tuple[str, Any, int | None]] = []
-    for i in range(300):
+    for i in range(200):
         _, path, body, status, _code, _text = cheap[i % len(cheap)]
         jobs.append((path, body, status))
         if i % 6 == 0:
@@ -474,7 +474,7 @@ def test_server_keeps_serving_through_a_burst_of_bad_requests(server: Server) ->
     ]
     assert not wrong, wrong[:5]
     good_responses = [r for want, _, r in results if want is None]
-    assert len(good_responses) == 50
+    assert len(good_responses) == 34
     for response in good_responses:
         assert response.status_code == 200
         assert _columns(response)["total_trips"] == expected
