@@ -210,6 +210,8 @@ class FastOnlineReader:
                 f"fast online reads need the redis online store, "
                 f"not {getattr(config.online_store, 'type', config.online_store)!r}"
             )
+        if getattr(config.online_store, "redis_type", "redis") != "redis":
+            raise UnsupportedStoreError("fast online reads need redis_type: redis")
         if config.entity_key_serialization_version != 3:
             raise UnsupportedStoreError("fast online reads need entity key v3")
         if getattr(config.registry, "enable_online_feature_view_versioning", False):
@@ -333,7 +335,11 @@ class FastOnlineReader:
         now_s = ensure_utc(now, "now").timestamp() if now is not None else self._clock()
 
         result: dict[str, list[Any]] = {}
-        for key in self.join_keys:
+        # Like Feast: every entity column passed comes back, served keys first.
+        columns = dict.fromkeys(self.join_keys)
+        for row in entity_rows:
+            columns.update(dict.fromkeys(row))
+        for key in columns:
             result[key] = [row.get(key) for row in entity_rows]
         statuses: dict[str, list[str]] = {}
         offset = 0

@@ -106,17 +106,24 @@ def test_fast_materialize_writes_what_feast_writes(
 
 
 @pytest.mark.parametrize(
-    "service", ["churn_prediction_service", "driver_matching_service"]
+    ("service", "only_own_keys"),
+    [
+        ("churn_prediction_service", True),
+        ("churn_prediction_service", False),  # an extra, unused join key
+        ("driver_matching_service", True),
+    ],
 )
 def test_fast_online_equals_feast(
-    services_store, local_repo: Path, service: str
+    services_store, local_repo: Path, service: str, only_own_keys: bool
 ) -> None:
     from feature_platform.fast_online import (
         STATUS_NOT_FOUND,
         STATUS_OUTSIDE_MAX_AGE,
         FastOnlineReader,
     )
+    from feature_platform.freshness import enforce_on_response, output_ttls
     from feature_platform.materialize import materialize_window
+    from feature_platform.online import read_online
 
     materialize_window(services_store, TEST_END - timedelta(days=10), TEST_END)
     customers = pd.read_parquet(local_repo / "data" / "customer_stats.parquet")
@@ -125,7 +132,7 @@ def test_fast_online_equals_feast(
     dids = [int(d) for d in drivers["driver_id"].drop_duplicates().head(40)]
     rows = [{"customer_id": c, "driver_id": d} for c, d in zip(cids, dids, strict=True)]
     rows += [{"customer_id": -1, "driver_id": -2}, rows[0], rows[3]]  # unknown, dupes
-    if service == "churn_prediction_service":
+    if service == "churn_prediction_service" and only_own_keys:
         rows = [{"customer_id": r["customer_id"]} for r in rows]
 
     expected = services_store.get_online_features(
@@ -139,18 +146,29 @@ def test_fast_online_equals_feast(
     for column, values in expected.items():
         assert got[column] == values, column
 
-    # Freshness: at a "now" past every ttl all values are null / OUTSIDE_MAX_AGE,
-    # an unknown entity stays NOT_FOUND.
+    # With freshness: the same as Feast's response after the freshness filter,
+    # both from FastOnlineReader and from read_online (which takes the fast path).
+    response = services_store.get_online_features(
+        features=services_store.get_feature_service(service), entity_rows=rows
+    )
+    enforce_on_response(
+        response, output_ttls(services_store, feature_service=service), now=TEST_END
+    )
+    filtered = response.to_dict()
     fresh = FastOnlineReader(services_store, feature_service=service)
+    assert fresh.read(rows, now=TEST_END) == filtered
+    assert read_online(services_store, rows, feature_service=service, now=TEST_END) == (
+        filtered
+    )
+
+    # At a "now" past every ttl all values are null / OUTSIDE_MAX_AGE; an
+    # unknown entity stays NOT_FOUND.
     late = fresh.read(rows, now=TEST_END + timedelta(days=30), include_status=True)
     status = late.pop("__status__")
     for name in reader.feature_names:
         assert all(v is None for v in late[name])
         assert status[name][-3] == STATUS_NOT_FOUND
         assert status[name][0] == STATUS_OUTSIDE_MAX_AGE
-    # And at TEST_END nothing materialized from the last ttl is stale.
-    now = fresh.read(rows, now=TEST_END, include_status=True)
-    assert now.pop("__status__")[reader.feature_names[0]][0] != STATUS_OUTSIDE_MAX_AGE
 
 
 def test_fast_online_freshness_boundary(services_store, local_repo: Path) -> None:
