@@ -239,7 +239,12 @@ def ensure_utc(value: datetime, name: str = "timestamp") -> datetime:
             f"{name}={value.isoformat()} has no timezone; pass an aware UTC "
             f"datetime (e.g. datetime(..., tzinfo=UTC) or '...Z')"
         )
-    return value.astimezone(UTC)
+    value = value.astimezone(UTC)
+    if type(value) is not datetime:
+        # Subclasses (pendulum's DateTime from Airflow contexts) can turn naive
+        # in arithmetic (`end - timedelta(...)` drops tzinfo=UTC): return a plain one.
+        value = datetime(*value.timetuple()[:6], value.microsecond, tzinfo=UTC)
+    return value
 
 
 def parse_utc(text: str | datetime, name: str = "timestamp") -> datetime:
