@@ -25,7 +25,8 @@ def test_local_profile_is_embedded(sample_repo: Path) -> None:
     # Relative SQLite paths become absolute against the repo, not the cwd.
     assert cfg.registry.path == f"sqlite:///{sample_repo / 'data' / 'registry.db'}"
     assert cfg.online_store.type == "sqlite"
-    assert cfg.offline_store.type == "duckdb"
+    # Feast's DuckDB store plus the platform's fast PIT join (a Feast plugin).
+    assert cfg.offline_store.type == "feature_platform.pit_store.FastPitOfflineStore"
     assert cfg.entity_key_serialization_version == 3
 
 

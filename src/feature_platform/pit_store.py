@@ -1,0 +1,186 @@
+"""Feast offline store plugin: the DuckDB store with a fast, exact PIT join.
+
+Registered in a profile's feature_store.yaml (Feast's extension point, no fork)::
+
+    offline_store:
+      type: feature_platform.pit_store.FastPitOfflineStore
+
+Everything is Feast's ``DuckDBOfflineStore`` except ``get_historical_features``
+for the common case - a pandas entity dataframe, batch feature views over local
+parquet ``FileSource``s with one join key, no field mapping or join key aliasing,
+no on-demand views - which is answered by :func:`feature_platform.pit.pit_join`
+(DuckDB ASOF joins; every entity row kept, in order; identical to the
+brute-force reference in ``tests/reference.py``). Anything else falls back to
+the DuckDB store unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from feast.infra.offline_stores.duckdb import (
+    DuckDBOfflineStore,
+    DuckDBOfflineStoreConfig,
+)
+from feast.infra.offline_stores.offline_store import RetrievalJob
+from pydantic import StrictStr
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from feast import FeatureView
+    from feast.infra.registry.base_registry import BaseRegistry
+    from feast.repo_config import RepoConfig
+
+__all__ = ["FastPitOfflineStore", "FastPitOfflineStoreConfig", "FastPitRetrievalJob"]
+
+STORE_TYPE = "feature_platform.pit_store.FastPitOfflineStore"
+
+
+class FastPitOfflineStoreConfig(DuckDBOfflineStoreConfig):
+    """Same options as the DuckDB store."""
+
+    type: StrictStr = STORE_TYPE
+
+
+class FastPitRetrievalJob(RetrievalJob):
+    """Runs the point-in-time join lazily, on ``to_df`` / ``to_arrow``."""
+
+    def __init__(self, run: Any, *, full_feature_names: bool) -> None:
+        self._run = run
+        self._full_feature_names = full_feature_names
+        self._result: pd.DataFrame | None = None
+
+    def _frame(self) -> pd.DataFrame:
+        if self._result is None:
+            self._result = self._run()
+        return self._result
+
+    def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
+        return self._frame().copy()
+
+    def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(self._frame(), preserve_index=False)
+
+    @property
+    def full_feature_names(self) -> bool:
+        return self._full_feature_names
+
+    @property
+    def on_demand_feature_views(self) -> list:
+        return []
+
+    @property
+    def metadata(self) -> None:
+        return None
+
+    def persist(self, storage: Any, allow_overwrite: bool = False, timeout: Any = None):
+        raise NotImplementedError("persist is not supported by the fast PIT store")
+
+
+def _plan(
+    feature_views: list[FeatureView], feature_refs: list[str]
+) -> list[tuple[FeatureView, str, str, list[str]]] | None:
+    """(view, source path, join key, features) per view; None if unsupported."""
+    from feast import FileSource
+
+    from feature_platform.fast_materialize import _source_path
+
+    wanted: dict[str, list[str]] = {}
+    for ref in feature_refs:
+        view, sep, feature = ref.partition(":")
+        if not sep:
+            return None
+        wanted.setdefault(view, []).append(feature)
+    plan = []
+    for view in feature_views:
+        projection = view.projection
+        name = projection.name_to_use() if projection else view.name
+        features = wanted.get(name) or wanted.get(view.name)
+        if not features:
+            continue
+        source = view.batch_source
+        if not isinstance(source, FileSource) or source.field_mapping:
+            return None
+        if projection is not None and projection.join_key_map:
+            return None
+        columns = list(view.entity_columns)
+        path = _source_path(view)
+        if len(columns) != 1 or path is None:
+            return None
+        plan.append((view, path, columns[0].name, features))
+    covered = sum(len(p[3]) for p in plan)
+    return plan if covered == len(feature_refs) else None
+
+
+class FastPitOfflineStore(DuckDBOfflineStore):
+    """``DuckDBOfflineStore`` with ``get_historical_features`` on ``pit_join``."""
+
+    @staticmethod
+    def get_historical_features(
+        config: RepoConfig,
+        feature_views: list[FeatureView],
+        feature_refs: list[str],
+        entity_df: pd.DataFrame | str,
+        registry: BaseRegistry,
+        project: str,
+        full_feature_names: bool = False,
+        filter_by_created_timestamp: bool = False,
+    ) -> RetrievalJob:
+        import pandas as pd
+
+        plan = (
+            _plan(feature_views, feature_refs)
+            if isinstance(entity_df, pd.DataFrame)
+            else None
+        )
+        if plan is None:
+            return DuckDBOfflineStore.get_historical_features(
+                config=config,
+                feature_views=feature_views,
+                feature_refs=feature_refs,
+                entity_df=entity_df,
+                registry=registry,
+                project=project,
+                full_feature_names=full_feature_names,
+                filter_by_created_timestamp=filter_by_created_timestamp,
+            )
+        assert isinstance(entity_df, pd.DataFrame)
+        frame = entity_df
+
+        def run() -> pd.DataFrame:
+            from feast.infra.offline_stores.offline_utils import (
+                infer_event_timestamp_from_entity_df,
+            )
+
+            from feature_platform.pit import pit_join
+
+            ts_col = infer_event_timestamp_from_entity_df(
+                dict(zip(frame.columns, frame.dtypes, strict=True))
+            )
+            out = frame.reset_index(drop=True)
+            ts = pd.to_datetime(out[ts_col], utc=True)  # naive means UTC (Feast)
+            for view, path, key, features in plan:
+                keys = out[[key]].assign(**{ts_col: ts})
+                joined = pit_join(
+                    keys,
+                    path,
+                    key,
+                    features,
+                    ttl=view.ttl,
+                    as_known_at=filter_by_created_timestamp,
+                    timestamp_field=view.batch_source.timestamp_field,
+                    created_timestamp_column=(
+                        view.batch_source.created_timestamp_column or None
+                    ),
+                    entity_timestamp_column=ts_col,
+                )
+                name = view.projection.name_to_use() if view.projection else view.name
+                for feature in features:
+                    column = f"{name}__{feature}" if full_feature_names else feature
+                    out[column] = joined[feature].to_numpy()
+            return out
+
+        return FastPitRetrievalJob(run, full_feature_names=full_feature_names)
