@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ class ViewInfo:
     keys: dict[str, str]
     request_fields: dict[str, str] = field(default_factory=dict)
     on_demand: bool = False
+    ttl: timedelta | None = None  # None: never expires at read (on-demand views)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ class Catalog:
                 name=view.name,
                 features={f.name: _kind(f.dtype) for f in view.features},
                 keys={c.name: _kind(c.dtype) for c in view.entity_columns},
+                ttl=view.ttl,
             )
         for odfv in registry.list_on_demand_feature_views(project, allow_cache=True):
             request_fields: dict[str, str] = {}
@@ -626,8 +628,15 @@ def build_app(
     max_entity_rows: int | None = None,
     max_body_bytes: int | None = None,
     registry_ttl_sec: int = DEFAULT_REGISTRY_TTL_SEC,
+    enforce_ttl: bool = True,
 ) -> FastAPI:
-    """Feast's feature server app for ``store`` with the request guard and handlers."""
+    """Feast's feature server app for ``store`` with the request guard and handlers.
+
+    With ``enforce_ttl`` (default) values older than their view's ttl come back
+    as ``null`` with status ``OUTSIDE_MAX_AGE`` (feast#6821: Feast's online read
+    returns them as present), as ``feature_platform.online.read_online`` does;
+    this wraps the store's two online read methods, which Feast's endpoint calls.
+    """
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from feast.errors import FeastError
@@ -648,6 +657,9 @@ def build_app(
         server_type=ServerType.REST,
         auth_config=store.config.auth_config,
     )
+    cache = _CatalogCache(store, ttl=max(1, registry_ttl_sec))
+    if enforce_ttl:
+        _enforce_ttl_on_reads(store, lambda: cache.get())
     app = get_app(store, registry_ttl_sec=registry_ttl_sec)
 
     async def feast_error(request: Request, exc: Exception) -> JSONResponse:
@@ -696,7 +708,6 @@ def build_app(
     app.add_exception_handler(RequestValidationError, invalid_body)
     app.add_exception_handler(Exception, server_error)
 
-    cache = _CatalogCache(store, ttl=max(1, registry_ttl_sec))
     app.add_middleware(
         RequestGuard,
         catalog=lambda fresh: cache.get(fresh=fresh),
@@ -706,6 +717,66 @@ def build_app(
         or _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
     )
     return app
+
+
+def _output_ttls(
+    catalog: Catalog, features: Any, *, full_feature_names: bool
+) -> dict[str, timedelta | None]:
+    """The ttl behind each output column of a read, from the cached catalog.
+
+    (``feature_platform.freshness.output_ttls`` answers the same from the
+    registry; this avoids its registry lookups on every request.)
+    """
+    from feast import FeatureService
+
+    triples: list[tuple[str, str, str]] = []  # (output view name, view, feature)
+    if isinstance(features, FeatureService):
+        for projection in features.feature_view_projections:
+            triples.extend(
+                (projection.name_to_use(), projection.name, f.name)
+                for f in projection.features
+            )
+    else:
+        for ref in features:
+            view, _, feature = ref.partition(":")
+            triples.append((view, view.split("@", 1)[0], feature))
+    ttls: dict[str, timedelta | None] = {}
+    for use_name, view_name, feature in triples:
+        info = catalog.views.get(view_name)
+        column = f"{use_name}__{feature}" if full_feature_names else feature
+        ttls[column] = info.ttl if info is not None else None
+    return ttls
+
+
+def _enforce_ttl_on_reads(store: FeatureStore, catalog: Callable[[], Catalog]) -> None:
+    """Null stale values in every online read of ``store`` (see ``build_app``)."""
+    from feature_platform.freshness import enforce_on_response
+
+    if vars(store).get("_fp_ttl_enforced"):
+        return
+    read_sync = store.get_online_features
+    read_async = store.get_online_features_async
+
+    def enforce(response: Any, kwargs: dict[str, Any]) -> Any:
+        ttls = _output_ttls(
+            catalog(),
+            kwargs["features"],
+            full_feature_names=bool(kwargs.get("full_feature_names", False)),
+        )
+        enforce_on_response(response, ttls)
+        return response
+
+    def get_online_features(**kwargs: Any) -> Any:
+        return enforce(read_sync(**kwargs), kwargs)
+
+    async def get_online_features_async(**kwargs: Any) -> Any:
+        return enforce(await read_async(**kwargs), kwargs)
+
+    # Instance attributes shadow the methods for this store only.
+    patched: dict[str, Any] = vars(store)
+    patched["get_online_features"] = get_online_features
+    patched["get_online_features_async"] = get_online_features_async
+    patched["_fp_ttl_enforced"] = True
 
 
 def _is_unavailable(exc: BaseException) -> bool:

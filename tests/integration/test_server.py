@@ -124,8 +124,13 @@ def _columns(response: httpx.Response) -> dict[str, list[Any]]:
 
 
 def _expected(server: Server, table: str, key: str, ttl: pd.Timedelta) -> pd.DataFrame:
+    """What the online store holds (latest row per entity materialized up to
+    TEST_END), restricted to values that stay within ttl for the next 15
+    minutes: the server nulls values past their ttl at read time."""
     source = pd.read_parquet(server.repo / "data" / f"{table}.parquet")
-    return latest_offline_values(source, key, TEST_END, ttl=ttl).set_index(key)
+    latest = latest_offline_values(source, key, TEST_END, ttl=ttl)
+    fresh_until = pd.Timestamp.now(tz="UTC") + pd.Timedelta(minutes=15) - ttl
+    return latest[latest["event_timestamp"] > fresh_until].set_index(key)
 
 
 def test_read_with_feature_service_matches_reference(server: Server) -> None:
@@ -248,6 +253,34 @@ def test_pushed_values_are_visible_to_the_next_read(server: Server) -> None:
         {"features": ["driver_stats:total_trips"], "entities": {"driver_id": ids}},
     )
     assert _columns(response)["total_trips"] == pushed["total_trips"]
+
+
+def test_values_past_their_ttl_are_null(server: Server) -> None:
+    """feast#6821: Feast's online read returns values older than the view's
+    ttl as present; the server nulls them (status OUTSIDE_MAX_AGE)."""
+    now = pd.Timestamp.now(tz="UTC")
+    stale, fresh = now - pd.Timedelta(hours=7), now  # driver_stats ttl is 6 h
+    df = {
+        "driver_id": [990_001, 990_002],
+        "event_timestamp": [stale.isoformat(), fresh.isoformat()],
+        "avg_rating": [1.5, 2.5],
+        "total_trips": [1, 2],
+        "acceptance_rate": [0.1, 0.2],
+        "avg_delivery_time_min": [10.0, 20.0],
+    }
+    push = server.post("/push", {"push_source_name": "driver_stats_push", "df": df})
+    assert push.status_code == 200, push.text
+    response = server.post(
+        "/get-online-features",
+        {
+            "features": ["driver_stats:avg_rating"],
+            "entities": {"driver_id": [990_001, 990_002]},
+        },
+    )
+    assert response.status_code == 200, response.text
+    column = response.json()["results"][1]
+    assert column["values"] == [None, 2.5]
+    assert column["statuses"] == ["OUTSIDE_MAX_AGE", "PRESENT"]
 
 
 def test_push_online_and_offline_reaches_the_batch_source(server: Server) -> None:

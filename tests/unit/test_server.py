@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -40,10 +40,12 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from feature_platform.definitions import apply_definitions
     from feature_platform.server import build_app
 
-    store = get_store("local", repo=make_repo(tmp_path_factory.mktemp("server")))
+    repo = make_repo(tmp_path_factory.mktemp("server"))
+    store = get_store("local", repo=repo)
     apply_definitions(store)
     app = build_app(store, max_entity_rows=3, max_body_bytes=2048)
     with TestClient(app, raise_server_exceptions=False) as c:
+        c.repo = repo  # type: ignore[attr-defined]
         yield c
 
 
@@ -54,6 +56,8 @@ def test_catalog_reflects_the_definitions(catalog: Catalog) -> None:
     }
     driver = catalog.views["driver_stats"]
     assert driver.keys == {"driver_id": "int"}
+    assert driver.ttl == timedelta(hours=6)
+    assert catalog.views["customer_stats"].ttl == timedelta(days=3)
     assert driver.features == {
         "avg_rating": "float",
         "total_trips": "int",
@@ -208,3 +212,31 @@ def test_catalog_cache_survives_a_registry_outage(
     assert info.value.status == 503
     assert info.value.code == "registry_unavailable"
     assert "registry down" in info.value.detail
+
+
+def test_stale_values_are_null_unless_ttl_enforcement_is_off(client: Any) -> None:
+    """With enforcement (the default) a value past its view's ttl is null with
+    OUTSIDE_MAX_AGE; Feast's own read (enforce_ttl=False) returns it as present
+    (feast#6821)."""
+    from fastapi.testclient import TestClient
+
+    from feature_platform.config import get_store
+    from feature_platform.server import build_app
+
+    stale = datetime.now(UTC).replace(microsecond=0).timestamp() - 7 * 3600
+    body = _push_df(
+        driver_id=[7002],
+        event_timestamp=[datetime.fromtimestamp(stale, UTC).isoformat()],
+        avg_rating=[1.5],
+    )
+    assert client.post("/push", json=body).status_code == 200
+    read = {"features": ["driver_stats:avg_rating"], "entities": {"driver_id": [7002]}}
+    column = client.post("/get-online-features", json=read).json()["results"][1]
+    assert column["values"] == [None]
+    assert column["statuses"] == ["OUTSIDE_MAX_AGE"]
+
+    raw_store = get_store("local", repo=client.repo)
+    with TestClient(build_app(raw_store, enforce_ttl=False)) as raw:
+        column = raw.post("/get-online-features", json=read).json()["results"][1]
+    assert column["values"] == [1.5]
+    assert column["statuses"] == ["PRESENT"]
