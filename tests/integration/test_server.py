@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +317,19 @@ def test_push_online_and_offline_reaches_the_batch_source(server: Server) -> Non
         )
     )
     assert online["total_trips"] == [4321]
+
+    # The platform's skew check (offline latest vs online) expects the pushed row.
+    from feature_platform.skew import check_online_skew
+
+    pushed_at = pd.Timestamp(now).to_pydatetime()
+    report = check_online_skew(
+        server.store,
+        start=pushed_at - timedelta(seconds=1),
+        end=datetime.now(UTC),
+        views=["driver_stats"],
+    )
+    view = report["views"]["driver_stats"]
+    assert view["sampled"] == 1 and view["mismatches"] == 0, view
 
 
 # ------------------------------------------------------------------ bad requests
