@@ -1,0 +1,178 @@
+"""
+### Feast backfill
+
+Manually triggered: materialize a historical window `[start, end)` into the
+online store, in chunks (one mapped task per `chunk_hours`, default a day), after
+validating the sources over the whole range.
+
+`plan_chunks` → `validate_source_data` → `materialize_chunk` (mapped) →
+`validate_online_store` → `notify_completion`
+
+* **Params**: `start`, `end` (ISO-8601 with an offset, e.g. `2026-11-20T00:00:00Z`;
+  `end` may not be in the future), `views` (default: every online view),
+  `chunk_hours`.
+* **Idempotent**: every chunk is an explicit window; re-running a chunk writes the
+  same values. The Redis online store keeps the newest event per entity, so the
+  result equals one materialization of the whole range. Chunks run one at a time
+  (`max_active_tis_per_dagrun=1`) so the SQLite store of the local profile ends
+  in the same state too.
+* Same alerts, profile resolution and validation gate as
+  `feast_materialization_pipeline`.
+
+Trigger it with `airflow dags trigger feast_backfill -c
+'{"start": "2026-11-20T00:00:00Z", "end": "2026-11-23T00:00:00Z"}'`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+RETRY_DELAY = timedelta(
+    seconds=float(os.environ.get("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "300"))
+)
+
+
+def _alert(context: Any) -> None:
+    from feature_platform.notify import airflow_failure_callback
+
+    airflow_failure_callback(context)
+
+
+def _retry_alert(context: Any) -> None:
+    from feature_platform.notify import airflow_retry_callback
+
+    airflow_retry_callback(context)
+
+
+@dag(
+    dag_id="feast_backfill",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["feast", "materialization", "backfill", "ml-platform"],
+    default_args={
+        "owner": "ml-platform",
+        "retries": 3,
+        "retry_delay": RETRY_DELAY,
+        "on_failure_callback": _alert,
+        "on_retry_callback": _retry_alert,
+    },
+    params={
+        "start": Param(None, type=["null", "string"], description="ISO-8601 UTC"),
+        "end": Param(None, type=["null", "string"], description="ISO-8601 UTC"),
+        "views": Param(None, type=["null", "array"]),
+        "chunk_hours": Param(24, type="integer", minimum=1),
+        "skew_sample_size": Param(100, type="integer", minimum=1),
+        "max_mismatch_rate": Param(0.0, type="number", minimum=0, maximum=1),
+    },
+)
+def feast_backfill():
+    @task
+    def plan_chunks(**context: Any) -> list[dict[str, str]]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from feature_platform.config import parse_utc, utc_now
+        from feature_platform.orchestration import day_chunks
+
+        params = context["params"]
+        if not params.get("start") or not params.get("end"):
+            raise AirflowFailException("feast_backfill needs params start and end")
+        try:
+            start = parse_utc(params["start"], "start")
+            end = parse_utc(params["end"], "end")
+            if end > utc_now():
+                raise ValueError(f"end {end.isoformat()} is in the future")
+            return day_chunks(start, end, hours=int(params["chunk_hours"]))
+        except ValueError as exc:  # includes NaiveTimestampError
+            raise AirflowFailException(f"bad backfill window: {exc}") from exc
+
+    @task
+    def validate_source_data(
+        chunks: list[dict[str, str]], **context: Any
+    ) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from feature_platform.config import get_store, parse_utc
+        from feature_platform.orchestration import profile_name
+        from feature_platform.validation import ValidationFailed, validate_sources
+
+        try:
+            return validate_sources(
+                get_store(profile_name()),
+                start=parse_utc(chunks[0]["start"]),
+                end=parse_utc(chunks[-1]["end"]),
+                views=context["params"]["views"],
+            )
+        except ValidationFailed as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @task(max_active_tis_per_dagrun=1)
+    def materialize_chunk(window: dict[str, str], **context: Any) -> dict[str, Any]:
+        from feature_platform.config import get_store, parse_utc
+        from feature_platform.orchestration import profile_name, run_materialization
+
+        return run_materialization(
+            get_store(profile_name()),
+            parse_utc(window["start"], "start"),
+            parse_utc(window["end"], "end"),
+            views=context["params"]["views"],
+        )
+
+    @task
+    def validate_online_store(
+        chunks: list[dict[str, str]], results: list[dict[str, Any]], **context: Any
+    ) -> dict[str, Any]:
+        from feature_platform.config import get_store, parse_utc
+        from feature_platform.orchestration import profile_name
+        from feature_platform.skew import check_online_skew
+
+        params = context["params"]
+        return check_online_skew(
+            get_store(profile_name()),
+            start=parse_utc(chunks[0]["start"]),
+            end=parse_utc(chunks[-1]["end"]),
+            views=params["views"],
+            sample_size=int(params["skew_sample_size"]),
+            max_mismatch_rate=float(params["max_mismatch_rate"]),
+        )
+
+    @task
+    def notify_completion(
+        chunks: list[dict[str, str]],
+        results: list[dict[str, Any]],
+        skew: dict[str, Any],
+        **context: Any,
+    ) -> dict[str, Any]:
+        from feature_platform.notify import post_message, summary_message
+
+        views: dict[str, dict[str, int]] = {}
+        for part in results:
+            for name, view in part["views"].items():
+                views.setdefault(name, {"rows": 0})["rows"] += view["rows"]
+        summary = {
+            "window": {"start": chunks[0]["start"], "end": chunks[-1]["end"]},
+            "chunks": len(chunks),
+            "views": views,
+            "skew": skew,
+        }
+        title = (
+            f"feast_backfill {context['run_id']} materialized {len(chunks)} chunk(s)"
+        )
+        return post_message(summary_message(title, summary))
+
+    chunks = plan_chunks()
+    validated = validate_source_data(chunks)
+    results = materialize_chunk.expand(window=chunks)
+    validated >> results
+    skew = validate_online_store(chunks, results)
+    notify_completion(chunks, results, skew)
+
+
+feast_backfill()

@@ -1,0 +1,88 @@
+"""
+### Churn model training, triggered by materialization
+
+Data-aware schedule: runs whenever `feast_materialization_pipeline` has updated
+the online `customer_stats` values (Airflow asset
+`feature-platform://online-store/customer_stats`). Builds the point-in-time
+training set through `churn_prediction_service` from the labelled entity rows,
+trains, evaluates and saves the model (`feature_platform.training.run_training`).
+The training window ends at the materialized window's end (from the asset
+event), so a model never sees data the online store does not hold yet.
+
+The Kubeflow pipeline (`pipelines/`) is the production training path; this DAG
+is the Airflow-only equivalent and shows how to chain on the asset.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+from feature_platform.orchestration import online_asset_uri
+
+CUSTOMER_STATS = Asset(
+    name="online_customer_stats", uri=online_asset_uri("customer_stats")
+)
+RETRY_DELAY = timedelta(
+    seconds=float(os.environ.get("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "300"))
+)
+
+
+def _alert(context: Any) -> None:
+    from feature_platform.notify import airflow_failure_callback
+
+    airflow_failure_callback(context)
+
+
+@dag(
+    dag_id="feast_training",
+    schedule=[CUSTOMER_STATS],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["feast", "training", "ml-platform"],
+    default_args={
+        "owner": "ml-platform",
+        "retries": 1,
+        "retry_delay": RETRY_DELAY,
+        "on_failure_callback": _alert,
+    },
+)
+def feast_training():
+    @task
+    def train_churn_model(**context: Any) -> dict[str, Any]:
+        import pandas as pd
+
+        from feature_platform.config import (
+            artifacts_dir,
+            data_dir,
+            get_store,
+            parse_utc,
+        )
+        from feature_platform.orchestration import profile_name
+        from feature_platform.training import run_training
+
+        end = None
+        for events in (context.get("triggering_asset_events") or {}).values():
+            for event in events:
+                window = (event.extra or {}).get("window") or {}
+                if window.get("end"):
+                    candidate = parse_utc(window["end"], "window end")
+                    end = candidate if end is None else max(end, candidate)
+        labels = pd.read_parquet(data_dir() / "churn_labels.parquet")
+        return run_training(
+            get_store(profile_name()),
+            labels,
+            model_dir=artifacts_dir() / "churn_model",
+            end=end,
+        )
+
+    train_churn_model()
+
+
+feast_training()

@@ -1,0 +1,288 @@
+"""The DAGs run end to end with ``dag.test()`` against the services profile.
+
+PostgreSQL SQL registry + Redis (the shared loopback Redis, a fresh Feast
+project per test; the fault test uses its own redis-server on a free port).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.conftest import TEST_END
+from tests.dags.conftest import DAGS, Webhook, redis_dump, unique_project
+from tests.reference import latest_offline_values
+
+pytestmark = pytest.mark.integration
+
+PRIMARY = "feast_materialization_pipeline"  # customer_stats, every 4 hours
+DRIVERS = "feast_materialization_pipeline_every_2_hours"  # driver_stats, every 2 hours
+KEYS = {"customer_stats": "customer_id", "driver_stats": "driver_id"}
+
+
+def _floor(ts: datetime, hours: int) -> datetime:
+    return ts.replace(hour=ts.hour - ts.hour % hours)
+
+
+@pytest.fixture
+def dag_env(
+    airflow_db, services_store, local_repo: Path, webhook: Webhook, monkeypatch
+) -> Any:
+    """Tasks resolve the services profile and this test's repo copy and project."""
+    monkeypatch.setenv("FEATURE_PLATFORM_PROFILE", "services")
+    monkeypatch.setenv("FEATURE_PLATFORM_REPO", str(local_repo))
+    # Retries (3 per task) wait a second, not five minutes, in tests.
+    monkeypatch.setenv("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "1")
+    return services_store
+
+
+def run_dag(dag_id: str, **kwargs: Any):
+    """Parse the DAGs now (so env changes apply) and ``dag.test()`` one."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    return bag.dags[dag_id].test(**kwargs)
+
+
+def task_states(run) -> dict[str, tuple[str | None, int]]:
+    """task id (with map index) -> (state, try number) of a finished run."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
+            )
+        ).all()
+        return {
+            ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): (
+                ti.state,
+                ti.try_number,
+            )
+            for ti in tis
+        }
+
+
+def assert_online_equals_offline(
+    store, repo: Path, name: str, *, start: datetime, end: datetime
+) -> int:
+    """Every entity with a source row in [start, end] reads back its latest row."""
+    from feature_platform.governance import mask_pii_frame, pii_fields
+
+    view = store.get_feature_view(name)
+    key = KEYS[name]
+    source = pd.read_parquet(repo / "data" / f"{name}.parquet")
+    want = latest_offline_values(
+        source, key, pd.Timestamp(end), ttl=pd.Timedelta(view.ttl), start=start
+    )
+    want = mask_pii_frame(want, pii_fields(view))
+    assert len(want) > 0
+    features = [f.name for f in view.features]
+    online = store.get_online_features(
+        features=[f"{name}:{f}" for f in features],
+        entity_rows=[{key: int(k)} for k in want[key]],
+    ).to_dict()
+    for feature in features:
+        expected = want[feature].tolist()
+        got = online[feature]
+        for e, g in zip(expected, got, strict=True):
+            if pd.isna(e):
+                assert g is None, (feature, e, g)
+            elif isinstance(e, float):
+                assert g == pytest.approx(e, rel=1e-6), feature
+            else:
+                assert g == e, feature
+    return len(want)
+
+
+def test_materialization_dag_end_to_end(dag_env, local_repo: Path, webhook) -> None:
+    store = dag_env
+    tick = _floor(TEST_END, 4)
+    run = run_dag(PRIMARY, logical_date=tick)
+
+    assert run.state == "success"
+    states = task_states(run)
+    assert {k: s for k, (s, _) in states.items()} == {
+        "validate_source_data": "success",
+        "materialize_features": "success",
+        "validate_online_store": "success",
+        "notify_completion": "success",
+    }
+    # The run's data interval, not "now", is the materialized window.
+    start, end = run.data_interval_start, run.data_interval_end
+    assert (start, end) == (tick - timedelta(hours=4), tick)
+    rows = assert_online_equals_offline(
+        store, local_repo, "customer_stats", start=start, end=end
+    )
+    interval = store.get_feature_view("customer_stats").materialization_intervals[-1]
+    assert interval[1].astimezone(UTC) == end
+
+    # driver_stats belongs to the 2-hourly DAG: untouched here.
+    drivers = store.get_online_features(
+        features=["driver_stats:avg_rating"], entity_rows=[{"driver_id": 5000}]
+    ).to_dict()
+    assert drivers["avg_rating"] == [None]
+
+    [done] = webhook.events("success")
+    assert done["views"]["customer_stats"]["rows"] == rows
+    assert done["skew"]["success"] is True and done["skew"]["mismatches"] == 0
+    assert webhook.events("failure") == []
+
+    # The asset event that schedules the training DAG was recorded.
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = session.scalars(
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(
+                AssetModel.uri == "feature-platform://online-store/customer_stats",
+                AssetEvent.source_run_id == run.run_id,
+            )
+        ).all()
+    assert [e["rows"] for e in extras] == [rows]
+
+
+def test_bad_source_data_stops_the_run(dag_env, local_repo: Path, webhook) -> None:
+    from feature_platform.materialize import materialize_window
+
+    store = dag_env
+    tick = _floor(TEST_END, 2)
+    # The online store already holds an earlier window.
+    materialize_window(store, tick - timedelta(hours=8), tick - timedelta(hours=2))
+    before = redis_dump(store)
+    assert len(before) > 0
+    intervals = len(store.get_feature_view("driver_stats").materialization_intervals)
+
+    path = local_repo / "data" / "driver_stats.parquet"
+    frame = pd.read_parquet(path)
+    in_run = frame.index[
+        frame["event_timestamp"] >= pd.Timestamp(tick - timedelta(hours=2))
+    ]
+    frame["driver_id"] = frame["driver_id"].astype("float64")
+    frame.loc[in_run[:3], "driver_id"] = float("nan")  # null keys
+    frame.loc[in_run[3:6], "acceptance_rate"] = 1.7  # out of range
+    frame["event_timestamp"] = frame["event_timestamp"].dt.tz_localize(None)  # naive
+    frame.to_parquet(path, index=False)
+
+    run = run_dag(DRIVERS, logical_date=tick)
+
+    assert run.state == "failed"
+    states = task_states(run)
+    assert states["validate_source_data"] == ("failed", 1)  # failed fast, no retries
+    for task_id in (
+        "materialize_features",
+        "validate_online_store",
+        "notify_completion",
+    ):
+        assert states[task_id][0] == "upstream_failed", task_id
+    # Nothing was written or recorded.
+    assert redis_dump(store) == before
+    assert (
+        len(store.get_feature_view("driver_stats").materialization_intervals)
+        == intervals
+    )
+    # The alert names the DAG, task, run and the broken expectations.
+    [alert] = webhook.events("failure")
+    assert (alert["dag_id"], alert["task_id"], alert["run_id"]) == (
+        DRIVERS,
+        "validate_source_data",
+        run.run_id,
+    )
+    for text in ("driver_id", "acceptance_rate", "event_timestamp", "naive"):
+        assert text in alert["exception"], text
+    assert webhook.events("success") == []
+
+
+def test_redis_outage_fails_clearly_and_the_retry_recovers(
+    airflow_db, services_env, local_repo: Path, webhook, own_redis, monkeypatch
+) -> None:
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+
+    monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", unique_project())
+    monkeypatch.setenv("FP_REDIS_PORT", str(own_redis.port))
+    monkeypatch.setenv("FEATURE_PLATFORM_PROFILE", "services")
+    monkeypatch.setenv("FEATURE_PLATFORM_REPO", str(local_repo))
+    monkeypatch.setenv("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "1")
+    store = get_store("services", repo=local_repo)
+    apply_definitions(store)
+
+    own_redis.stop()  # Redis goes away before the run
+
+    def bring_redis_back(message: dict[str, Any]) -> None:
+        event = message.get("feature_platform", {})
+        if (
+            event.get("event") == "retry"
+            and event.get("task_id") == "materialize_features"
+        ):
+            own_redis.start()
+
+    webhook.hooks.append(bring_redis_back)
+    tick = _floor(TEST_END, 4)
+    try:
+        run = run_dag(PRIMARY, logical_date=tick)
+
+        assert run.state == "success"
+        states = task_states(run)
+        assert states["materialize_features"] == ("success", 2)
+        assert states["validate_source_data"] == ("success", 1)
+        [retry] = webhook.events("retry")
+        assert "OnlineStoreUnavailable" in retry["exception"]
+        assert f"127.0.0.1:{own_redis.port}" in retry["exception"]
+        assert "unreachable" in retry["exception"]
+        assert webhook.events("failure") == []
+        assert_online_equals_offline(
+            store,
+            local_repo,
+            "customer_stats",
+            start=run.data_interval_start,
+            end=run.data_interval_end,
+        )
+    finally:
+        if own_redis.proc is not None:
+            store.teardown()
+
+
+def test_backfill_equals_one_materialization(
+    dag_env, local_repo: Path, webhook, monkeypatch
+) -> None:
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+    from feature_platform.materialize import materialize_window
+
+    backfilled = dag_env
+    end = TEST_END.replace(hour=0)
+    start = end - timedelta(days=3)
+    run = run_dag(
+        "feast_backfill",
+        run_conf={"start": start.isoformat(), "end": end.isoformat()},
+    )
+    assert run.state == "success"
+    states = task_states(run)
+    chunks = sorted(k for k in states if k.startswith("materialize_chunk"))
+    assert chunks == [f"materialize_chunk[{i}]" for i in range(3)]
+    assert all(state == "success" for state, _ in states.values())
+
+    # The same range in one go, into another project.
+    monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", unique_project())
+    once = get_store("services", repo=local_repo)
+    apply_definitions(once)
+    try:
+        materialize_window(once, start, end)
+        a, b = redis_dump(backfilled), redis_dump(once)
+        assert len(a) > 0
+        assert a == b
+    finally:
+        once.teardown()
+    [done] = webhook.events("success")
+    assert done["chunks"] == 3
