@@ -68,10 +68,10 @@ def _url_from_connection(conn_id: str) -> str | None:
         return host
     if not host:
         return None
+    # URI form (AIRFLOW_CONN_...=https://host/path): Airflow puts the path in schema.
     scheme = conn.conn_type if conn.conn_type in ("http", "https") else "https"
-    scheme = conn.schema if conn.schema in ("http", "https") else scheme
     port = f":{conn.port}" if conn.port else ""
-    path = str(extra.get("endpoint", "")).lstrip("/")
+    path = str(extra.get("endpoint") or conn.schema or "").lstrip("/")
     return f"{scheme}://{host}{port}/{path}"
 
 
@@ -102,6 +102,9 @@ def post_message(
         )
         return {"sent": False, "target": None}
     target = redact_url(url)
+    # httpx logs every request's full URL at INFO: that would put the token in
+    # the task log. Keep its logger at WARNING.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         response = httpx.post(
             url,

@@ -1,0 +1,84 @@
+"""Helpers behind the DAG tasks: windows, profile resolution, clear errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from feature_platform import orchestration
+from feature_platform.config import NaiveTimestampError
+
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("end", "hours", "expected"),
+    [
+        (T0 + timedelta(days=3), 24, 3),
+        (T0 + timedelta(days=3, hours=5), 24, 4),
+        (T0 + timedelta(hours=6), 2, 3),
+    ],
+)
+def test_day_chunks_cover_the_range(end, hours, expected) -> None:
+    chunks = orchestration.day_chunks(T0, end, hours=hours)
+    assert len(chunks) == expected
+    assert chunks[0]["start"] == T0.isoformat() and chunks[-1]["end"] == end.isoformat()
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert a["end"] == b["start"]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "error"),
+    [
+        (T0, T0, ValueError),
+        (T0.replace(tzinfo=None), T0 + timedelta(days=1), NaiveTimestampError),
+    ],
+)
+def test_day_chunks_reject_bad_ranges(start, end, error) -> None:
+    with pytest.raises(error):
+        orchestration.day_chunks(start, end)
+
+
+def test_profile_name_falls_back_to_env_then_local(monkeypatch) -> None:
+    monkeypatch.delenv("FEATURE_PLATFORM_PROFILE", raising=False)
+    monkeypatch.delenv("AIRFLOW_VAR_FEATURE_PLATFORM_PROFILE", raising=False)
+    assert orchestration.profile_name() == "local"
+    monkeypatch.setenv("FEATURE_PLATFORM_PROFILE", "services")
+    assert orchestration.profile_name() == "services"
+
+
+def test_unreachable_online_store_is_one_clear_error(monkeypatch) -> None:
+    import redis
+
+    from feature_platform import materialize
+
+    def down(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:1.")
+
+    class Store:
+        class config:  # noqa: N801 - mimics FeatureStore.config
+            class online_store:  # noqa: N801
+                type = "redis"
+                connection_string = "127.0.0.1:1,password=hunter2"
+
+    monkeypatch.setattr(materialize, "materialize_window", down)
+    with pytest.raises(orchestration.OnlineStoreUnavailable) as info:
+        orchestration.run_materialization(
+            Store(), T0, T0 + timedelta(hours=4), views=["customer_stats"]
+        )
+    text = str(info.value)
+    assert "redis at 127.0.0.1:1 is unreachable" in text
+    assert "['customer_stats']" in text and "retrying" in text
+    assert "hunter2" not in text
+
+
+def test_other_errors_pass_through(monkeypatch) -> None:
+    from feature_platform import materialize
+
+    def broken(*args, **kwargs):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(materialize, "materialize_window", broken)
+    with pytest.raises(KeyError):
+        orchestration.run_materialization(object(), T0, T0 + timedelta(hours=1))
