@@ -213,6 +213,36 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 1 if (args.fail_on_alert and not report["ok"]) else 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from feature_platform.config import parse_utc, utc_now
+    from feature_platform.validation import format_failures, validate_sources
+
+    end = parse_utc(args.end, "--end") if args.end else utc_now()
+    start = (
+        parse_utc(args.start, "--start")
+        if args.start
+        else end - timedelta(hours=args.hours)
+    )
+    summary = validate_sources(
+        _store(args), start=start, end=end, views=args.views, raise_on_failure=False
+    )
+    if args.json:
+        _print(summary)
+        return 0 if summary["success"] else 1
+    print(f"window {summary['window']['start']} .. {summary['window']['end']}")
+    for name, report in summary["sources"].items():
+        status = "ok" if report["success"] else f"FAILED ({len(report['failures'])})"
+        print(
+            f"  {name:<20} {report['rows_checked']:>8} rows  "
+            f"{report['evaluated']:>3} expectations  {status}"
+        )
+    if not summary["success"]:
+        print("\n" + format_failures(summary["failures"]))
+    return 0 if summary["success"] else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from feature_platform.demo import run_demo
 
@@ -345,6 +375,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fail-on-alert", action="store_true", help="exit 1 when anything is flagged"
     )
+
+    p = add(
+        "validate",
+        cmd_validate,
+        "Validate source data (Great Expectations suites) for a window; "
+        "prints a table, exits 1 on failure.",
+    )
+    p.add_argument("--start", help="default: --end minus --hours")
+    p.add_argument("--end", help="default now (UTC)")
+    p.add_argument("--hours", type=float, default=4, help="window length (default 4)")
+    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
+    p.add_argument("--json", action="store_true", help="print the JSON summary")
 
     p = add("demo", cmd_demo, "Run the whole job end to end on the profile.")
     p.add_argument("--json", action="store_true", help="also print the full summary")

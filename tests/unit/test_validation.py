@@ -245,6 +245,34 @@ def test_validate_sources_raises_a_readable_table(
     ]
 
 
+def test_cli_validate_prints_a_table_and_exits_non_zero(
+    local_store, local_repo: Path, monkeypatch, capsys
+) -> None:
+    from feature_platform.cli import main
+
+    monkeypatch.setenv("FEATURE_PLATFORM_REPO", str(local_repo))
+    args = ["--profile", "local", "validate", "--end", TEST_END.isoformat()]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "customer_stats" in out and "driver_stats" in out and "FAILED" not in out
+
+    path = local_repo / "data" / "customer_stats.parquet"
+    frame = pd.read_parquet(path)
+    recent = frame.index[frame["event_timestamp"] >= pd.Timestamp(WINDOW_START)][:2]
+    frame.loc[recent, "churn_risk_score"] = 3.0
+    frame.to_parquet(path, index=False)
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "customer_stats" in out and "FAILED (1)" in out
+    [row] = [line for line in out.splitlines() if "churn_risk_score" in line]
+    assert row.split()[:3] == [
+        "customer_stats",
+        "expect_column_values_to_be_between",
+        "churn_risk_score",
+    ]
+    assert "2 unexpected" in row
+
+
 def test_naive_window_is_rejected(applied_local_store) -> None:
     with pytest.raises(NaiveTimestampError, match="start"):
         validate_sources(
