@@ -113,14 +113,17 @@ def _not_found(detail: str, code: str) -> RequestError:
 
 # Value kinds a JSON value is checked against (from Feast's ValueType names).
 _KINDS = {
-    "INT32": "int",
-    "INT64": "int",
+    "INT32": "int32",
+    "INT64": "int64",
     "FLOAT": "float",
     "DOUBLE": "float",
     "STRING": "string",
     "BOOL": "bool",
     "UNIX_TIMESTAMP": "timestamp",
 }
+
+
+_INT_BITS = {"int32": 32, "int64": 64}
 
 
 def _kind(dtype: Any) -> str:
@@ -266,17 +269,30 @@ def _check_value(value: Any, kind: str, *, where: str, nullable: bool) -> None:
         if nullable:
             return
         raise _bad(f"{where} is null; entity keys must have a value", "invalid_value")
+    is_int = isinstance(value, int) and not isinstance(value, bool)
     ok = {
-        "int": isinstance(value, int) and not isinstance(value, bool),
+        "int32": is_int,
+        "int64": is_int,
         "float": isinstance(value, int | float) and not isinstance(value, bool),
         "string": isinstance(value, str),
         "bool": isinstance(value, bool),
         "timestamp": isinstance(value, str | int) and not isinstance(value, bool),
     }.get(kind, True)
     if not ok:
-        expected = {"int": "an integer", "float": "a number", "string": "a string"}
+        expected = {
+            "int32": "an integer",
+            "int64": "an integer",
+            "float": "a number",
+            "string": "a string",
+        }
         raise _bad(
             f"{where} must be {expected.get(kind, kind)}, got {json.dumps(value)}",
+            "invalid_value",
+        )
+    bits = _INT_BITS.get(kind)
+    if bits and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise _bad(
+            f"{where}={value} is out of range for a {bits}-bit integer",
             "invalid_value",
         )
 

@@ -55,12 +55,12 @@ def test_catalog_reflects_the_definitions(catalog: Catalog) -> None:
         "driver_matching_service",
     }
     driver = catalog.views["driver_stats"]
-    assert driver.keys == {"driver_id": "int"}
+    assert driver.keys == {"driver_id": "int64"}
     assert driver.ttl == timedelta(hours=6)
     assert catalog.views["customer_stats"].ttl == timedelta(days=3)
     assert driver.features == {
         "avg_rating": "float",
-        "total_trips": "int",
+        "total_trips": "int64",
         "acceptance_rate": "float",
         "avg_delivery_time_min": "float",
     }
@@ -80,6 +80,10 @@ def test_catalog_reflects_the_definitions(catalog: Catalog) -> None:
           "entities": {"customer_id": [1, 2, 3, 4]}}, "batch_too_large"),
         ({"features": ["customer_stats:total_orders"],
           "entities": {"customer_id": [True]}}, "invalid_value"),
+        ({"features": ["customer_stats:total_orders"],
+          "entities": {"customer_id": [2**63]}}, "invalid_value"),
+        ({"features": ["customer_stats:total_orders"],
+          "entities": {"customer_id": [-(2**63)]}}, None),
         ({"features": ["customer_stats:total_orders", "driver_stats:avg_rating"],
           "entities": {"customer_id": [1]}}, "missing_entity_key"),
         ({"features": ["customer_stats:a:b"], "entities": {"customer_id": [1]}},
@@ -121,6 +125,8 @@ def _push_df(**changes: Any) -> dict[str, Any]:
         (_push_df(), None),
         ({**_push_df(), "to": "online_and_offline"}, None),
         (_push_df(total_trips=[3.5]), "invalid_value"),
+        (_push_df(total_trips=[2**64]), "invalid_value"),
+        (_push_df(driver_id=[2**70]), "invalid_value"),
         (_push_df(driver_id=[None]), "invalid_value"),
         (_push_df(event_timestamp=[1767225600]), "invalid_timestamp"),
         (_push_df(event_timestamp=["2026-01-01 00:00"]), "invalid_timestamp"),
