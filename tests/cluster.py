@@ -5,6 +5,10 @@ node's client port and cluster-bus port are picked by binding port 0), slots
 split evenly with ``CLUSTER ADDSLOTSRANGE``, joined with ``CLUSTER MEET``.
 No RDB/AOF; the ``nodes.conf`` Redis insists on for cluster mode lives in a
 temporary directory that is removed on teardown, with the processes.
+
+``python -m tests.cluster [--port 7000]`` runs one in the foreground on ports
+7000-7002 (bus ports 17000-17002), the defaults of ``profiles/scale.env``,
+until Ctrl-C: the scale profile on one machine.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class RedisCluster:
     """``with RedisCluster() as c: c.nodes_string`` -> ``127.0.0.1:p1,...``."""
 
     masters: int = 3
+    first_port: int | None = None  # None: free ports; else first_port + i
     binary: str = "redis-server"
     start_timeout_s: float = 20.0
     ports: list[int] = field(default_factory=list)
@@ -60,7 +65,11 @@ class RedisCluster:
         self._dir = Path(tempfile.mkdtemp(prefix="fp-redis-cluster-"))
         try:
             for i in range(self.masters):
-                port, bus = free_port(), free_port()
+                if self.first_port is None:
+                    port, bus = free_port(), free_port()
+                else:
+                    port = self.first_port + i
+                    bus = port + 10000
                 self.ports.append(port)
                 self.bus_ports.append(bus)
                 cmd = [
@@ -157,3 +166,24 @@ class RedisCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run a local 3-master Redis Cluster")
+    parser.add_argument("--port", type=int, default=7000, help="first client port")
+    parser.add_argument("--masters", type=int, default=3)
+    args = parser.parse_args(argv)
+    with RedisCluster(masters=args.masters, first_port=args.port) as cluster:
+        print(f"FP_REDIS_CLUSTER_NODES={cluster.nodes_string}", flush=True)
+        try:
+            while all(p.poll() is None for p in cluster._procs):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -74,6 +74,8 @@ def materialize_view_spark(
 
     provider = store._get_provider()
     source = view.batch_source
+    if source is None:
+        raise ValueError(f"feature view {view.name!r} has no batch source")
     job = provider.offline_store.pull_latest_from_table_or_query(
         config=store.config,
         data_source=source,
@@ -84,7 +86,7 @@ def materialize_view_spark(
         start_date=start,
         end_date=end,
     )
-    frame = job.to_spark_df()
+    frame = job.to_spark_df()  # type: ignore[attr-defined]  # SparkRetrievalJob
     partitions = int(getattr(store.config.batch_engine, "partitions", 0) or 0)
     if partitions:
         frame = frame.repartition(partitions)
