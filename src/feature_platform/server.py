@@ -295,6 +295,13 @@ def _check_value(value: Any, kind: str, *, where: str, nullable: bool) -> None:
             f"{where}={value} is out of range for a {bits}-bit integer",
             "invalid_value",
         )
+    if kind == "float" and is_int and not -(2**63) <= value < 2**63:
+        # pandas/pyarrow cannot take such an int as a number (Feast: a 500).
+        raise _bad(
+            f"{where}={value} is too large an integer; send it as a float "
+            f"(e.g. {float(value):.6e})",
+            "invalid_value",
+        )
 
 
 def _columns(

@@ -127,6 +127,8 @@ def _push_df(**changes: Any) -> dict[str, Any]:
         (_push_df(total_trips=[3.5]), "invalid_value"),
         (_push_df(total_trips=[2**64]), "invalid_value"),
         (_push_df(driver_id=[2**70]), "invalid_value"),
+        (_push_df(acceptance_rate=[2**70]), "invalid_value"),
+        (_push_df(acceptance_rate=[1.2e21]), None),
         (_push_df(driver_id=[None]), "invalid_value"),
         (_push_df(event_timestamp=[1767225600]), "invalid_timestamp"),
         (_push_df(event_timestamp=["2026-01-01 00:00"]), "invalid_timestamp"),
@@ -246,3 +248,64 @@ def test_stale_values_are_null_unless_ttl_enforcement_is_off(client: Any) -> Non
         column = raw.post("/get-online-features", json=read).json()["results"][1]
     assert column["values"] == [1.5]
     assert column["statuses"] == ["PRESENT"]
+
+
+def test_fuzzed_bodies_never_get_a_5xx(client: Any) -> None:
+    """400 randomly mutated read/push bodies (fixed seed): every answer is a 2xx
+    or a 4xx with an error code, never a 5xx."""
+    import json
+    import random
+
+    rng = random.Random(20261126)
+    atoms: list[Any] = [
+        *(None, True, 0, -1, 5001, 1.5, 2**70, 1e300, "", "x", "5001"),
+        *([], {}, [1], {"a": 1}, "driver_stats:avg_rating", "é\x00"),
+        *("churn_prediction_service", "2026-01-01T00:00:00Z"),
+    ]
+    names = [
+        *("features", "feature_service", "entities", "full_feature_names"),
+        *("driver_id", "customer_id", "push_source_name", "df", "to"),
+        *("event_timestamp", "avg_rating", "total_trips", "acceptance_rate"),
+    ]
+
+    def value(depth: int = 0) -> Any:
+        roll = rng.random()
+        if depth < 3 and roll < 0.25:
+            return {
+                rng.choice(names): value(depth + 1) for _ in range(rng.randint(0, 3))
+            }
+        if depth < 3 and roll < 0.45:
+            return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+        return rng.choice(atoms)
+
+    def mutate(body: dict[str, Any]) -> dict[str, Any]:
+        body = json.loads(json.dumps(body))
+        for _ in range(rng.randint(1, 3)):
+            target = body
+            while rng.random() < 0.6:
+                inner = [k for k, v in target.items() if isinstance(v, dict) and v]
+                if not inner:
+                    break
+                target = target[rng.choice(inner)]
+            key = rng.choice([*target, *names])
+            if rng.random() < 0.2:
+                target.pop(key, None)
+            else:
+                target[key] = value() if rng.random() < 0.5 else [value()]
+        return body
+
+    now = datetime.now(UTC).isoformat()
+    bases = [
+        ("/get-online-features",
+         {"features": ["driver_stats:avg_rating"], "entities": {"driver_id": [5001]}}),
+        ("/push", _push_df(event_timestamp=[now])),
+    ]  # fmt: skip
+    statuses: dict[int, int] = {}
+    for i in range(400):
+        path, base = bases[i % 2]
+        response = client.post(path, content=json.dumps(mutate(base)))
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        assert response.status_code < 500, (path, response.text)
+        if response.status_code >= 400:
+            assert "error" in response.json()
+    assert sum(n for s, n in statuses.items() if 400 <= s < 500) > 100, statuses
