@@ -24,8 +24,9 @@ metrics, permissions) and adds:
 requests queued on it), an app factory so ``--workers N`` works.
 
 Limits come from keyword arguments or the environment:
-``FP_SERVER_MAX_ENTITY_ROWS`` (rows per read or push, default 1000) and
-``FP_SERVER_MAX_BODY_BYTES`` (default 1 MiB).
+``FP_SERVER_MAX_ENTITY_ROWS`` (rows per read or push, default 1000),
+``FP_SERVER_MAX_BODY_BYTES`` (default 1 MiB) and ``FP_SERVER_BODY_TIMEOUT_S``
+(seconds to receive a body, default 10).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ DEFAULT_MAX_ENTITY_ROWS = 1000
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_PORT = 6566  # feast serve's default
 DEFAULT_REGISTRY_TTL_SEC = 5
+DEFAULT_BODY_TIMEOUT_S = 10
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -541,11 +543,13 @@ class RequestGuard:
         catalog: Callable[[bool], Catalog],
         max_entity_rows: int,
         max_body_bytes: int,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     ) -> None:
         self.app = app
         self.catalog = catalog
         self.max_rows = max_entity_rows
         self.max_body = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.checks: dict[
             str, Callable[[Any, Callable[[bool], Catalog], int], None]
         ] = {
@@ -560,11 +564,22 @@ class RequestGuard:
         if check is None or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
-        from anyio import to_thread
+        from anyio import fail_after, to_thread
         from starlette.responses import JSONResponse
 
         try:
-            body = await self._read_body(scope, receive)
+            try:
+                # A client that stalls mid-body gets a 408 instead of holding a
+                # request slot forever.
+                with fail_after(self.body_timeout_s):
+                    body = await self._read_body(scope, receive)
+            except TimeoutError:
+                raise RequestError(
+                    408,
+                    "body_timeout",
+                    f"request body not received within {self.body_timeout_s:g} s "
+                    "(FP_SERVER_BODY_TIMEOUT_S)",
+                ) from None
             payload = self._parse(body)
             # Registry lookups may hit PostgreSQL when the cache expires.
             await to_thread.run_sync(check, payload, self.catalog, self.max_rows)
@@ -738,6 +753,7 @@ def build_app(
         or _env_int("FP_SERVER_MAX_ENTITY_ROWS", DEFAULT_MAX_ENTITY_ROWS),
         max_body_bytes=max_body_bytes
         or _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        body_timeout_s=_env_int("FP_SERVER_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S),
     )
     return app
 
@@ -885,6 +901,7 @@ def serve(args: argparse.Namespace) -> int:
     _env_int("FP_SERVER_MAX_ENTITY_ROWS", DEFAULT_MAX_ENTITY_ROWS)
     _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
     _env_int("FP_SERVER_REGISTRY_TTL_SEC", DEFAULT_REGISTRY_TTL_SEC)
+    _env_int("FP_SERVER_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S)
 
     if bool(args.tls_key_file) != bool(args.tls_cert_file):
         raise ValueError("HTTPS needs both --tls-key-file and --tls-cert-file")

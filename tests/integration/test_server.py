@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 MAX_ROWS = 50  # the server's batch limit in these tests
 STARTUP_TIMEOUT_S = 120
 REQUEST_TIMEOUT_S = 15
+BODY_TIMEOUT_S = 2  # the server's FP_SERVER_BODY_TIMEOUT_S in these tests
 
 
 @dataclass
@@ -91,7 +92,12 @@ def server(
         materialize_incremental(store, TEST_END)
         port = _free_port()
         log = tmp_path_factory.mktemp("server_log") / "server.log"
-        env = {**os.environ, "FEAST_USAGE": "False", "FP_SERVER_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "FEAST_USAGE": "False",
+            "FP_SERVER_LOG_LEVEL": "warning",
+            "FP_SERVER_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        }
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [
@@ -557,3 +563,26 @@ def test_unreachable_online_store_is_a_503(
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "unavailable"
     assert "online store unavailable" in response.json()["detail"]
+
+
+def test_a_stalled_body_gets_a_408_and_others_are_served(server: Server) -> None:
+    """A client that announces 100 bytes and sends 10 is cut off after the body
+    timeout (2 s here) with a 408; a good read meanwhile is answered at once."""
+    with socket.create_connection(
+        ("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+    ) as s:
+        s.sendall(
+            b"POST /get-online-features HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            b'{"entities'
+        )
+        started = time.monotonic()
+        good = server.post(READ, DRIVER_READ)
+        assert good.status_code == 200
+        assert time.monotonic() - started < BODY_TIMEOUT_S
+        s.settimeout(30)
+        reply = s.recv(65536).decode()
+        waited = time.monotonic() - started
+    assert reply.startswith("HTTP/1.1 408"), reply[:200]
+    assert "body_timeout" in reply
+    assert BODY_TIMEOUT_S - 0.5 < waited < BODY_TIMEOUT_S + 10
