@@ -405,7 +405,7 @@ def format_failures(failures: list[dict[str, Any]]) -> str:
         )
         for r in rows
     ]
-    return "\n".join(out)
+    return "\n".join(line.rstrip() for line in out)
 
 
 def _as_store(store_or_repo: FeatureStore | str | Path) -> FeatureStore:
