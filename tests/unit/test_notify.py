@@ -69,11 +69,9 @@ def _no_configured_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_FEATURE_PLATFORM_WEBHOOK", raising=False)
 
 
-def test_without_url_it_logs_and_succeeds(caplog, capfd) -> None:
-    caplog.set_level(logging.INFO, logger="feature_platform.notify")
+def test_without_url_it_succeeds() -> None:
     assert resolve_webhook_url() is None
     assert post_message({"text": "hello"}) == {"sent": False, "target": None}
-    assert "no webhook configured" in logged(caplog, capfd)
 
 
 def test_posts_json_from_the_env_url(
@@ -96,7 +94,6 @@ def test_posts_json_from_the_env_url(
     assert receiver.bodies == [json.loads(json.dumps(message))]
     assert "customer_stats: 12 rows" in receiver.bodies[0]["text"]
     text = logged(caplog, capfd)
-    assert "notified http://127.0.0.1" in text  # the log names the host only
     assert SECRET not in text and SECRET not in json.dumps(result)
 
 
@@ -171,7 +168,8 @@ _PLAIN_PROCESS = """
 import logging, sys
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 from feature_platform.notify import post_message
-print(post_message({"text": "hi"}, url=sys.argv[1]))
+print(post_message({"text": "hi"}, url=sys.argv[1]))  # before Airflow is imported
+print(post_message({"text": "hello without url"}))
 """
 
 
@@ -187,6 +185,8 @@ def test_no_secret_in_logs_of_a_plain_process(receiver: Receiver) -> None:
         timeout=60,
         check=True,
     )
-    assert "'sent': True" in out.stdout
-    assert "notified http://127.0.0.1" in out.stderr
-    assert SECRET not in out.stdout + out.stderr
+    assert "'sent': False" in out.stdout and "'sent': True" in out.stdout
+    logs = out.stdout + out.stderr  # Airflow's logging setup may route to stdout
+    assert "no webhook configured" in logs and "hello without url" in logs
+    assert "notified http://127.0.0.1" in logs
+    assert SECRET not in logs
