@@ -189,7 +189,7 @@ def _message_from_context(context: Any, event: str) -> dict[str, Any]:
     dag_run = context.get("dag_run")
     exception = context.get("exception") or context.get("reason")
     return failure_message(
-        dag_id=getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "?"),
+        dag_id=str(getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "?")),
         task_id=getattr(ti, "task_id", None),
         run_id=getattr(dag_run, "run_id", None) or getattr(ti, "run_id", None),
         exception=exception,

@@ -97,7 +97,9 @@ def expected_latest(
     """Per entity, the row valid online at ``end``: newest event in [end-ttl, end]."""
     import pandas as pd
 
-    source = view.batch_source
+    from feature_platform.validation import batch_source
+
+    source = batch_source(view)
     ts = source.timestamp_field
     created = source.created_timestamp_column or None
     frame = ensure_utc_column(frame, ts)
@@ -139,9 +141,9 @@ def _check_view(
 ) -> dict[str, Any]:
     import pandas as pd
 
-    from feature_platform.validation import read_source
+    from feature_platform.validation import batch_source, read_source
 
-    ts = view.batch_source.timestamp_field
+    ts = batch_source(view).timestamp_field
     keys = [c.name for c in view.entity_columns]
     lo = end - view.ttl if view.ttl else None
     frame = read_source(store, view, start=lo, end=end)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RULES",
+    "batch_source",
     "SourceRules",
     "ValidationFailed",
     "format_failures",
@@ -137,6 +138,14 @@ class ValidationFailed(RuntimeError):
 # ------------------------------------------------------------------ reading
 
 
+def batch_source(view: FeatureView) -> Any:
+    """The view's batch source (a push source's batch source included)."""
+    source = view.batch_source
+    if source is None:
+        raise ValueError(f"feature view {view.name!r} has no batch source")
+    return source
+
+
 def read_source(
     store: FeatureStore,
     view: FeatureView,
@@ -154,7 +163,7 @@ def read_source(
     import pandas as pd
     from feast import FileSource
 
-    source = view.batch_source
+    source = batch_source(view)
     ts = source.timestamp_field
     if isinstance(source, FileSource):
         frame = pd.read_parquet(source.path)
@@ -205,7 +214,7 @@ def _build_suite(
 ) -> list[Any]:
     import great_expectations.expectations as gxe
 
-    source = view.batch_source
+    source = batch_source(view)
     ts = source.timestamp_field
     created = source.created_timestamp_column or None
     keys = [c.name for c in view.entity_columns]
@@ -330,7 +339,7 @@ def validate_frame(
     end = ensure_utc(end, "end")
     now = ensure_utc(now, "now")
     rules = rules or RULES.get(view.name, SourceRules())
-    source = view.batch_source
+    source = batch_source(view)
     stamps = [source.timestamp_field]
     if source.created_timestamp_column:
         stamps.append(source.created_timestamp_column)
@@ -364,13 +373,15 @@ def validate_frame(
     for res in result.results:
         if res.success:
             continue
-        kwargs = res.expectation_config.kwargs
+        config = res.expectation_config
+        assert config is not None  # results always carry their expectation
+        kwargs = config.kwargs
         column = kwargs.get("column") or ",".join(
             str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs
         )
         failures.append(
             {
-                "expectation": res.expectation_config.type,
+                "expectation": config.type,
                 "column": column or "(table)",
                 "observed": _observed(res),
             }
@@ -454,7 +465,7 @@ def validate_sources(
             store, view, start=lo, end=end, include_after=now + FUTURE_GRACE
         )
         report = validate_frame(frame, view, end=end, now=now, rules=rules)
-        report["source"] = view.batch_source.name
+        report["source"] = batch_source(view).name
         report["checked_from"] = lo.isoformat()
         summary["sources"][view.name] = report
         summary["failures"] += [{"source": view.name, **f} for f in report["failures"]]
