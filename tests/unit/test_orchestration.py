@@ -46,6 +46,9 @@ def test_profile_name_falls_back_to_env_then_local(monkeypatch) -> None:
     assert orchestration.profile_name() == "local"
     monkeypatch.setenv("FEATURE_PLATFORM_PROFILE", "services")
     assert orchestration.profile_name() == "services"
+    # The Airflow Variable wins (here from the env secrets backend).
+    monkeypatch.setenv("AIRFLOW_VAR_FEATURE_PLATFORM_PROFILE", "production")
+    assert orchestration.profile_name() == "production"
 
 
 def test_unreachable_online_store_is_one_clear_error(monkeypatch) -> None:
