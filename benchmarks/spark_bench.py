@@ -182,17 +182,26 @@ def _same_frames(a: Any, b: Any) -> dict[str, Any]:
     }
 
 
-def bench_size(n: int, env: dict[str, Any], cluster: Any) -> dict[str, Any]:
-    from feature_platform.materialize import materialize_window
+def bench_size(
+    n: int, env: dict[str, Any], cluster: Any, only: str | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"rows": n, "pit": [], "materialize": []}
+    tag = uuid.uuid4().hex[:6]
+    if only != "materialize":
+        out.update(_bench_pit(n, env, tag))
+    if only != "pit":
+        out["materialize"] = _bench_materialize(n, env, cluster, tag)
+    return out
+
+
+def _bench_pit(n: int, env: dict[str, Any], tag: str) -> dict[str, Any]:
     from feature_platform.training import build_training_set
 
-    end = env["end"]
-    data: Path = env["data"]
-    out: dict[str, Any] = {"rows": n}
+    end, data = env["end"], env["data"]
+    out: dict[str, Any] = {}
 
     # ---- point-in-time join: N entity rows x N feature rows
     entities = write_pit_inputs(data, n, end)
-    tag = uuid.uuid4().hex[:6]
     duck = _store("services", env["duck_repo"], f"bench_duck_{tag}")
     spark = _store("scale", env["spark_repo"], f"bench_spark_{tag}")
     runs = []
@@ -217,8 +226,15 @@ def bench_size(n: int, env: dict[str, Any], cluster: Any) -> dict[str, Any]:
         print(f"pit {name} {n:,}: {secs}s", flush=True)
     out["pit"] = runs
     out["pit_agreement"] = _same_frames(frames["duckdb"], frames["spark"])
-    del frames, entities
+    return out
 
+
+def _bench_materialize(
+    n: int, env: dict[str, Any], cluster: Any, tag: str
+) -> list[dict[str, Any]]:
+    from feature_platform.materialize import materialize_window
+
+    end, data = env["end"], env["data"]
     # ---- materialization: N customers -> N keys in the Redis Cluster
     write_materialize_input(data, n, end)
     start = end - timedelta(days=3)
@@ -245,8 +261,7 @@ def bench_size(n: int, env: dict[str, Any], cluster: Any) -> dict[str, Any]:
             }
         )
         print(f"materialize {name} {n:,}: {secs}s", flush=True)
-    out["materialize"] = mats
-    return out
+    return mats
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -263,17 +278,18 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---|",
     ]
     for size in result["sizes"]:
-        agree = size["pit_agreement"]
+        agree = size.get("pit_agreement", {})
         check = (
-            "cells identical to DuckDB"
+            "every cell equal to DuckDB's"
             if agree.get("identical")
-            else f"differs: {agree}"
+            else f"differs from DuckDB: {agree}"
         )
         for r in size["pit"]:
+            note = "" if r["engine"] == "duckdb" else f"; {check}"
             lines.append(
                 f"| PIT join (N entity x N feature rows) | {r['engine']} | "
                 f"{r['entity_rows']:,} | {r['seconds']} | {r['entity_rows_per_s']:,} | "
-                f"{r['rows_out']:,} rows out; {check} |"
+                f"{r['rows_out']:,} rows out{note} |"
             )
         for r in size["materialize"]:
             lines.append(
@@ -289,7 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--quick", action="store_true", help="20k rows (smoke run)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--render", action="store_true", help="only rewrite spark.md")
+    parser.add_argument("--only", choices=["pit", "materialize"])
+    parser.add_argument(
+        "--append", action="store_true", help="add these sizes to spark.json"
+    )
     args = parser.parse_args(argv)
+    if args.render:  # re-render the markdown of an existing result
+        result = json.loads((args.out / "spark.json").read_text())
+        (args.out / "spark.md").write_text(markdown(result))
+        return 0
     sizes = [20_000] if args.quick else args.rows
 
     os.environ.setdefault("FEAST_USAGE", "False")
@@ -352,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                 "spark_session_start_s": spark_start,
                 "redis_cluster_masters": 3,
             },
-            "sizes": [bench_size(n, env, cluster) for n in sizes],
+            "sizes": [bench_size(n, env, cluster, args.only) for n in sizes],
         }
     finally:
         cluster.stop()
@@ -360,6 +385,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "spark_quick" if args.quick else "spark"
+    previous = args.out / f"{name}.json"
+    if args.append and previous.is_file():
+        old = json.loads(previous.read_text())
+        result["meta"]["earlier_runs"] = [
+            old["meta"],
+            *old["meta"].get("earlier_runs", []),
+        ]
+        result["sizes"] = old["sizes"] + result["sizes"]
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(markdown(result))
     print(markdown(result))

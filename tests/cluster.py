@@ -14,6 +14,7 @@ until Ctrl-C: the scale profile on one machine.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -175,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7000, help="first client port")
     parser.add_argument("--masters", type=int, default=3)
     args = parser.parse_args(argv)
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # Stop cleanly on Ctrl-C or `kill <pid>`, also when started in the background.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     with RedisCluster(masters=args.masters, first_port=args.port) as cluster:
         print(f"FP_REDIS_CLUSTER_NODES={cluster.nodes_string}", flush=True)
         try:

@@ -10,6 +10,7 @@ the cluster and what hash tags would do to them.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,10 @@ def test_feast_keys_spread_over_the_three_masters(
     assert [k for k in all_keys if _hash_tag(k) is not None] == []
     shares = {p: len(ks) / rows for p, ks in keys.items()}
     assert all(0.2 < share < 0.47 for share in shares.values()), shares
-    assert len({key_slot(k) for k in all_keys}) > 0.9 * rows  # ~no slot sharing
+    # No hot slot either. (CRC16 is linear, so sequential ids fall on fewer
+    # slots than keys - 2 to 4 keys a slot here - but spread over all masters.)
+    per_slot = Counter(key_slot(k) for k in all_keys)
+    assert max(per_slot.values()) <= 8, per_slot.most_common(3)
 
     # The key is exactly Feast's format (what the feature server reads).
     cid = 1_000_001
