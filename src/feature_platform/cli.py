@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile",
         default=None,
-        help="local (default), services or production; or $FEATURE_PLATFORM_PROFILE",
+        help="local (default), services, production or scale; "
+        "or $FEATURE_PLATFORM_PROFILE",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
