@@ -156,6 +156,7 @@ def machine() -> dict[str, Any]:
         ).stdout
         versions["redis-server"] = out.split("v=")[1].split()[0]
     return {
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": mem_gib,
@@ -165,9 +166,23 @@ def machine() -> dict[str, Any]:
     }
 
 
-def child_rss_mb() -> float:
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far."""
     import resource
 
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child_rss_mb() -> float:
+    """Peak RSS of this process (VmHWM; ru_maxrss would include the RSS the
+    parent had when it forked this child, which survives exec on Linux)."""
+    import resource
+
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
@@ -184,6 +199,11 @@ class BenchEnv:
     pg_database: str
     project: str
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def plain_repo(self) -> Path:
+        """The same definitions with Feast's stock DuckDB offline store (baseline)."""
+        return self.workdir / "plain_repo"
 
     def store(self, profile: str = "services"):
         from feature_platform.config import get_store
@@ -241,6 +261,16 @@ def bench_env() -> Iterator[BenchEnv]:
         else:
             shutil.copy2(path, repo / path.name)
     (repo / "data").mkdir()
+    # Baseline repo: same registry and project, Feast's own DuckDB offline store.
+    plain = workdir / "plain_repo"
+    shutil.copytree(repo, plain)
+    for yaml in (plain / "feature_store.yaml", *(plain / "profiles").glob("*.yaml")):
+        text = yaml.read_text()
+        yaml.write_text(
+            text.replace(
+                "type: feature_platform.pit_store.FastPitOfflineStore", "type: duckdb"
+            )
+        )
     port = free_port()
     redis_bin = shutil.which("redis-server")
     if redis_bin is None:
@@ -520,6 +550,7 @@ def child_main(task: dict[str, Any]) -> dict[str, Any]:
     if kind == "materialize":
         start = datetime.fromisoformat(task["start"])
         end = datetime.fromisoformat(task["end"])
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         if task["engine"] == "feast":
             store.materialize(
@@ -532,6 +563,7 @@ def child_main(task: dict[str, Any]) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         return {
             "seconds": round(seconds, 3),
+            "cpu_s": round(cpu_seconds() - cpu0, 3),
             "rss_after_imports_mb": base_rss,
             "peak_rss_mb": child_rss_mb(),
         }
@@ -539,27 +571,22 @@ def child_main(task: dict[str, Any]) -> dict[str, Any]:
         import pandas as pd
 
         entities = pd.read_parquet(task["entities"])
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
-        if task["engine"] == "feast":
-            out = store.get_historical_features(
-                entity_df=entities,
-                features=[f"customer_stats:{f}" for f in CHURN_FEATURES],
-                filter_by_created_timestamp=True,
-            ).to_df()
-        else:
-            from feature_platform.pit import pit_join
-
-            out = pit_join(
-                entities,
-                task["source"],
-                "customer_id",
-                CHURN_FEATURES,
-                ttl=timedelta(days=3),
-            )
+        # Both through Feast's API: plain repo = stock DuckDB offline store,
+        # platform repo = the FastPitOfflineStore plugin from feature_store.yaml.
+        job = store.get_historical_features(
+            entity_df=entities,
+            features=[f"customer_stats:{f}" for f in CHURN_FEATURES],
+            filter_by_created_timestamp=True,
+        )
+        out = job.to_df()
         seconds = time.perf_counter() - t0
         out.to_parquet(task["output"], index=False)
         return {
             "seconds": round(seconds, 3),
+            "cpu_s": round(cpu_seconds() - cpu0, 3),
+            "retrieval_job": type(job).__name__,
             "rows_out": len(out),
             "rss_after_imports_mb": base_rss,
             "peak_rss_mb": child_rss_mb(),
@@ -590,7 +617,7 @@ def bench_materialize(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
         task = {
             "kind": "materialize",
             "engine": engine,
-            "repo": str(env.repo),
+            "repo": str(env.plain_repo if engine == "feast" else env.repo),
             "start": (end - timedelta(days=3)).isoformat(),
             "end": end.isoformat(),
         }
@@ -738,7 +765,7 @@ def bench_pit(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
             task = {
                 "kind": "pit",
                 "engine": engine,
-                "repo": str(env.repo),
+                "repo": str(env.plain_repo if engine == "feast" else env.repo),
                 "entities": str(ents),
                 "source": str(src),
                 "output": str(out),
@@ -1052,7 +1079,8 @@ def markdown(all_results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> st
     lines = [
         f"Mode **{meta['mode']}**, {meta['finished']}; command `{meta['command']}`.",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
-        f"Python {m['python']}, "
+        f"Python {m['python']}, load average {m['load_average_1m']} at start / "
+        f"{meta.get('load_average_1m_end')} at end (the machine is shared), "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + ".",
         "",
@@ -1081,16 +1109,17 @@ def markdown(all_results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> st
         lines += [
             "Materialization into Redis (customer_stats, 1 row per entity):",
             "",
-            "| engine | rows | seconds | rows/s | peak RSS MB |",
-            "|---|---|---|---|---|",
+            "| engine | rows | seconds | rows/s | CPU s (client) | peak RSS MB |",
+            "|---|---|---|---|---|---|",
         ]
         for r in all_results["materialize"]["runs"]:
             if "error" in r:
-                lines.append(f"| {r['engine']} | {r['rows']:,} | error | | |")
+                lines.append(f"| {r['engine']} | {r['rows']:,} | error | | | |")
             else:
                 lines.append(
                     f"| {r['engine']} | {r['rows']:,} | {r['seconds']} "
-                    f"| {r['rows_per_s']:,} | {r['peak_rss_mb']:,} |"
+                    f"| {r['rows_per_s']:,} | {r.get('cpu_s', 'n/a')} "
+                    f"| {r['peak_rss_mb']:,} |"
                 )
         lines.append("")
     if "pit" in all_results:
@@ -1098,18 +1127,19 @@ def markdown(all_results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> st
             "Point-in-time join, 4 features, as known at (created timestamps):",
             "",
             "| engine | entity x feature rows | seconds | entity rows/s "
-            "| rows kept | peak RSS MB |",
-            "|---|---|---|---|---|---|",
+            "| rows kept | cells equal to Feast | peak RSS MB |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in all_results["pit"]["runs"]:
             size = f"{r['entity_rows']:,} x {r['feature_rows']:,}"
             if "error" in r:
-                lines.append(f"| {r['engine']} | {size} | error | | | |")
+                lines.append(f"| {r['engine']} | {size} | error | | | | |")
                 continue
+            agree = r.get("agreement_with_feast", {}).get("cells_equal_share", "")
             lines.append(
                 f"| {r['engine']} | {size} | {r['seconds']} "
                 f"| {r['entity_rows_per_s']:,} | "
-                f"{r['rows_out']:,} | {r['peak_rss_mb']:,} |"
+                f"{r['rows_out']:,} | {agree} | {r['peak_rss_mb']:,} |"
             )
         lines.append("")
     if "http" in all_results:
@@ -1216,8 +1246,27 @@ def run(
                 f"[bench] {name} done in {res['wall_s']} s", file=sys.stderr, flush=True
             )
     meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    meta["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     (out / "summary.md").write_text(markdown(all_results, meta))
     return {"meta": meta, "results": all_results}
+
+
+def render(out: Path) -> str:
+    """Rebuild ``summary.md`` from the JSON results in ``out`` (same run's meta)."""
+    all_results: dict[str, dict[str, Any]] = {}
+    meta: dict[str, Any] = {}
+    for name in NAMES:
+        path = out / f"{name}.json"
+        if path.is_file():
+            payload = json.loads(path.read_text())
+            all_results[name] = payload["results"]
+            meta = meta or {
+                k: v for k, v in payload.items() if k not in ("name", "results")
+            }
+    meta.setdefault("finished", meta.get("started"))
+    text = markdown(all_results, meta)
+    (out / "summary.md").write_text(text)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1225,13 +1274,24 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_child"]:
         print(json.dumps(child_main(json.loads(argv[1]))))
         return 0
+    import signal
+
+    # SIGTERM (e.g. a CI timeout) unwinds normally, so the private redis-server,
+    # database and temp directory are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     parser.add_argument("--only", nargs="+", choices=NAMES, help="run only these")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--render", action="store_true", help="only rebuild summary.md from --out"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        print(render(args.out))
+        return 0
     result = run(quick=args.quick, only=args.only, out=args.out)
     print((args.out / "summary.md").read_text())
     missed = [

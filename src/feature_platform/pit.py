@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 __all__ = ["pit_join"]
 
 
+_TWO64 = "18446744073709551616::HUGEINT"
+_TWO63 = "9223372036854775808::HUGEINT"
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -143,31 +147,41 @@ def _join(
     entity_columns: list[str],
 ) -> pa.Table:
     fsel = ", ".join(f"{_q(f)} AS f{i}" for i, f in enumerate(features))
-    # A missing created time ranks lowest (nulls inside structs would rank highest).
-    cr = (
-        f"coalesce({_q(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
-        if created
-        else "'-infinity'::TIMESTAMPTZ"
-    )
-    # Normalized source: k, ev, cr, f0..fn. Rows without key or event time never match.
+    # One HUGEINT orders (event, created) lexicographically: event micros in the
+    # high 64 bits, created micros (+2^63, or 0 when there is none) in the low.
+    cr_us = f"epoch_us({_q(created)}::TIMESTAMPTZ)" if created else "NULL::BIGINT"
     con.execute(
-        f"CREATE TEMP TABLE __f AS SELECT {_q(key)} AS k, {_q(ev)}::TIMESTAMPTZ AS ev, "
-        f"{cr} AS cr, {fsel} FROM __src "
+        f"CREATE TEMP TABLE __e AS SELECT __rid AS rid, {_q(key)} AS k, "
+        f"epoch_us({_q(ets)}::TIMESTAMPTZ) AS ts_us, "
+        f"epoch_us({_q(ets)}::TIMESTAMPTZ)::HUGEINT * {_TWO64} + ({_TWO64} - 1) "
+        "AS eord FROM __ent"
+    )
+    # Only feature rows that can match some entity row: a key that is asked for
+    # and an event time inside [min(ts) - ttl, max(ts)].
+    lo, hi = con.execute("SELECT min(ts_us), max(ts_us) FROM __e").fetchall()[0]
+    if lo is None:  # no entity row has a timestamp: nothing can match
+        lo, hi = 1, 0
+    window = f"ev_us <= {int(hi)}" + (
+        f" AND ev_us >= {int(lo) - ttl_us}" if ttl_us else ""
+    )
+    con.execute(
+        "CREATE TEMP TABLE __f AS SELECT k, ev_us, cr_us, "
+        f"ev_us::HUGEINT * {_TWO64} + coalesce(cr_us::HUGEINT + {_TWO63}, 0) AS ord, "
+        f"{', '.join(f'f{i}' for i in range(len(features)))} FROM ("
+        f"SELECT {_q(key)} AS k, epoch_us({_q(ev)}::TIMESTAMPTZ) AS ev_us, "
+        f"{cr_us} AS cr_us, {fsel} FROM __src "
         f"WHERE {_q(key)} IS NOT NULL AND {_q(ev)} IS NOT NULL"
         + (f" AND {_q(created)} IS NOT NULL" if created and as_known_at else "")
+        + f") WHERE {window} AND k IN (SELECT DISTINCT k FROM __e)"
     )
-    con.execute(
-        f"CREATE TEMP TABLE __e AS SELECT __rid AS rid, "
-        f"{_q(key)} AS k, {_q(ets)}::TIMESTAMPTZ AS ts FROM __ent"
-    )
-    late_cond = "cr > ev" if created and as_known_at else "false"
+    late_cond = "cr_us > ev_us" if created and as_known_at else "false"
     fcols = ", ".join(f"f{i}" for i in range(len(features)))
-    # Candidate 1: on-time rows by (ev, cr) <= (ts, +inf).
+    # Candidate 1: on-time rows (available from their event time), best by
+    # (event, created) <= (ts, +inf).
     con.execute(
-        f"CREATE TEMP TABLE __c1 AS SELECT e.rid, o.ev AS ev, o.cr AS cr, {fcols} "
+        f"CREATE TEMP TABLE __c1 AS SELECT e.rid, o.ord, o.ev_us, {fcols} "
         f"FROM __e e ASOF LEFT JOIN (SELECT * FROM __f WHERE NOT ({late_cond})) o "
-        f"ON e.k = o.k AND struct_pack(t := e.ts, c := 'infinity'::TIMESTAMPTZ) "
-        f">= struct_pack(t := o.ev, c := o.cr)"
+        "ON e.k = o.k AND e.eord >= o.ord"
     )
     best = "__c1"
     late = con.execute(f"SELECT count(*) FROM __f WHERE {late_cond}").fetchall()[0][0]
@@ -175,26 +189,25 @@ def _join(
         # Candidate 2: late rows, available from cr; running best by (ev, cr).
         packed = ", ".join(f"f{i} := f{i}" for i in range(len(features)))
         con.execute(
-            "CREATE TEMP TABLE __l AS SELECT k, cr AS avail, "
-            f"arg_max(struct_pack(ev := ev, cr := cr, {packed}), "
-            "struct_pack(t := ev, c := cr)) OVER (PARTITION BY k ORDER BY cr "
+            "CREATE TEMP TABLE __l AS SELECT k, cr_us AS avail, "
+            f"arg_max(struct_pack(ord := ord, ev_us := ev_us, {packed}), ord) "
+            "OVER (PARTITION BY k ORDER BY cr_us "
             "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS b "
             f"FROM __f WHERE {late_cond}"
         )
-        pick2 = "(c2.b IS NOT NULL AND (c1.ev IS NULL OR struct_pack(t := c2.b.ev, "
-        pick2 += "c := c2.b.cr) > struct_pack(t := c1.ev, c := c1.cr)))"
+        pick2 = "(c2.b IS NOT NULL AND (c1.ord IS NULL OR c2.b.ord > c1.ord))"
         cols = ", ".join(
             f"CASE WHEN {pick2} THEN c2.b.f{i} ELSE c1.f{i} END AS f{i}"
             for i in range(len(features))
         )
         con.execute(
             f"CREATE TEMP TABLE __best AS SELECT c1.rid, "
-            f"CASE WHEN {pick2} THEN c2.b.ev ELSE c1.ev END AS ev, {cols} "
+            f"CASE WHEN {pick2} THEN c2.b.ev_us ELSE c1.ev_us END AS ev_us, {cols} "
             "FROM __c1 c1 JOIN __e e USING (rid) "
-            "ASOF LEFT JOIN __l c2 ON e.k = c2.k AND e.ts >= c2.avail"
+            "ASOF LEFT JOIN __l c2 ON e.k = c2.k AND e.ts_us >= c2.avail"
         )
         best = "__best"
-    ttl_ok = f"b.ev >= e.ts - to_microseconds({ttl_us}::BIGINT)" if ttl_us else "true"
+    ttl_ok = f"b.ev_us >= e.ts_us - {ttl_us}" if ttl_us else "true"
     out = ", ".join(
         f"CASE WHEN {ttl_ok} THEN b.f{i} END AS {_q(f)}" for i, f in enumerate(features)
     )
