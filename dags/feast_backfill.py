@@ -141,6 +141,7 @@ def feast_backfill():
             views=params["views"],
             sample_size=int(params["skew_sample_size"]),
             max_mismatch_rate=float(params["max_mismatch_rate"]),
+            skip_if_newer=True,  # later runs may already have written newer values
         )
 
     @task

@@ -286,3 +286,5 @@ def test_backfill_equals_one_materialization(
         once.teardown()
     [done] = webhook.events("success")
     assert done["chunks"] == 3
+    # the online check really compared values (nothing newer was there to skip)
+    assert done["skew"]["compared"] > 0 and done["skew"]["mismatches"] == 0
