@@ -16,6 +16,8 @@ validating the sources over the whole range.
   result equals one materialization of the whole range. Chunks run one at a time
   (`max_active_tis_per_dagrun=1`) so the SQLite store of the local profile ends
   in the same state too.
+* The online check skips a view whose registry records a materialization ending
+  after the range (a later scheduled run): the store rightly holds newer values.
 * Same alerts, profile resolution and validation gate as
   `feast_materialization_pipeline`.
 
