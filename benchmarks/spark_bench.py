@@ -41,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVICE = "churn_prediction_service"
+RUN_KEYS = ("when", "spark_driver_memory", "spark_session_start_s")
 CATEGORIES = ["grocery", "electronics", "fashion", "home", "beauty", "sports"]
 
 if str(ROOT) not in sys.path:  # run as a script from anywhere
@@ -266,13 +267,17 @@ def _bench_materialize(
 
 def markdown(result: dict[str, Any]) -> str:
     m = result["meta"]
+    runs = "; ".join(
+        f"{size['rows']:,} rows: {r['when']}, driver {r['spark_driver_memory']}, "
+        f"Spark session start {r['spark_session_start_s']} s"
+        for size in result["sizes"]
+        if (r := size.get("run", m))
+    )
     lines = [
         "## Spark (scale profile) vs DuckDB (single machine)",
         "",
-        f"{m['cpus']} CPUs, Spark `{m['spark_master']}` "
-        f"(driver {m['spark_driver_memory']}), Redis Cluster of 3 masters on "
-        f"loopback; Spark session start {m['spark_session_start_s']} s (not "
-        f"included below). {m['when']}.",
+        f"{m['cpus']} CPUs, Spark `{m['spark_master']}`, Redis Cluster of 3 "
+        f"masters on loopback. Session start is not included below. Runs: {runs}.",
         "",
         "| benchmark | engine | rows | seconds | rows/s | check |",
         "|---|---|---:|---:|---:|---|",
@@ -379,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
             },
             "sizes": [bench_size(n, env, cluster, args.only) for n in sizes],
         }
+        run = {k: result["meta"][k] for k in RUN_KEYS}
+        for size in result["sizes"]:
+            size["run"] = run
     finally:
         cluster.stop()
         _pg("postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

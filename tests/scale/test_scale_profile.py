@@ -182,7 +182,11 @@ def test_feast_keys_spread_over_the_three_masters(
 
     store = profile_runs["scale"].store
     rows = profile_runs["scale"].materialized["rows_total"]
-    keys = _cluster_keys(redis_cluster)
+    suffix = store.project.encode()
+    keys = {
+        port: [k for k in ks if k.endswith(suffix)]
+        for port, ks in _cluster_keys(redis_cluster).items()
+    }
     all_keys = [k for ks in keys.values() for k in ks]
     assert len(all_keys) == rows  # one hash per entity (customers + drivers)
 
@@ -397,3 +401,46 @@ def test_rerunning_a_window_leaves_the_cluster_unchanged(
         == profile_runs["scale"].materialized["views"]["driver_stats"]["rows"]
     )
     assert dump() == before
+
+
+def test_feast_materialize_uses_the_spark_engine_of_the_profile(
+    profile_runs: dict[str, ProfileRun],
+    scale_repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``feast materialize`` on the scale profile (Feast's own SparkComputeEngine)
+    writes the same non-pii values as the platform's path.
+
+    It does NOT mask ``pii`` fields (Feast knows nothing of the platform's
+    masking), which is why the README sends scheduled runs through
+    ``feature-platform materialize``; this test pins that difference too.
+    """
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+    from feature_platform.online import read_online
+
+    platform_store = profile_runs["scale"].store
+    monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", f"{platform_store.project}_feast")
+    store = get_store("scale", repo=scale_repo)
+    apply_definitions(store)
+    assert type(store._get_provider().batch_engine).__name__ == "SparkComputeEngine"
+    store.materialize(start_date=WINDOW_START, end_date=TEST_END)
+
+    source = _source(scale_repo, "customer_stats")
+    ids = sorted(int(i) for i in source["customer_id"].unique())
+    refs = [f"customer_stats:{f}" for f in CUSTOMER_FEATURES]
+    frames = {
+        name: pd.DataFrame(
+            read_online(
+                s, [{"customer_id": i} for i in ids], features=refs, now=TEST_END
+            )
+        )
+        for name, s in (("feast", store), ("platform", platform_store))
+    }
+    plain = ["customer_id", *(f for f in CUSTOMER_FEATURES if f != "email")]
+    _assert_same(frames["feast"][plain], frames["platform"][plain], "feast/platform")
+    present = frames["platform"]["email"].notna()
+    assert present.sum() > 0
+    raw = frames["feast"].loc[present, "email"]
+    assert raw.str.endswith("@example.com").all()  # raw addresses
+    assert not frames["platform"].loc[present, "email"].str.contains("@").any()
