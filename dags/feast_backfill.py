@@ -39,6 +39,12 @@ RETRY_DELAY = timedelta(
 )
 
 
+def _run_alert(context: Any) -> None:
+    from feature_platform.notify import airflow_dag_failure_callback
+
+    airflow_dag_failure_callback(context)
+
+
 def _alert(context: Any) -> None:
     from feature_platform.notify import airflow_failure_callback
 
@@ -57,6 +63,8 @@ def _retry_alert(context: Any) -> None:
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=timedelta(hours=24),
+    on_failure_callback=_run_alert,
     doc_md=__doc__,
     tags=["feast", "materialization", "backfill", "ml-platform"],
     default_args={

@@ -19,7 +19,9 @@ check the online store against the offline data, and notify.
   `max_mismatch_rate`.
 * **Alerts**: every task's `on_failure_callback` posts dag/task/run/exception to
   the webhook (Airflow connection `feature_platform_webhook` or
-  `$FEATURE_PLATFORM_WEBHOOK_URL`); retries post a softer warning.
+  `$FEATURE_PLATFORM_WEBHOOK_URL`); retries post a softer warning. The DAG's own
+  `on_failure_callback` alerts on run failures no task reported (a run that
+  exceeds `dagrun_timeout`, one schedule interval).
 * **Profile**: Airflow Variable `feature_platform_profile`, else
   `$FEATURE_PLATFORM_PROFILE`, else `local`.
 * **Assets**: `materialize_features` updates `feature-platform://online-store/<view>`;
@@ -51,6 +53,12 @@ RETRY_DELAY = timedelta(
 )
 
 
+def _run_alert(context: Any) -> None:
+    from feature_platform.notify import airflow_dag_failure_callback
+
+    airflow_dag_failure_callback(context)
+
+
 def _alert(context: Any) -> None:
     from feature_platform.notify import airflow_failure_callback
 
@@ -67,7 +75,7 @@ def dag_id_for(key: str, cron: str) -> str:
     return DAG_ID if cron == PRIMARY_CRON else f"{DAG_ID}_{key}"
 
 
-def build_dag(key: str, cron: str, views: tuple[str, ...]):
+def build_dag(key: str, cron: str, interval: timedelta, views: tuple[str, ...]):
     """The materialization DAG for one schedule and its feature views."""
     outlets = [Asset(name=f"online_{v}", uri=online_asset_uri(v)) for v in views]
 
@@ -77,6 +85,9 @@ def build_dag(key: str, cron: str, views: tuple[str, ...]):
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
+        # A run stuck longer than its interval alerts before the next one starts.
+        dagrun_timeout=interval,
+        on_failure_callback=_run_alert,
         doc_md=__doc__,
         tags=["feast", "materialization", "ml-platform", *views],
         default_args={
@@ -167,4 +178,4 @@ def build_dag(key: str, cron: str, views: tuple[str, ...]):
 
 
 for _key, _schedule in SCHEDULES.items():
-    build_dag(_key, _schedule.cron, _schedule.feature_views)
+    build_dag(_key, _schedule.cron, _schedule.interval, _schedule.feature_views)

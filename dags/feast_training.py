@@ -32,6 +32,12 @@ RETRY_DELAY = timedelta(
 )
 
 
+def _run_alert(context: Any) -> None:
+    from feature_platform.notify import airflow_dag_failure_callback
+
+    airflow_dag_failure_callback(context)
+
+
 def _alert(context: Any) -> None:
     from feature_platform.notify import airflow_failure_callback
 
@@ -44,6 +50,8 @@ def _alert(context: Any) -> None:
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=timedelta(hours=2),
+    on_failure_callback=_run_alert,
     doc_md=__doc__,
     tags=["feast", "training", "ml-platform"],
     default_args={

@@ -23,6 +23,7 @@ __all__ = [
     "CONN_ID",
     "ENV_VAR",
     "NotifyError",
+    "airflow_dag_failure_callback",
     "airflow_failure_callback",
     "airflow_retry_callback",
     "failure_message",
@@ -209,6 +210,32 @@ def _send_from_callback(context: Any, event: str) -> None:
 def airflow_failure_callback(context: Any) -> None:
     """``on_failure_callback`` for DAGs and tasks: alert on the webhook, never raise."""
     _send_from_callback(context, "failure")
+
+
+def airflow_dag_failure_callback(context: Any) -> None:
+    """DAG-level ``on_failure_callback``: alert on run failures no task reported.
+
+    A failed task already alerted through its own callback (with the exception),
+    so ``reason == "task_failure"`` is skipped; a timed-out or deadlocked run is
+    alerted here.
+    """
+    reason = context.get("reason")
+    if reason == "task_failure":
+        log.info("run failed in a task; its task callback sent the alert")
+        return
+    dag = context.get("dag")
+    dag_run = context.get("dag_run")
+    try:
+        post_message(
+            failure_message(
+                dag_id=str(getattr(dag, "dag_id", "?")),
+                task_id=None,
+                run_id=getattr(dag_run, "run_id", None),
+                exception=f"DAG run failed: {reason or 'unknown reason'}",
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - a callback must never raise
+        log.error("could not send the DAG failure alert: %s", exc)
 
 
 def airflow_retry_callback(context: Any) -> None:

@@ -52,6 +52,8 @@ def test_every_dag_follows_policy(dagbag) -> None:
         assert dag.tags, dag.dag_id
         assert dag.doc_md and len(dag.doc_md) > 200, dag.dag_id
         assert dag.catchup is False, dag.dag_id
+        assert dag.on_failure_callback, f"{dag.dag_id} has no run-level alert"
+        assert dag.dagrun_timeout is not None, dag.dag_id
         assert (
             dag.start_date.tzinfo is not None
             and dag.start_date.utcoffset() == timedelta(0)
@@ -69,6 +71,8 @@ def test_materialization_dags(dagbag, dag_id: str) -> None:
     dag = dagbag.get_dag(dag_id)
     assert dag.timetable.expression == MATERIALIZATION[dag_id]
     assert str(dag.timetable.timezone) in {"UTC", "Timezone('UTC')"}
+    # a stuck run times out (and alerts) before the next one is due
+    assert dag.dagrun_timeout == cron_interval(MATERIALIZATION[dag_id])
     for task in dag.tasks:
         assert task.retries == 3
         assert task.retry_delay == timedelta(minutes=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from feature_platform.notify import (
     ENV_VAR,
     NotifyError,
+    airflow_dag_failure_callback,
     failure_message,
     post_message,
     redact_url,
@@ -180,6 +182,7 @@ def test_no_secret_in_logs_of_a_plain_process(receiver: Receiver) -> None:
 
     out = subprocess.run(
         [sys.executable, "-c", _PLAIN_PROCESS, receiver.url],
+        env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -190,3 +193,23 @@ def test_no_secret_in_logs_of_a_plain_process(receiver: Receiver) -> None:
     assert "no webhook configured" in logs and "hello without url" in logs
     assert "notified http://127.0.0.1" in logs
     assert SECRET not in logs
+
+
+def test_dag_callback_alerts_only_on_failures_no_task_reported(
+    receiver: Receiver, monkeypatch
+) -> None:
+    monkeypatch.setenv(ENV_VAR, receiver.url)
+
+    class Dag:
+        dag_id = "feast_materialization_pipeline"
+
+    class Run:
+        run_id = "scheduled__x"
+
+    context = {"dag": Dag(), "dag_run": Run()}
+    airflow_dag_failure_callback({**context, "reason": "task_failure"})
+    assert receiver.bodies == []  # the failed task's own callback alerted
+    airflow_dag_failure_callback({**context, "reason": "timed_out"})
+    [body] = receiver.bodies
+    assert body["feature_platform"]["exception"] == "DAG run failed: timed_out"
+    assert body["feature_platform"]["run_id"] == "scheduled__x"
