@@ -9,6 +9,7 @@ the cluster and what hash tags would do to them.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -77,10 +78,7 @@ def _assert_same(left: pd.DataFrame, right: pd.DataFrame, what: str) -> None:
     a, b = _normalized(left), _normalized(right)
     for col in a.columns:
         x, y = a[col], b[col]
-        if x.dtype == "float64":
-            equal = (x == y) | (x.isna() & y.isna())
-        else:
-            equal = (x == y) | (x.isna() & y.isna())
+        equal = (x == y) | (x.isna() & y.isna())
         bad = (~equal).to_numpy().nonzero()[0]
         assert not len(bad), (
             f"{what}: column {col!r} differs in {len(bad)} of {len(a)} rows, "
@@ -115,7 +113,7 @@ def test_scale_profile_resolves_spark_engine_and_redis_cluster(
     assert cfg.online_store.connection_string.startswith("127.0.0.1:7000,")
     assert cfg.registry.path.startswith("postgresql+psycopg://")
     # Spark's Python workers run this interpreter (it has feast installed).
-    assert __import__("os").environ["PYSPARK_PYTHON"] == sys.executable
+    assert os.environ["PYSPARK_PYTHON"] == sys.executable
 
     # The definitions read the same parquet files, as SparkSource.
     sources = {s.name: s for s in load_definitions(sample_repo).data_sources}
