@@ -1076,11 +1076,24 @@ def _fmt_lat(d: dict[str, Any]) -> str:
 
 def markdown(all_results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     m = meta["machine"]
+    runs = meta.get("runs")
+    if runs:
+        head = [f"Mode **{meta['mode']}**. Runs (start, command, 1-min load):", ""]
+        head += [f"- {name}: {text}" for name, text in runs.items()]
+        head.append("")
+        load = ""
+    else:
+        head = [
+            f"Mode **{meta['mode']}**, {meta['finished']}; command `{meta['command']}`."
+        ]
+        load = (
+            f"load average {m['load_average_1m']} at start / "
+            f"{meta.get('load_average_1m_end')} at end (the machine is shared), "
+        )
     lines = [
-        f"Mode **{meta['mode']}**, {meta['finished']}; command `{meta['command']}`.",
+        *head,
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
-        f"Python {m['python']}, load average {m['load_average_1m']} at start / "
-        f"{meta.get('load_average_1m_end')} at end (the machine is shared), "
+        f"Python {m['python']}, {load}"
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + ".",
         "",
@@ -1247,7 +1260,9 @@ def run(
             )
     meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     meta["load_average_1m_end"] = round(os.getloadavg()[0], 2)
-    (out / "summary.md").write_text(markdown(all_results, meta))
+    # The summary covers every benchmark's latest JSON in ``out`` (a partial
+    # run with --only keeps the others), each labelled with its own run.
+    render(out)
     return {"meta": meta, "results": all_results}
 
 
@@ -1263,6 +1278,10 @@ def render(out: Path) -> str:
             meta = meta or {
                 k: v for k, v in payload.items() if k not in ("name", "results")
             }
+            meta.setdefault("runs", {})[name] = (
+                f"{payload['started']} `{payload['command']}` (load average "
+                f"{payload['machine'].get('load_average_1m')})"
+            )
     meta.setdefault("finished", meta.get("started"))
     text = markdown(all_results, meta)
     (out / "summary.md").write_text(text)
