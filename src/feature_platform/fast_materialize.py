@@ -444,7 +444,7 @@ def materialize_view_fast(
     path = _source_path(view)
     if path is None or not supports(store, view):
         raise ValueError(f"view {view.name!r} does not qualify for the fast path")
-    source = view.batch_source
+    source: Any = view.batch_source
     key_col = view.entity_columns[0]
     vtype = int(key_col.dtype.to_value_type().value)
     features = [f.name for f in view.features]
@@ -466,7 +466,7 @@ def materialize_view_fast(
         source.created_timestamp_column or None,
     )
     con = duckdb.connect()
-    online = store._get_provider().online_store
+    online: Any = store._get_provider().online_store
     pipe = _RawPipe(online._get_client(store.config.online_store))
     written = 0
     pending = 0  # HSET/EXPIRE replies not read yet

@@ -258,7 +258,7 @@ class FastOnlineReader:
                 self.join_keys.append(key)
         self._plans = plans
         self.feature_names = [o for p in plans for o in p.outputs]
-        online = store._get_provider().online_store
+        online: Any = store._get_provider().online_store
         self._client = online._get_client(config.online_store)
 
     @staticmethod
@@ -336,10 +336,10 @@ class FastOnlineReader:
 
         result: dict[str, list[Any]] = {}
         # Like Feast: every entity column passed comes back, served keys first.
-        columns = dict.fromkeys(self.join_keys)
+        entity_columns = dict.fromkeys(self.join_keys)
         for row in entity_rows:
-            columns.update(dict.fromkeys(row))
-        for key in columns:
+            entity_columns.update(dict.fromkeys(row))
+        for key in entity_columns:
             result[key] = [row.get(key) for row in entity_rows]
         statuses: dict[str, list[str]] = {}
         offset = 0
@@ -368,5 +368,5 @@ class FastOnlineReader:
                 result[name] = col
                 statuses[name] = st
         if include_status:
-            result["__status__"] = statuses  # type: ignore[assignment]
+            result["__status__"] = statuses  # type: ignore[assignment,unused-ignore]
         return result

@@ -90,10 +90,10 @@ def _plan(
 
     wanted: dict[str, list[str]] = {}
     for ref in feature_refs:
-        view, sep, feature = ref.partition(":")
+        view_name, sep, feature = ref.partition(":")
         if not sep:
             return None
-        wanted.setdefault(view, []).append(feature)
+        wanted.setdefault(view_name, []).append(feature)
     plan = []
     for view in feature_views:
         projection = view.projection
@@ -163,6 +163,7 @@ class FastPitOfflineStore(DuckDBOfflineStore):
             out = frame.reset_index(drop=True)
             ts = pd.to_datetime(out[ts_col], utc=True)  # naive means UTC (Feast)
             for view, path, key, features in plan:
+                source: Any = view.batch_source
                 keys = out[[key]].assign(**{ts_col: ts})
                 joined = pit_join(
                     keys,
@@ -171,10 +172,8 @@ class FastPitOfflineStore(DuckDBOfflineStore):
                     features,
                     ttl=view.ttl,
                     as_known_at=filter_by_created_timestamp,
-                    timestamp_field=view.batch_source.timestamp_field,
-                    created_timestamp_column=(
-                        view.batch_source.created_timestamp_column or None
-                    ),
+                    timestamp_field=source.timestamp_field,
+                    created_timestamp_column=source.created_timestamp_column or None,
                     entity_timestamp_column=ts_col,
                 )
                 name = view.projection.name_to_use() if view.projection else view.name
