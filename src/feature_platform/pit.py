@@ -165,7 +165,7 @@ def _join(
         f" AND ev_us >= {int(lo) - ttl_us}" if ttl_us else ""
     )
     con.execute(
-        "CREATE TEMP TABLE __f AS SELECT k, ev_us, cr_us, "
+        "CREATE TEMP VIEW __f AS SELECT k, ev_us, cr_us, "
         f"ev_us::HUGEINT * {_TWO64} + coalesce(cr_us::HUGEINT + {_TWO63}, 0) AS ord, "
         f"{', '.join(f'f{i}' for i in range(len(features)))} FROM ("
         f"SELECT {_q(key)} AS k, epoch_us({_q(ev)}::TIMESTAMPTZ) AS ev_us, "
@@ -175,6 +175,9 @@ def _join(
         + f") WHERE {window} AND k IN (SELECT DISTINCT k FROM __e)"
     )
     late_cond = "cr_us > ev_us" if created and as_known_at else "false"
+    # Late rows are few: materialize them once; on-time rows stream from parquet
+    # straight into the ASOF join (one scan, no 10M-row temp table).
+    con.execute(f"CREATE TEMP TABLE __lf AS SELECT * FROM __f WHERE {late_cond}")
     fcols = ", ".join(f"f{i}" for i in range(len(features)))
     # Candidate 1: on-time rows (available from their event time), best by
     # (event, created) <= (ts, +inf).
@@ -184,7 +187,7 @@ def _join(
         "ON e.k = o.k AND e.eord >= o.ord"
     )
     best = "__c1"
-    late = con.execute(f"SELECT count(*) FROM __f WHERE {late_cond}").fetchall()[0][0]
+    late = con.execute("SELECT count(*) FROM __lf").fetchall()[0][0]
     if late:
         # Candidate 2: late rows, available from cr; running best by (ev, cr).
         packed = ", ".join(f"f{i} := f{i}" for i in range(len(features)))
@@ -193,7 +196,7 @@ def _join(
             f"arg_max(struct_pack(ord := ord, ev_us := ev_us, {packed}), ord) "
             "OVER (PARTITION BY k ORDER BY cr_us "
             "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS b "
-            f"FROM __f WHERE {late_cond}"
+            "FROM __lf"
         )
         pick2 = "(c2.b IS NOT NULL AND (c1.ord IS NULL OR c2.b.ord > c1.ord))"
         cols = ", ".join(
