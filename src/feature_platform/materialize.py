@@ -116,6 +116,8 @@ def _materialize_view(
 
     provider = store._get_provider()
     source = view.batch_source
+    if source is None:
+        raise ValueError(f"feature view {view.name!r} has no batch source")
     join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
     job = provider.offline_store.pull_latest_from_table_or_query(
         config=store.config,

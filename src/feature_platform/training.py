@@ -135,7 +135,11 @@ def time_split(
     train, test = df[ts < cutoff], df[ts >= cutoff]
     if train.empty or test.empty:
         raise ValueError("time split left an empty side; need more distinct timestamps")
-    return train.reset_index(drop=True), test.reset_index(drop=True), cutoff.to_pydatetime()
+    return (
+        train.reset_index(drop=True),
+        test.reset_index(drop=True),
+        cutoff.to_pydatetime(),
+    )
 
 
 def _xy(df: pd.DataFrame, features: list[str], label: str) -> tuple[Any, Any]:
@@ -162,7 +166,9 @@ def train_model(
     from sklearn.pipeline import Pipeline
 
     non_numeric = [
-        f for f in features if train_df[f].dtype == object or str(train_df[f].dtype) == "string"
+        f
+        for f in features
+        if train_df[f].dtype == object or str(train_df[f].dtype) == "string"
     ]
     if non_numeric:
         raise ValueError(f"train_model needs numeric features; got {non_numeric}")
@@ -171,8 +177,12 @@ def train_model(
         raise ValueError(f"label {label!r} has a single class in the training split")
     model = Pipeline(
         [
-            ("impute", SimpleImputer(strategy="median", add_indicator=True,
-                                     keep_empty_features=True)),
+            (
+                "impute",
+                SimpleImputer(
+                    strategy="median", add_indicator=True, keep_empty_features=True
+                ),
+            ),
             (
                 "gbc",
                 GradientBoostingClassifier(
@@ -189,7 +199,11 @@ def train_model(
 
 
 def evaluate_model(
-    model: Pipeline, test_df: pd.DataFrame, features: list[str], *, label: str = DEFAULT_LABEL
+    model: Pipeline,
+    test_df: pd.DataFrame,
+    features: list[str],
+    *,
+    label: str = DEFAULT_LABEL,
 ) -> dict[str, Any]:
     """ROC AUC and log loss on held-out rows, next to a prior-only baseline."""
     import numpy as np
@@ -198,15 +212,24 @@ def evaluate_model(
     x, y = _xy(test_df, features, label)
     proba = model.predict_proba(x)[:, 1]
     prior = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
-    tn, fp, fn, tp = confusion_matrix(y, (proba >= 0.5).astype(int), labels=[0, 1]).ravel()
+    tn, fp, fn, tp = confusion_matrix(
+        y, (proba >= 0.5).astype(int), labels=[0, 1]
+    ).ravel()
     return {
         "rows": int(len(y)),
         "positive_rate": round(float(y.mean()), 4),
         "roc_auc": round(float(roc_auc_score(y, proba)), 4),
         "log_loss": round(float(log_loss(y, proba, labels=[0, 1])), 4),
         "baseline_roc_auc": 0.5,
-        "baseline_log_loss": round(float(log_loss(y, np.full(len(y), prior), labels=[0, 1])), 4),
-        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "baseline_log_loss": round(
+            float(log_loss(y, np.full(len(y), prior), labels=[0, 1])), 4
+        ),
+        "confusion_matrix": {
+            "tn": int(tn),
+            "fp": int(fp),
+            "fn": int(fn),
+            "tp": int(tp),
+        },
     }
 
 
@@ -250,7 +273,9 @@ def save_model(bundle: ModelBundle, directory: Path | str) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(bundle.model, directory / "model.joblib")
-    (directory / "metadata.json").write_text(json.dumps(bundle.metadata, indent=2, default=str))
+    (directory / "metadata.json").write_text(
+        json.dumps(bundle.metadata, indent=2, default=str)
+    )
     return directory
 
 
@@ -369,9 +394,19 @@ def run_training(
         store, entity_df, feature_service=feature_service, start=start, end=end
     )
     train, test, cutoff = time_split(data, test_fraction=test_fraction)
-    hyper = {"n_estimators": n_estimators, "learning_rate": learning_rate,
-             "max_depth": max_depth}
-    model = train_model(train, features, label=label, **hyper)
+    model = train_model(
+        train,
+        features,
+        label=label,
+        n_estimators=n_estimators,
+        learning_rate=learning_rate,
+        max_depth=max_depth,
+    )
+    hyper = {
+        "n_estimators": n_estimators,
+        "learning_rate": learning_rate,
+        "max_depth": max_depth,
+    }
     metrics = evaluate_model(model, test, features, label=label)
     window = {
         "start": (start or data[ENTITY_TS].min()).isoformat(),
