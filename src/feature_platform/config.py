@@ -217,8 +217,18 @@ def get_store(
     profile: str | None = None, *, repo: Path | str | None = None
 ) -> FeatureStore:
     """The ``FeatureStore`` for a profile; the single front door of the platform."""
+    import warnings
+
     from feast import FeatureStore
 
+    # ibis (under Feast's DuckDB store) warns about its own duckdb call on every
+    # query; nobody using the platform can act on it. Added after `import feast`,
+    # whose modules install their own "once" filters at import.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"fetch_arrow_table\(\) is deprecated",
+        category=DeprecationWarning,
+    )
     config = load_repo_config(profile, repo=repo)
     return FeatureStore(config=config, repo_path=str(config.repo_path))
 
