@@ -27,22 +27,14 @@ Trigger it with `airflow dags trigger feast_backfill -c
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
 
-RETRY_DELAY = timedelta(
-    seconds=float(os.environ.get("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "300"))
-)
-
-
-def _run_alert(context: Any) -> None:
-    from feature_platform.notify import airflow_dag_failure_callback
-
-    airflow_dag_failure_callback(context)
+from feature_platform.notify import airflow_dag_failure_callback
+from feature_platform.orchestration import dag_default_args
 
 
 def _alert(context: Any) -> None:
@@ -64,16 +56,10 @@ def _retry_alert(context: Any) -> None:
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=24),
-    on_failure_callback=_run_alert,
+    on_failure_callback=airflow_dag_failure_callback,
     doc_md=__doc__,
     tags=["feast", "materialization", "backfill", "ml-platform"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": 3,
-        "retry_delay": RETRY_DELAY,
-        "on_failure_callback": _alert,
-        "on_retry_callback": _retry_alert,
-    },
+    default_args=dag_default_args(retries=3),
     params={
         "start": Param(None, type=["null", "string"], description="ISO-8601 UTC"),
         "end": Param(None, type=["null", "string"], description="ISO-8601 UTC"),

@@ -36,27 +36,18 @@ this file generates one DAG per entry of `feature_platform.schedules.SCHEDULES`:
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
-from feature_platform.orchestration import online_asset_uri
+from feature_platform.notify import airflow_dag_failure_callback
+from feature_platform.orchestration import dag_default_args, online_asset_uri
 from feature_platform.schedules import SCHEDULES
 
 PRIMARY_CRON = "0 */4 * * *"  # the product spec's schedule keeps the plain DAG id
 DAG_ID = "feast_materialization_pipeline"
-RETRY_DELAY = timedelta(
-    seconds=float(os.environ.get("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "300"))
-)
-
-
-def _run_alert(context: Any) -> None:
-    from feature_platform.notify import airflow_dag_failure_callback
-
-    airflow_dag_failure_callback(context)
 
 
 def _alert(context: Any) -> None:
@@ -87,16 +78,10 @@ def build_dag(key: str, cron: str, interval: timedelta, views: tuple[str, ...]):
         max_active_runs=1,
         # A run stuck longer than its interval alerts before the next one starts.
         dagrun_timeout=interval,
-        on_failure_callback=_run_alert,
+        on_failure_callback=airflow_dag_failure_callback,
         doc_md=__doc__,
         tags=["feast", "materialization", "ml-platform", *views],
-        default_args={
-            "owner": "ml-platform",
-            "retries": 3,
-            "retry_delay": RETRY_DELAY,
-            "on_failure_callback": _alert,
-            "on_retry_callback": _retry_alert,
-        },
+        default_args=dag_default_args(retries=3),
         params={
             "views": Param(list(views), type="array"),
             "skew_sample_size": Param(100, type="integer", minimum=1),

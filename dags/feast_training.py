@@ -15,27 +15,18 @@ is the Airflow-only equivalent and shows how to chain on the asset.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, dag, task
 
-from feature_platform.orchestration import online_asset_uri
+from feature_platform.notify import airflow_dag_failure_callback
+from feature_platform.orchestration import dag_default_args, online_asset_uri
 
 CUSTOMER_STATS = Asset(
     name="online_customer_stats", uri=online_asset_uri("customer_stats")
 )
-RETRY_DELAY = timedelta(
-    seconds=float(os.environ.get("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "300"))
-)
-
-
-def _run_alert(context: Any) -> None:
-    from feature_platform.notify import airflow_dag_failure_callback
-
-    airflow_dag_failure_callback(context)
 
 
 def _alert(context: Any) -> None:
@@ -51,15 +42,10 @@ def _alert(context: Any) -> None:
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),
-    on_failure_callback=_run_alert,
+    on_failure_callback=airflow_dag_failure_callback,
     doc_md=__doc__,
     tags=["feast", "training", "ml-platform"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": 1,
-        "retry_delay": RETRY_DELAY,
-        "on_failure_callback": _alert,
-    },
+    default_args=dag_default_args(retries=1),
 )
 def feast_training():
     @task
