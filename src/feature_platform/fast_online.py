@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ __all__ = [
     "STATUS_PRESENT",
     "FastOnlineReader",
     "UnsupportedStoreError",
+    "decode_timestamp_parts",
     "decode_value",
     "entity_key_prefix",
     "redis_entity_key",
@@ -150,6 +151,14 @@ def decode_value(raw: bytes | None) -> Any:
 
 def decode_timestamp(raw: bytes | None) -> float | None:
     """Epoch seconds of a serialized ``google.protobuf.Timestamp``."""
+    parts = decode_timestamp_parts(raw)
+    if parts is None:
+        return None
+    return parts[0] + parts[1] / 1e9
+
+
+def decode_timestamp_parts(raw: bytes | None) -> tuple[int, int] | None:
+    """``(seconds, nanos)`` of a serialized ``google.protobuf.Timestamp``."""
     if not raw:
         return None
     seconds = nanos = 0
@@ -163,10 +172,23 @@ def decode_timestamp(raw: bytes | None) -> float | None:
             nanos = v
         else:
             raise ValueError(f"unexpected field tag {tag} in a Timestamp")
-    return seconds + nanos / 1e9
+    return seconds, nanos
 
 
 # --------------------------------------------------------------------- reader
+
+
+def _feast_order(names: Iterable[str]) -> list[str]:
+    """Feature names of one view in the order Feast's online read returns them.
+
+    ``feast.utils._group_feature_refs`` collects them in a ``set`` (one
+    ``add`` per reference, in request order) and lists it; the same adds give
+    the same order in this process. Duplicates collapse, as in Feast.
+    """
+    collected: set[str] = set()
+    for name in names:
+        collected.add(name)
+    return list(collected)
 
 
 def _bulk(data: bytes) -> bytes:
@@ -226,7 +248,7 @@ class FastOnlineReader:
         plans: list[_ViewPlan] = []
         self.join_keys: list[str] = []
         for view_name, use_name, names in requests:
-            view = store.get_feature_view(view_name)
+            view = store.get_feature_view(view_name, allow_registry_cache=True)
             columns = list(view.entity_columns)
             if len(columns) != 1:
                 raise UnsupportedStoreError(
@@ -269,11 +291,10 @@ class FastOnlineReader:
     ) -> list[tuple[str, str, list[str]]]:
         out: list[tuple[str, str, list[str]]] = []
         if feature_service is not None:
-            service = store.get_feature_service(feature_service)
+            service = store.get_feature_service(feature_service, allow_cache=True)
             for proj in service.feature_view_projections:
-                out.append(
-                    (proj.name, proj.name_to_use(), [f.name for f in proj.features])
-                )
+                names = _feast_order(f.name for f in proj.features)
+                out.append((proj.name, proj.name_to_use(), names))
             return out
         grouped: dict[str, list[str]] = {}
         for ref in features or []:
@@ -281,14 +302,42 @@ class FastOnlineReader:
             if not sep or not feature:
                 raise ValueError(f"feature reference {ref!r} is not 'view:feature'")
             grouped.setdefault(view, []).append(feature)
-        return [(v, v, names) for v, names in grouped.items()]
+        return [(v, v, _feast_order(names)) for v, names in grouped.items()]
+
+    @property
+    def views(self) -> list[tuple[str, tuple[str, ...], float | None]]:
+        """``(output view name, output columns, ttl seconds or None)`` per view."""
+        return [(p.name, p.outputs, p.ttl_s) for p in self._plans]
+
+    def fetch_columns(self, columns: Mapping[str, Sequence[Any]]) -> list[list[Any]]:
+        """Raw HMGET replies per view (see :attr:`views`) for entity columns.
+
+        Each reply lists the serialized values of the view's features in
+        order, then its ``_ts`` field (``None`` where the key does not exist).
+        """
+        n = len(next(iter(columns.values()), []))
+        if n == 0:
+            raise ValueError("no entity rows")
+        commands: list[bytes] = []
+        for plan in self._plans:
+            if plan.join_key not in columns:
+                raise ValueError(f"entities lack join key {plan.join_key!r}")
+            head = b"*%d\r\n$5\r\nHMGET\r\n" % plan.nargs
+            tail = plan.command_tail
+            for k in self._keys_of(plan, columns[plan.join_key]):
+                commands.append(b"%s$%d\r\n%s\r\n%s" % (head, len(k), k, tail))
+        replies = self._fetch(commands, len(commands))
+        return [replies[i * n : (i + 1) * n] for i in range(len(self._plans))]
 
     def _keys(self, plan: _ViewPlan, entity_rows: Sequence[dict[str, Any]]) -> list:
-        prefix, project, key = plan.prefix, self._project, plan.join_key
         try:
-            values = [row[key] for row in entity_rows]
+            values = [row[plan.join_key] for row in entity_rows]
         except KeyError as exc:
-            raise ValueError(f"entity row lacks join key {key!r}") from exc
+            raise ValueError(f"entity row lacks join key {plan.join_key!r}") from exc
+        return self._keys_of(plan, values)
+
+    def _keys_of(self, plan: _ViewPlan, values: Sequence[Any]) -> list:
+        prefix, project = plan.prefix, self._project
         if plan.value_type == _VT_INT64:
             pack = _I64.pack
             return [prefix + b"\x08\x00\x00\x00" + pack(v) + project for v in values]

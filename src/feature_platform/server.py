@@ -19,14 +19,26 @@ metrics, permissions) and adds:
   plain message, an unreachable online store into a 503, and keep 500 for real
   server faults.
 
+* ``FastReads``: on a Redis online store, a validated ``/get-online-features``
+  (feature service or feature list) is answered by
+  ``feature_platform.fast_online.FastOnlineReader`` in the same worker-thread
+  hop as its validation: the same JSON as Feast's endpoint, ttl rule included,
+  without Feast's per-request registry lookups, proto assembly and three
+  thread hops. Other stores and the cases it does not cover go to Feast.
+* the registry catalog is refreshed in a background thread (a request never
+  waits on PostgreSQL for a periodic refresh).
+
 ``main`` serves it with uvicorn (``make serve``): no gunicorn worker recycling
 (``feast serve`` restarts each worker after ``max_requests``, which stalls the
-requests queued on it), an app factory so ``--workers N`` works.
+requests queued on it), an app factory so ``--workers N`` works, and
+``gc.freeze()`` after startup (a full collection over the startup heap took
+100-150 ms under load: the >50 ms stalls).
 
 Limits come from keyword arguments or the environment:
 ``FP_SERVER_MAX_ENTITY_ROWS`` (rows per read or push, default 1000),
 ``FP_SERVER_MAX_BODY_BYTES`` (default 1 MiB) and ``FP_SERVER_BODY_TIMEOUT_S``
-(seconds to receive a body, default 10).
+(seconds to receive a body, default 10); ``FP_SERVER_FAST_READS=0`` sends every
+read through Feast's endpoint and ``FP_SERVER_GC_FREEZE=0`` skips the freeze.
 """
 
 from __future__ import annotations
@@ -34,12 +46,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,6 +63,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_ENTITY_ROWS",
     "Catalog",
+    "FastReads",
     "RequestError",
     "RequestGuard",
     "build_app",
@@ -228,7 +242,13 @@ class Catalog:
 
 
 class _CatalogCache:
-    """Rebuild the catalog at most every ``ttl`` seconds (registry cache is cheap)."""
+    """The registry catalog, rebuilt every ``ttl`` seconds in the background.
+
+    Requests never wait for a periodic rebuild (a PostgreSQL round trip plus
+    proto parsing): a stale catalog is served while one background thread
+    rebuilds it. Only the first build, and a ``fresh`` rebuild for a name the
+    snapshot does not know (at most once a second), run in the caller.
+    """
 
     def __init__(self, store: FeatureStore, ttl: float) -> None:
         self._store = store
@@ -236,27 +256,49 @@ class _CatalogCache:
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
         self._built = 0.0
+        self._refreshing = False
 
     def get(self, *, fresh: bool = False) -> Catalog:
+        now = time.monotonic()
+        catalog = self._catalog
+        if catalog is None or (fresh and now - self._built > 1):
+            return self._rebuild(now)
+        if now - self._built > self._ttl and not self._refreshing:
+            with self._lock:
+                if not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(
+                        target=self._background, name="fp-catalog", daemon=True
+                    ).start()
+        return catalog
+
+    def _background(self) -> None:
+        try:
+            self._rebuild(time.monotonic())
+        except RequestError:  # first build failed: the next request retries
+            pass
+        finally:
+            self._refreshing = False
+
+    def _rebuild(self, now: float) -> Catalog:
         with self._lock:
-            now = time.monotonic()
-            stale = now - self._built > self._ttl
-            # "fresh": an unknown name may be a definition applied since the last
-            # build; rebuild, but not more than once a second.
-            if self._catalog is None or stale or (fresh and now - self._built > 1):
-                try:
-                    self._catalog = Catalog.from_store(self._store)
-                except Exception as exc:  # noqa: BLE001 - registry down or broken
-                    if self._catalog is None:
-                        raise RequestError(
-                            503, "registry_unavailable", f"registry unavailable: {exc}"
-                        ) from exc
-                    # Keep checking against the last good snapshot meanwhile.
-                    log.warning(
-                        "registry refresh failed, using the last catalog: %s", exc
-                    )
-                self._built = now
-            return self._catalog
+            if self._catalog is not None and self._built >= now:
+                return self._catalog  # another thread rebuilt it meanwhile
+            try:
+                catalog = Catalog.from_store(self._store)
+            except Exception as exc:  # noqa: BLE001 - registry down or broken
+                if self._catalog is None:
+                    raise RequestError(
+                        503, "registry_unavailable", f"registry unavailable: {exc}"
+                    ) from exc
+                # Keep checking against the last good snapshot meanwhile.
+                log.warning("registry refresh failed, using the last catalog: %s", exc)
+                catalog = self._catalog
+            # An unchanged snapshot keeps its identity (readers built on it stay).
+            if catalog != self._catalog:
+                self._catalog = catalog
+            self._built = time.monotonic()
+            return self._catalog  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------- validation
@@ -530,6 +572,167 @@ def check_push(
                 _check_value(value, kind, where=where, nullable=nullable)
 
 
+# ------------------------------------------------------------------ fast reads
+
+_EPOCH = "1970-01-01T00:00:00Z"
+
+
+def _timestamp_json(seconds: int, nanos: int) -> str:
+    """A Timestamp as Feast's server writes it (RFC 3339, adaptive fraction)."""
+    if seconds == 0 and nanos == 0:
+        return _EPOCH
+    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if nanos == 0:
+        return base + "Z"
+    if nanos % 1_000_000 == 0:
+        return f"{base}.{nanos // 1_000_000:03d}Z"
+    if nanos % 1_000 == 0:
+        return f"{base}.{nanos // 1_000:06d}Z"
+    return f"{base}.{nanos:09d}Z"
+
+
+def _float_json(value: Any) -> Any:
+    """Non-finite floats as protobuf JSON strings (as Feast's server does)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return "NaN"
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+class FastReads:
+    """``/get-online-features`` answered by ``FastOnlineReader`` on Redis.
+
+    Same JSON as Feast's endpoint (``metadata.feature_names``, then per column
+    ``values``/``statuses``/``event_timestamps``; entity columns first in request
+    order, ``PRESENT`` for found and missing keys alike, as Feast reports them)
+    with the ttl rule applied (``OUTSIDE_MAX_AGE``, value ``null``, event time
+    kept). A reader per feature service / feature list is built once per
+    catalog snapshot. Anything it does not cover (another online store, auth,
+    on-demand views, full feature names, version metadata, duplicate or
+    colliding names) returns ``None``: Feast's own path answers it.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        *,
+        enforce_ttl: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        online = store.config.online_store
+        auth = getattr(store.config.auth_config, "type", "no_auth")
+        self.enabled = getattr(online, "type", None) == "redis" and auth == "no_auth"
+        self._store = store
+        self._enforce_ttl = enforce_ttl
+        self._clock = clock
+        self._catalog: Catalog | None = None
+        self._readers: dict[tuple[str, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def _reader(self, payload: dict[str, Any], catalog: Catalog) -> Any | None:
+        from feature_platform.fast_online import FastOnlineReader
+
+        service = payload.get("feature_service")
+        features = payload.get("features") or []
+        key = ("service", service) if service is not None else tuple(features)
+        with self._lock:
+            if catalog is not self._catalog:
+                self._readers = {}
+                self._catalog = catalog
+            if key in self._readers:
+                return self._readers[key]
+        if service is not None:
+            views = [v for v, _f, _m in catalog.services.get(service, [])]
+        else:
+            views = [ref.partition(":")[0] for ref in features]
+        reader = None
+        plain = all(
+            v in catalog.views and not catalog.views[v].on_demand for v in views
+        )
+        if plain and len(set(features)) == len(features):
+            try:
+                reader = FastOnlineReader(
+                    self._store,
+                    feature_service=service,
+                    features=None if service is not None else features,
+                    enforce_ttl=self._enforce_ttl,
+                    clock=self._clock,
+                )
+            except Exception as exc:  # noqa: BLE001 - unsupported: Feast serves it
+                log.info("fast read path not used for %s: %s", key, exc)
+                reader = None
+            if reader is not None and len(set(reader.feature_names)) != len(
+                reader.feature_names
+            ):
+                reader = None  # name collisions: Feast reports them
+        with self._lock:
+            if catalog is self._catalog:
+                self._readers[key] = reader
+        return reader
+
+    def respond(self, payload: dict[str, Any], catalog: Catalog) -> bytes | None:
+        """The response body for a validated read, or ``None`` for Feast's path."""
+        from feature_platform.fast_online import decode_timestamp_parts, decode_value
+
+        if not self.enabled or payload.get("full_feature_names"):
+            return None
+        if payload.get("include_feature_view_version_metadata"):
+            return None
+        reader = self._reader(payload, catalog)
+        if reader is None:
+            return None
+        entities: dict[str, list[Any]] = payload["entities"]
+        n = len(next(iter(entities.values())))
+        names: list[str] = list(entities)
+        results: list[dict[str, Any]] = [
+            {
+                "values": values,
+                "statuses": ["PRESENT"] * n,
+                "event_timestamps": [_EPOCH] * n,
+            }
+            for values in entities.values()
+        ]
+        blocks = reader.fetch_columns(entities)
+        now_s = self._clock()
+        for (_view, outputs, ttl_s), replies in zip(reader.views, blocks, strict=True):
+            nf = len(outputs)
+            columns: list[list[Any]] = [[None] * n for _ in range(nf)]
+            statuses: list[list[str]] = [["PRESENT"] * n for _ in range(nf)]
+            stamps: list[str] = [_EPOCH] * n
+            for i, reply in enumerate(replies):
+                parts = decode_timestamp_parts(reply[nf])
+                if parts is None:
+                    continue
+                stamps[i] = _timestamp_json(*parts)
+                event_s = parts[0] + parts[1] / 1e9
+                if (
+                    self._enforce_ttl
+                    and ttl_s is not None
+                    and event_s > 0
+                    and now_s - event_s > ttl_s
+                ):
+                    for j in range(nf):
+                        statuses[j][i] = "OUTSIDE_MAX_AGE"
+                    continue
+                for j in range(nf):
+                    columns[j][i] = _float_json(decode_value(reply[j]))
+            for name, values, st in zip(outputs, columns, statuses, strict=True):
+                names.append(name)
+                results.append(
+                    {"values": values, "statuses": st, "event_timestamps": stamps}
+                )
+        body = {"results": results, "metadata": {"feature_names": names}}
+        # Starlette's JSONResponse encoding, byte for byte.
+        return json.dumps(
+            body,
+            ensure_ascii=False,
+            allow_nan=False,
+            indent=None,
+            separators=(",", ":"),
+        ).encode("utf-8")
+
+
 # ------------------------------------------------------------------ middleware
 
 
@@ -544,9 +747,11 @@ class RequestGuard:
         max_entity_rows: int,
         max_body_bytes: int,
         body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        fast_reads: FastReads | None = None,
     ) -> None:
         self.app = app
         self.catalog = catalog
+        self.fast_reads = fast_reads if fast_reads and fast_reads.enabled else None
         self.max_rows = max_entity_rows
         self.max_body = max_body_bytes
         self.body_timeout_s = body_timeout_s
@@ -581,11 +786,26 @@ class RequestGuard:
                     "(FP_SERVER_BODY_TIMEOUT_S)",
                 ) from None
             payload = self._parse(body)
-            # Registry lookups may hit PostgreSQL when the cache expires.
-            await to_thread.run_sync(check, payload, self.catalog, self.max_rows)
+            fast = self.fast_reads if check is check_read else None
+            # One worker-thread hop: validation (an unknown name may rebuild the
+            # catalog from PostgreSQL) and, on Redis, the read itself.
+            answer = await to_thread.run_sync(self._handle, check, payload, fast)
         except RequestError as exc:
             response = JSONResponse(status_code=exc.status, content=exc.body())
             await response(scope, receive, send)
+            return
+        if answer is not None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-length", str(len(answer)).encode()),
+                        (b"content-type", b"application/json"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer})
             return
 
         headers = [
@@ -603,6 +823,17 @@ class RequestGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _handle(
+        self,
+        check: Callable[[Any, Callable[[bool], Catalog], int], None],
+        payload: Any,
+        fast: FastReads | None,
+    ) -> bytes | None:
+        check(payload, self.catalog, self.max_rows)
+        if fast is None:
+            return None
+        return fast.respond(payload, self.catalog(False))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         too_big = RequestError(
@@ -667,6 +898,7 @@ def build_app(
     max_body_bytes: int | None = None,
     registry_ttl_sec: int = DEFAULT_REGISTRY_TTL_SEC,
     enforce_ttl: bool = True,
+    fast_reads: bool = True,
 ) -> FastAPI:
     """Feast's feature server app for ``store`` with the request guard and handlers.
 
@@ -674,6 +906,11 @@ def build_app(
     as ``null`` with status ``OUTSIDE_MAX_AGE`` (feast#6821: Feast's online read
     returns them as present), as ``feature_platform.online.read_online`` does;
     this wraps the store's two online read methods, which Feast's endpoint calls.
+
+    With ``fast_reads`` (default) validated reads on a Redis online store are
+    answered by ``FastReads`` (the same JSON, without Feast's per-request
+    registry lookups, proto assembly and thread hops); other stores, and
+    requests it does not cover, go to Feast's endpoint.
     """
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -754,6 +991,7 @@ def build_app(
         max_body_bytes=max_body_bytes
         or _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         body_timeout_s=_env_int("FP_SERVER_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S),
+        fast_reads=FastReads(store, enforce_ttl=enforce_ttl) if fast_reads else None,
     )
     return app
 
@@ -831,12 +1069,52 @@ def create_app() -> FastAPI:
     from feature_platform.config import get_store
 
     store = get_store()  # FEATURE_PLATFORM_PROFILE / FEATURE_PLATFORM_REPO
-    return build_app(
+    app = build_app(
         store,
         registry_ttl_sec=_env_int(
             "FP_SERVER_REGISTRY_TTL_SEC", DEFAULT_REGISTRY_TTL_SEC
         ),
+        fast_reads=_env_flag("FP_SERVER_FAST_READS", default=True),
     )
+    if _env_flag("FP_SERVER_GC_FREEZE", default=True):
+        _freeze_heap_after_startup(app)
+    return app
+
+
+def _env_flag(name: str, *, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean (1/0, true/false)")
+
+
+def _freeze_heap_after_startup(app: FastAPI) -> None:
+    """``gc.freeze()`` once the app has started.
+
+    After ``import feast`` and startup the process holds a few hundred thousand
+    long-lived objects; every full (generation 2) collection walks them all,
+    50-150 ms with the GIL held, which stalls every request in flight. Frozen
+    objects are skipped by the collector (they live as long as the process
+    anyway); objects created later are collected as usual.
+    """
+    import gc
+    from contextlib import asynccontextmanager
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> Any:
+        async with inner(app_) as state:
+            gc.collect()
+            gc.freeze()
+            log.info("gc: froze %d startup objects", gc.get_freeze_count())
+            yield state
+
+    app.router.lifespan_context = lifespan
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -902,6 +1180,8 @@ def serve(args: argparse.Namespace) -> int:
     _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
     _env_int("FP_SERVER_REGISTRY_TTL_SEC", DEFAULT_REGISTRY_TTL_SEC)
     _env_int("FP_SERVER_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S)
+    _env_flag("FP_SERVER_FAST_READS", default=True)
+    _env_flag("FP_SERVER_GC_FREEZE", default=True)
 
     if bool(args.tls_key_file) != bool(args.tls_cert_file):
         raise ValueError("HTTPS needs both --tls-key-file and --tls-cert-file")

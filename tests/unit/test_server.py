@@ -309,3 +309,67 @@ def test_fuzzed_bodies_never_get_a_5xx(client: Any) -> None:
         if response.status_code >= 400:
             assert "error" in response.json()
     assert sum(n for s, n in statuses.items() if 400 <= s < 500) > 100, statuses
+
+
+def test_catalog_refresh_runs_in_the_background(
+    applied_local_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A due refresh never makes a request wait: the last snapshot is served
+    while a background thread rebuilds it."""
+    import threading
+
+    from feature_platform.server import _CatalogCache
+
+    cache = _CatalogCache(applied_local_store, ttl=0)  # due on every call
+    first = cache.get()
+    started, release = threading.Event(), threading.Event()
+    newer = Catalog(views={}, services={}, push_sources={})
+
+    def slow_registry(cls: type, store: Any) -> Catalog:
+        started.set()
+        release.wait(timeout=30)
+        return newer
+
+    monkeypatch.setattr(Catalog, "from_store", classmethod(slow_registry))
+    assert cache.get() is first  # starts the refresh
+    assert started.wait(timeout=30)
+    assert cache.get() is first  # refresh in flight: still answered
+    release.set()
+    for _ in range(3000):
+        if cache.get() is newer:
+            break
+        threading.Event().wait(0.01)
+    assert cache.get() is newer
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(0, 0), (1_764_000_000, 0), (1_764_000_000, 5_000_000),
+     (1_764_000_000, 474_944_000), (1_764_000_000, 123_456_789), (1, 1)],
+)  # fmt: skip
+def test_fast_path_timestamps_match_feast(seconds: int, nanos: int) -> None:
+    from feast.feature_server_utils import _timestamp_to_str
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from feature_platform.server import _timestamp_json
+
+    expected = _timestamp_to_str(Timestamp(seconds=seconds, nanos=nanos))
+    assert _timestamp_json(seconds, nanos) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("", True), ("1", True), ("true", True), ("0", False), ("off", False),
+     ("maybe", ValueError)],
+)  # fmt: skip
+def test_server_flags(
+    raw: str, expected: bool | type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feature_platform.server import _env_flag
+
+    monkeypatch.setenv("FP_SERVER_FAST_READS", raw)
+    if expected is ValueError:
+        with pytest.raises(ValueError, match="FP_SERVER_FAST_READS"):
+            _env_flag("FP_SERVER_FAST_READS", default=True)
+    else:
+        assert _env_flag("FP_SERVER_FAST_READS", default=True) is expected

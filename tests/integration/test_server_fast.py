@@ -1,0 +1,167 @@
+"""The server's Redis fast read path answers exactly as Feast's endpoint does.
+
+Two apps on the same services store (PostgreSQL registry + Redis): one with
+``FastReads`` (the default), one with ``fast_reads=False`` (Feast's endpoint
+behind the same guard and ttl rule). Every body must get the same status and
+the same JSON, value by value, including the ttl rule's OUTSIDE_MAX_AGE cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.conftest import TEST_END
+
+pytestmark = pytest.mark.integration
+
+CHURN = "churn_prediction_service"
+DRIVER = "driver_matching_service"
+STALE_DRIVER, NULL_DRIVER, STALE_CUSTOMER = 990001, 990002, 99000001
+
+
+@pytest.fixture
+def apps(services_store) -> Iterator[tuple[Any, Any, Any, dict[str, list[int]]]]:
+    from fastapi.testclient import TestClient
+
+    from feature_platform.materialize import materialize_incremental
+    from feature_platform.server import build_app
+
+    materialize_incremental(services_store, TEST_END)
+    repo = services_store.repo_path
+    ids = {
+        "customer_id": sorted(
+            int(c)
+            for c in pd.read_parquet(repo / "data" / "customer_stats.parquet")[
+                "customer_id"
+            ].unique()
+        ),
+        "driver_id": sorted(
+            int(d)
+            for d in pd.read_parquet(repo / "data" / "driver_stats.parquet")[
+                "driver_id"
+            ].unique()
+        ),
+    }
+    from feature_platform.config import get_store
+
+    # One stale row per view (older than its ttl: 6 h, 3 days) and one with
+    # a null feature, so the comparison covers the ttl rule and nulls.
+    now = pd.Timestamp.now(tz="UTC")
+    old = now - pd.Timedelta(days=4)
+    drivers = pd.read_parquet(repo / "data" / "driver_stats.parquet").head(2)
+    drivers["driver_id"] = [STALE_DRIVER, NULL_DRIVER]
+    drivers["event_timestamp"] = [old, now]
+    drivers["avg_delivery_time_min"] = [20.0, 21.5]
+    drivers["avg_rating"] = [4.5, None]
+    services_store.write_to_online_store("driver_stats", drivers)
+    customers = pd.read_parquet(repo / "data" / "customer_stats.parquet").head(1)
+    customers["customer_id"] = [STALE_CUSTOMER]
+    customers["event_timestamp"] = [old]
+    services_store.write_to_online_store("customer_stats", customers)
+    ids["customer_id"].append(STALE_CUSTOMER)
+    ids["driver_id"] += [STALE_DRIVER, NULL_DRIVER]
+
+    # A store each: Feast's async Redis client is bound to one app's loop.
+    feast_store = get_store("services", repo=repo)
+    assert feast_store.project == services_store.project
+    fast_app = build_app(services_store, max_entity_rows=1000)
+    feast_app = build_app(feast_store, max_entity_rows=1000, fast_reads=False)
+    with TestClient(fast_app) as fast, TestClient(feast_app) as feast:
+        yield fast, feast, services_store, ids
+
+
+def _bodies(ids: dict[str, list[int]]) -> list[dict[str, Any]]:
+    customers = ids["customer_id"] + [-1, 987654321]  # two unknown keys
+    drivers = ids["driver_id"] + [0]
+    n = min(len(customers), len(drivers))
+    return [
+        {"feature_service": CHURN, "entities": {"customer_id": customers}},
+        {"feature_service": CHURN, "entities": {"customer_id": customers[:1]}},
+        {
+            "feature_service": DRIVER,
+            "entities": {"driver_id": drivers[:n], "customer_id": customers[:n]},
+        },
+        {  # entity keys in the other order, features interleaved across views
+            "features": [
+                "customer_stats:preferred_category",
+                "driver_stats:avg_rating",
+                "customer_stats:total_orders",
+                "driver_stats:total_trips",
+            ],
+            "entities": {"customer_id": customers[:n], "driver_id": drivers[:n]},
+        },
+        {
+            "features": ["driver_stats:avg_delivery_time_min"],
+            "entities": {"driver_id": drivers},
+        },
+        {  # full feature names: Feast's path in both apps
+            "feature_service": CHURN,
+            "entities": {"customer_id": customers[:3]},
+            "full_feature_names": True,
+        },
+    ]
+
+
+def test_fast_path_answers_exactly_like_feast(apps) -> None:
+    fast, feast, _store, ids = apps
+    for body in _bodies(ids):
+        got, want = (
+            fast.post("/get-online-features", json=body),
+            feast.post("/get-online-features", json=body),
+        )
+        assert got.status_code == want.status_code == 200, (got.text, want.text)
+        assert got.json() == want.json(), body
+    # The comparison covers the ttl rule and unknown keys, not only fresh hits.
+    churn = fast.post("/get-online-features", json=_bodies(ids)[0]).json()
+    statuses = {s for r in churn["results"] for s in r["statuses"]}
+    assert "PRESENT" in statuses
+    driver = fast.post("/get-online-features", json=_bodies(ids)[4]).json()
+    names = driver["metadata"]["feature_names"]
+    column = dict(zip(names, driver["results"], strict=True))
+    drivers = column["driver_id"]["values"]
+    minutes = column["avg_delivery_time_min"]["values"]
+    by_driver = dict(zip(drivers, minutes, strict=True))
+    stale = column["avg_delivery_time_min"]["statuses"]
+    assert stale[drivers.index(STALE_DRIVER)] == "OUTSIDE_MAX_AGE"
+    assert by_driver[STALE_DRIVER] is None
+    assert by_driver[NULL_DRIVER] == 21.5
+    assert by_driver[0] is None  # unknown driver
+
+
+def test_fast_path_is_used_for_redis_reads(apps) -> None:
+    """FastReads answers service and list reads itself; full names go to Feast."""
+    from feature_platform.server import Catalog, FastReads
+
+    _fast, _feast, store, ids = apps
+    reads = FastReads(store)
+    catalog = Catalog.from_store(store)
+    assert reads.enabled
+    bodies = _bodies(ids)
+    for body in bodies[:5]:
+        assert reads.respond(body, catalog) is not None, body
+    assert reads.respond(bodies[5], catalog) is None
+
+
+def test_bad_requests_are_still_rejected_before_the_fast_path(apps) -> None:
+    fast, _feast, _store, ids = apps
+    cases = [
+        ({"feature_service": "nope", "entities": {"customer_id": [1]}}, 404),
+        ({"feature_service": CHURN, "entities": {"customer_id": [1.5]}}, 400),
+        ({"feature_service": CHURN, "entities": {"driver_id": [1]}}, 400),
+        ({"features": ["customer_stats:nope"], "entities": {"customer_id": [1]}}, 404),
+        (
+            {
+                "feature_service": CHURN,
+                "entities": {"customer_id": [1], "driver_id": [2]},
+            },
+            400,
+        ),
+    ]
+    for body, status in cases:
+        response = fast.post("/get-online-features", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert "error" in response.json()
