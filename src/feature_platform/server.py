@@ -159,6 +159,9 @@ class ViewInfo:
     request_fields: dict[str, str] = field(default_factory=dict)
     on_demand: bool = False
     ttl: timedelta | None = None  # None: never expires at read (on-demand views)
+    # Feast would serve it now (enabled, lifecycle state servable); the fast
+    # read path leaves any other view to Feast, which answers with its error.
+    servable: bool = True
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class Catalog:
                 features={f.name: _kind(f.dtype) for f in view.features},
                 keys={c.name: _kind(c.dtype) for c in view.entity_columns},
                 ttl=view.ttl,
+                servable=_servable(view, registry),
             )
         for odfv in registry.list_on_demand_feature_views(project, allow_cache=True):
             request_fields: dict[str, str] = {}
@@ -239,6 +243,23 @@ class Catalog:
                 else None,
             )
         return cls(views=views, services=services, push_sources=push_sources)
+
+
+def _servable(view: Any, registry: Any) -> bool:
+    """Whether Feast's online read serves ``view`` now (``feast.utils`` gate)."""
+    if getattr(view, "enabled", True) is False:
+        return False
+    state = getattr(view, "state", None)
+    try:
+        from feast.feature_view import FeatureViewState
+    except ImportError:  # pragma: no cover - older Feast: no lifecycle states
+        return True
+    if not isinstance(state, FeatureViewState):
+        return True
+    ok = {FeatureViewState.STATE_UNSPECIFIED, FeatureViewState.AVAILABLE_ONLINE}
+    if getattr(registry, "serve_features_while_materializing", False):
+        ok.add(FeatureViewState.MATERIALIZING)
+    return state in ok
 
 
 class _CatalogCache:
@@ -575,6 +596,7 @@ def check_push(
 # ------------------------------------------------------------------ fast reads
 
 _EPOCH = "1970-01-01T00:00:00Z"
+_MAX_READERS = 256  # cached readers (feature services + distinct feature lists)
 
 
 def _timestamp_json(seconds: int, nanos: int) -> str:
@@ -609,8 +631,10 @@ class FastReads:
     with the ttl rule applied (``OUTSIDE_MAX_AGE``, value ``null``, event time
     kept). A reader per feature service / feature list is built once per
     catalog snapshot. Anything it does not cover (another online store, auth,
-    on-demand views, full feature names, version metadata, duplicate or
-    colliding names) returns ``None``: Feast's own path answers it.
+    on-demand views, views Feast would not serve now (disabled, materializing
+    without ``serve_features_while_materializing``), join key maps, full feature
+    names, version metadata, duplicate or colliding names) returns ``None``:
+    Feast's own path answers it.
     """
 
     def __init__(
@@ -642,14 +666,18 @@ class FastReads:
                 self._catalog = catalog
             if key in self._readers:
                 return self._readers[key]
+        projections = catalog.services.get(service, []) if service is not None else []
         if service is not None:
-            views = [v for v, _f, _m in catalog.services.get(service, [])]
+            views = [v for v, _f, _m in projections]
         else:
             views = [ref.partition(":")[0] for ref in features]
         reader = None
         plain = all(
-            v in catalog.views and not catalog.views[v].on_demand for v in views
-        )
+            v in catalog.views
+            and not catalog.views[v].on_demand
+            and catalog.views[v].servable
+            for v in views
+        ) and not any(key_map for _v, _f, key_map in projections)  # join key maps
         if plain and len(set(features)) == len(features):
             try:
                 reader = FastOnlineReader(
@@ -668,6 +696,8 @@ class FastReads:
                 reader = None  # name collisions: Feast reports them
         with self._lock:
             if catalog is self._catalog:
+                if len(self._readers) >= _MAX_READERS:  # many distinct lists
+                    self._readers.clear()
                 self._readers[key] = reader
         return reader
 

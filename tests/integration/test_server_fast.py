@@ -8,6 +8,7 @@ the same JSON, value by value, including the ttl rule's OUTSIDE_MAX_AGE cells.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,6 +145,19 @@ def test_fast_path_is_used_for_redis_reads(apps) -> None:
     for body in bodies[:5]:
         assert reads.respond(body, catalog) is not None, body
     assert reads.respond(bodies[5], catalog) is None
+    # A view Feast would not serve now (disabled, or materializing without
+    # serve_features_while_materializing): Feast's path answers, with its error.
+    blocked = dataclasses.replace(
+        catalog,
+        views={
+            **catalog.views,
+            "driver_stats": dataclasses.replace(
+                catalog.views["driver_stats"], servable=False
+            ),
+        },
+    )
+    assert reads.respond(bodies[2], blocked) is None
+    assert reads.respond(bodies[0], blocked) is not None  # churn: customer_stats
 
 
 def test_bad_requests_are_still_rejected_before_the_fast_path(apps) -> None:
