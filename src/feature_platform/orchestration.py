@@ -24,7 +24,6 @@ __all__ = [
     "OWNER",
     "OnlineStoreUnavailable",
     "PROFILE_VARIABLE",
-    "RETRY_DELAY",
     "dag_default_args",
     "day_chunks",
     "online_asset_uri",
@@ -34,23 +33,24 @@ __all__ = [
 
 PROFILE_VARIABLE = "feature_platform_profile"
 OWNER = "ml-platform"
-RETRY_DELAY = timedelta(
-    seconds=float(os.environ.get("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "300"))
-)
 
 
 def dag_default_args(*, retries: int = 3) -> dict[str, Any]:
     """Task defaults shared by every DAG: owner, retries, and the webhook alerts.
 
-    ``notify`` imports only the standard library at module level, so DAG files can
-    reference its callbacks at parse time.
+    Read at DAG parse time: the retry delay is 5 minutes unless
+    ``FEATURE_PLATFORM_RETRY_DELAY_SECONDS`` says otherwise (tests shorten it).
+    ``notify`` imports only the standard library at module level, so DAG files
+    can reference its callbacks at parse time.
     """
     from feature_platform.notify import airflow_failure_callback, airflow_retry_callback
 
     return {
         "owner": OWNER,
         "retries": retries,
-        "retry_delay": RETRY_DELAY,
+        "retry_delay": timedelta(
+            seconds=float(os.environ.get("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "300"))
+        ),
         "on_failure_callback": airflow_failure_callback,
         "on_retry_callback": airflow_retry_callback,
     }
