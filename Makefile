@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo serve feast test test-unit test-integration lint check schema-lock format typecheck bench bench-full clean pipeline-compile pipeline-run-local
+.PHONY: help setup demo serve feast test test-unit test-integration lint check schema-lock format typecheck bench bench-full bench-spark clean pipeline-compile pipeline-run-local
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,6 +87,9 @@ bench: setup ## Benchmarks, quick mode (~1 min; own redis-server + PostgreSQL da
 
 bench-full: setup ## Benchmarks, full mode (minutes): writes benchmarks/results/*.json + summary.md
 	$(PY) -m benchmarks --out benchmarks/results
+
+bench-spark: setup ## Spark rows: scale profile vs DuckDB, PIT join + materialization at 1M rows (~12 min)
+	$(PY) benchmarks/spark_bench.py --rows 1000000
 
 clean: ## Remove generated data, artifacts and environments
 	rm -rf $(VENV) $(TOOLS) feature_repo/data artifacts .pytest_cache .ruff_cache .mypy_cache
