@@ -35,12 +35,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CATEGORIES",
+    "PII_COLUMNS",
     "SampleSpec",
     "generate_customers",
     "generate_drivers",
     "write_sample_data",
 ]
 
+# Source columns holding personal data (the fields tagged `pii` in feature_repo/).
+PII_COLUMNS: dict[str, tuple[str, ...]] = {"customer_stats": ("email",)}
 CATEGORIES = ["grocery", "electronics", "fashion", "home", "beauty", "sports"]
 _FIRST = ["ana", "ben", "chloe", "dev", "eli", "fatima", "gus", "hana", "ivan", "jo"]
 _LAST = ["smith", "garcia", "kim", "muller", "rossi", "nowak", "silva", "khan"]
@@ -252,11 +255,21 @@ def generate_drivers(spec: SampleSpec) -> pd.DataFrame:
 def write_sample_data(
     data_dir: Path | str, spec: SampleSpec | None = None
 ) -> dict[str, Any]:
-    """Generate all sources into ``data_dir`` as parquet; return a small summary."""
+    """Generate all sources into ``data_dir`` as parquet; return a small summary.
+
+    The generators play the upstream system (raw personal data); writing the
+    source tables is the ingestion step, and it masks the ``pii`` columns
+    (:data:`PII_COLUMNS`, kept equal to the definitions' ``pii`` tags by a test),
+    so no store, offline or online, ever holds a raw address, whichever tool
+    materializes it (plain ``feast materialize`` included).
+    """
+    from feature_platform.governance import mask_pii_frame
+
     spec = spec or SampleSpec()
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     customers, labels = generate_customers(spec)
+    customers = mask_pii_frame(customers, PII_COLUMNS["customer_stats"])
     drivers = generate_drivers(spec)
     files = {
         "customer_stats": (customers, data_dir / "customer_stats.parquet"),

@@ -23,6 +23,7 @@ from feature_platform.governance import (
     pii_salt,
 )
 from feature_platform.materialize import materialize_window
+from feature_platform.sample_data import PII_COLUMNS, SampleSpec, generate_customers
 from feature_platform.training import build_training_set
 from tests.conftest import TEST_END, copy_repo
 
@@ -50,6 +51,12 @@ def test_mask_is_salted_deterministic_and_idempotent(monkeypatch) -> None:
 def test_definitions_tag_personal_fields() -> None:
     snap = definitions_snapshot(Path(__file__).parents[2] / "feature_repo")
     assert snap["feature_views"]["customer_stats"]["pii"] == ["email"]
+    # The ingestion step (sample_data.write_sample_data) masks the same columns.
+    assert {
+        view: sorted(info["pii"])
+        for view, info in snap["feature_views"].items()
+        if info["pii"]
+    } == {view: sorted(cols) for view, cols in PII_COLUMNS.items()}
     assert check_pii_definitions(snap) == []
     # An untagged personal field, and a pii field that cannot hold a hash.
     snap["feature_views"]["customer_stats"]["features"]["phone_number"] = "String"
@@ -75,11 +82,30 @@ def _online_values(db: Path) -> list[bytes]:
     return values
 
 
+def test_sources_are_written_masked(local_repo: Path) -> None:
+    """Ingestion masks: the source table never holds a raw address, so even a
+    tool that bypasses the platform (plain `feast materialize`) cannot leak one."""
+    source = pd.read_parquet(local_repo / "data" / "customer_stats.parquet")
+    assert source["email"].notna().all() and source["email"].map(is_masked).all()
+    raw, _ = generate_customers(SampleSpec(customers=50, days=20, end=TEST_END))
+    assert raw["email"].str.endswith("@example.com").all()  # upstream is raw
+    assert set(raw["email"].map(mask_value)) <= set(source["email"])
+
+
+def _land_raw_emails(repo: Path) -> None:
+    """Simulate a source loaded without the ingestion step: raw addresses."""
+    path = repo / "data" / "customer_stats.parquet"
+    source = pd.read_parquet(path)
+    raw = source["customer_id"].map(lambda cid: f"person.{cid}@example.com")
+    source.assign(email=raw).to_parquet(path, index=False)
+
+
 def test_raw_email_never_reaches_online_store_and_check_catches_bypass(
     local_store, local_repo: Path
 ) -> None:
+    _land_raw_emails(local_repo)
     raw = pd.read_parquet(local_repo / "data" / "customer_stats.parquet")["email"]
-    assert raw.str.contains("@example.com").all()  # the source does hold raw PII
+    assert raw.str.contains("@example.com").all()  # this source holds raw PII
 
     start, end = TEST_END - timedelta(days=3), TEST_END
     written = materialize_window(local_store, start, end)
@@ -115,6 +141,7 @@ def test_training_set_masks_pii_features(tmp_path: Path, sample_repo: Path) -> N
     (repo / "data").mkdir()
     for src in (sample_repo / "data").glob("*.parquet"):  # sources only, no state
         shutil.copy2(src, repo / "data" / src.name)
+    _land_raw_emails(repo)  # the training path masks even an unmasked source
     with (repo / "feature_services.py").open("a") as fh:
         fh.write(
             "\n\ncontact_service = FeatureService(\n"
