@@ -35,6 +35,20 @@ os.environ.pop("FEATURE_PLATFORM_DATA_DIR", None)
 os.environ.pop("FEATURE_PLATFORM_PROFILE", None)
 
 
+@pytest.fixture(autouse=True)
+def _restore_profile_env() -> Iterator[None]:
+    """``config.load_repo_config`` sets FEATURE_PLATFORM_OFFLINE/PROJECT for the
+    definitions it loads; keep one test's profile from leaking into the next."""
+    keys = ("FEATURE_PLATFORM_OFFLINE", "FEATURE_PLATFORM_PROJECT")
+    saved = {k: os.environ.get(k) for k in keys}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def copy_repo(dst: Path) -> Path:
     """A copy of feature_repo/ (definitions + profiles) without data or state."""
     dst.mkdir(parents=True, exist_ok=True)

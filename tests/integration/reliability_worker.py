@@ -7,7 +7,8 @@ processes start their registry writes within milliseconds of each other:
 
 * apply phase: ``{"lock": bool, "projects": [p, ...]}`` - apply the definitions
   to each project in turn;
-* materialize phase: ``{"lock": bool, "project": p, "windows": [[s, e], ...]}``.
+* materialize phase: ``{"lock": bool, "project": p, "windows": [[s, e], ...]}``;
+* ``rmw_delay`` (seconds, optional): pause after each registry object read.
 
 Prints one JSON line: per phase, the count of successes and the errors seen.
 """
@@ -36,6 +37,22 @@ def main() -> int:
     from feature_platform.config import get_store, parse_utc
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_window
+
+    delay = float(spec.get("rmw_delay", 0))
+    if delay:
+        # Widen Feast's read-modify-write window (read an object, change it,
+        # write it back) the same way in the locked and unlocked phases, so the
+        # race without the lock shows up on a quiet machine too, not by luck.
+        from feast.infra.registry.sql import SqlRegistry
+
+        read = SqlRegistry._get_object
+
+        def slow_read(self, *args, **kwargs):
+            obj = read(self, *args, **kwargs)
+            time.sleep(delay)
+            return obj
+
+        SqlRegistry._get_object = slow_read  # type: ignore[method-assign]
 
     barrier = Path(spec["barrier"])
     results = []

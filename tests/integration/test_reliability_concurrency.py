@@ -110,7 +110,7 @@ def test_concurrent_apply_and_materialize(
     }
     procs = []
     for spec in specs:
-        spec.update(barrier=str(barrier), parties=len(specs))
+        spec.update(barrier=str(barrier), parties=len(specs), rmw_delay=0.05)
         procs.append(
             subprocess.Popen(
                 [sys.executable, str(WORKER), json.dumps(spec)],

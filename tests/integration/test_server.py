@@ -565,6 +565,29 @@ def test_unreachable_online_store_is_a_503(
     assert "online store unavailable" in response.json()["detail"]
 
 
+def _read_http_response(sock: socket.socket) -> str:
+    """Read one whole HTTP/1.1 response (headers and the Content-Length body):
+    a single recv() may return the headers alone."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data.decode()
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
+
+
 def test_a_stalled_body_gets_a_408_and_others_are_served(server: Server) -> None:
     """A client that announces 100 bytes and sends 10 is cut off after the body
     timeout (2 s here) with a 408; a good read meanwhile is answered at once."""
@@ -581,7 +604,7 @@ def test_a_stalled_body_gets_a_408_and_others_are_served(server: Server) -> None
         assert good.status_code == 200
         assert time.monotonic() - started < BODY_TIMEOUT_S
         s.settimeout(30)
-        reply = s.recv(65536).decode()
+        reply = _read_http_response(s)
         waited = time.monotonic() - started
     assert reply.startswith("HTTP/1.1 408"), reply[:200]
     assert "body_timeout" in reply
