@@ -629,19 +629,11 @@ def recent_entity_rows(
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` entity keys with a source row within the view's ttl of
     ``now`` (the entities the online store should serve)."""
-    source = batch_source(view)
+    from feature_platform.materialize import pull_latest
+
     keys = [c.name for c in view.entity_columns]
-    job = store._get_provider().offline_store.pull_latest_from_table_or_query(
-        config=store.config,
-        data_source=source,
-        join_key_columns=keys,
-        feature_name_columns=[],
-        timestamp_field=source.timestamp_field,
-        created_timestamp_column=source.created_timestamp_column or None,
-        start_date=now - (view.ttl or timedelta(days=1)),
-        end_date=now,
-    )
-    df = job.to_df()
+    start = now - (view.ttl or timedelta(days=1))
+    df = pull_latest(store, view, start, now, features=[]).to_df()
     if df.empty:
         return []
     df = df[keys].drop_duplicates()

@@ -28,11 +28,13 @@ from feature_platform.config import ensure_utc, utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
+    from feast.infra.offline_stores.offline_store import RetrievalJob
 
 __all__ = [
     "FutureWindowError",
     "materialize_incremental",
     "materialize_window",
+    "pull_latest",
     "online_views",
 ]
 
@@ -63,6 +65,35 @@ def online_views(
             f"unknown feature view(s) {unknown}; online views are {sorted(known)}"
         )
     return [v for v in views if v.name in wanted]
+
+
+def pull_latest(
+    store: FeatureStore,
+    view: FeatureView,
+    start: datetime,
+    end: datetime,
+    *,
+    features: list[str] | None = None,
+) -> RetrievalJob:
+    """The offline store's latest row per entity of ``view`` with an event time in
+    ``[start, end]`` (Feast's ``pull_latest_from_table_or_query``; the created
+    timestamp breaks ties): what materializing that window writes.
+    ``features`` defaults to all of the view's features."""
+    source = view.batch_source
+    if source is None:
+        raise ValueError(f"feature view {view.name!r} has no batch source")
+    return store._get_provider().offline_store.pull_latest_from_table_or_query(
+        config=store.config,
+        data_source=source,
+        join_key_columns=[e.name for e in view.entity_columns],
+        feature_name_columns=(
+            [f.name for f in view.features] if features is None else features
+        ),
+        timestamp_field=source.timestamp_field,
+        created_timestamp_column=source.created_timestamp_column or None,
+        start_date=start,
+        end_date=end,
+    )
 
 
 def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -115,20 +146,8 @@ def _materialize_view(
         return written
 
     provider = store._get_provider()
-    source = view.batch_source
-    if source is None:
-        raise ValueError(f"feature view {view.name!r} has no batch source")
     join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
-    job = provider.offline_store.pull_latest_from_table_or_query(
-        config=store.config,
-        data_source=source,
-        join_key_columns=list(join_keys),
-        feature_name_columns=[f.name for f in view.features],
-        timestamp_field=source.timestamp_field,
-        created_timestamp_column=source.created_timestamp_column or None,
-        start_date=start,
-        end_date=end,
-    )
+    job = pull_latest(store, view, start, end)
     # `pii` fields are masked before they reach the online store.
     table = mask_pii_table(job.to_arrow(), view)
     total = table.num_rows

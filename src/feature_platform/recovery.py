@@ -42,22 +42,12 @@ def _window(view: FeatureView, end: datetime) -> tuple[datetime, datetime]:
 
 def _offline_latest(store: FeatureStore, view: FeatureView, end: datetime):
     """Latest offline row per entity in the view's last ttl window (pandas)."""
+    from feature_platform.governance import batch_source
+    from feature_platform.materialize import pull_latest
+
     start, end = _window(view, end)
-    source = view.batch_source
-    if source is None:
-        raise ValueError(f"feature view {view.name!r} has no batch source")
-    provider = store._get_provider()
-    job = provider.offline_store.pull_latest_from_table_or_query(
-        config=store.config,
-        data_source=source,
-        join_key_columns=[e.name for e in view.entity_columns],
-        feature_name_columns=[f.name for f in view.features],
-        timestamp_field=source.timestamp_field,
-        created_timestamp_column=source.created_timestamp_column or None,
-        start_date=start,
-        end_date=end,
-    )
-    return job.to_df(), source.timestamp_field
+    job = pull_latest(store, view, start, end)
+    return job.to_df(), batch_source(view).timestamp_field
 
 
 def _view_health(

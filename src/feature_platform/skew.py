@@ -97,7 +97,7 @@ def expected_latest(
     """Per entity, the row valid online at ``end``: newest event in [end-ttl, end]."""
     import pandas as pd
 
-    from feature_platform.validation import batch_source
+    from feature_platform.governance import batch_source
 
     source = batch_source(view)
     ts = source.timestamp_field
@@ -164,7 +164,8 @@ def _check_view(
 ) -> dict[str, Any]:
     import pandas as pd
 
-    from feature_platform.validation import batch_source, read_source
+    from feature_platform.governance import batch_source
+    from feature_platform.validation import read_source
 
     ts = batch_source(view).timestamp_field
     keys = [c.name for c in view.entity_columns]

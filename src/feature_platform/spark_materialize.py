@@ -71,21 +71,9 @@ def materialize_view_spark(
     from pyspark.sql import functions as F
 
     from feature_platform.governance import pii_fields, pii_salt
+    from feature_platform.materialize import pull_latest
 
-    provider = store._get_provider()
-    source = view.batch_source
-    if source is None:
-        raise ValueError(f"feature view {view.name!r} has no batch source")
-    job = provider.offline_store.pull_latest_from_table_or_query(
-        config=store.config,
-        data_source=source,
-        join_key_columns=[e.name for e in view.entity_columns],
-        feature_name_columns=[f.name for f in view.features],
-        timestamp_field=source.timestamp_field,
-        created_timestamp_column=source.created_timestamp_column or None,
-        start_date=start,
-        end_date=end,
-    )
+    job = pull_latest(store, view, start, end)
     frame = job.to_spark_df()  # type: ignore[attr-defined]  # SparkRetrievalJob
     partitions = int(getattr(store.config.batch_engine, "partitions", 0) or 0)
     if partitions:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.config import ensure_utc, utc_now
+from feature_platform.governance import batch_source
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -136,14 +137,6 @@ class ValidationFailed(RuntimeError):
 
 
 # ------------------------------------------------------------------ reading
-
-
-def batch_source(view: FeatureView) -> Any:
-    """The view's batch source (a push source's batch source included)."""
-    source = view.batch_source
-    if source is None:
-        raise ValueError(f"feature view {view.name!r} has no batch source")
-    return source
 
 
 def read_source(
