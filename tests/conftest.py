@@ -13,8 +13,10 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,6 +164,26 @@ def services_env(pg_database: str, redis_available: None) -> Iterator[dict[str, 
         yield {"FP_PG_DATABASE": pg_database, "FEATURE_PLATFORM_PROJECT": PROJECT}
 
 
+@contextmanager
+def fresh_services_store(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, tag: str = ""
+) -> Iterator[Any]:
+    """A services-profile store on its own Feast project (own Redis keys and
+    registry rows), definitions applied; its Redis keys are removed afterwards."""
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+
+    monkeypatch.setenv(
+        "FEATURE_PLATFORM_PROJECT", f"{PROJECT}_{tag}{uuid.uuid4().hex[:6]}"
+    )
+    store = get_store("services", repo=repo)
+    apply_definitions(store)
+    try:
+        yield store
+    finally:
+        store.teardown()
+
+
 @pytest.fixture
 def services_store(
     services_env: dict[str, str], local_repo: Path, monkeypatch: pytest.MonkeyPatch
@@ -171,16 +193,8 @@ def services_store(
     Each test gets its own Feast project (so its own Redis keys and registry
     rows); its Redis keys are removed afterwards.
     """
-    from feature_platform.config import get_store
-    from feature_platform.definitions import apply_definitions
-
-    monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", f"{PROJECT}_{uuid.uuid4().hex[:6]}")
-    store = get_store("services", repo=local_repo)
-    apply_definitions(store)
-    try:
+    with fresh_services_store(local_repo, monkeypatch) as store:
         yield store
-    finally:
-        store.teardown()
 
 
 def hours_ago(hours: float) -> datetime:

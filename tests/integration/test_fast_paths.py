@@ -8,14 +8,13 @@ fast reader must return what ``store.get_online_features`` returns, cell by cell
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT, TEST_END
+from tests.conftest import TEST_END, fresh_services_store
 
 pytestmark = pytest.mark.integration
 
@@ -59,16 +58,8 @@ def _hashes(store, *, mask_pii: bool = False) -> dict[bytes, dict[bytes, bytes]]
 @pytest.fixture
 def feast_store(services_env, local_repo: Path, monkeypatch: pytest.MonkeyPatch):
     """A second project over the same repo, materialized by plain Feast."""
-    from feature_platform.config import get_store
-    from feature_platform.definitions import apply_definitions
-
-    monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", f"{PROJECT}_f{uuid.uuid4().hex[:5]}")
-    store = get_store("services", repo=local_repo)
-    apply_definitions(store)
-    try:
+    with fresh_services_store(local_repo, monkeypatch, tag="f") as store:
         yield store
-    finally:
-        store.teardown()
 
 
 def test_fast_materialize_writes_what_feast_writes(

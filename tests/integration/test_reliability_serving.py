@@ -38,7 +38,7 @@ import pytest
 
 from feature_platform.sample_data import SampleSpec
 from tests.conftest import PROJECT, ROOT, TEST_END, make_repo
-from tests.integration.faults import RedisServer, free_port
+from tests.integration.faults import RedisServer, free_port, stop_process
 from tests.integration.load import rss_kib, run_load
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -133,12 +133,7 @@ def served(
                 drivers=[int(d) for d in drivers["driver_id"].unique()],
             )
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc)
             redis_server.stop()
 
 

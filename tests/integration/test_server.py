@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import PROJECT, TEST_END, make_repo
+from tests.integration.faults import stop_process
 from tests.reference import latest_offline_values
 
 pytestmark = pytest.mark.integration
@@ -113,12 +114,7 @@ def server(
             _wait_healthy(url, proc, log)
             yield Server(url=url, store=store, repo=repo, proc=proc, log=log)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc)
             store.teardown()
 
 
