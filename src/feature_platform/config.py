@@ -230,7 +230,36 @@ def get_store(
         category=DeprecationWarning,
     )
     config = load_repo_config(profile, repo=repo)
-    return FeatureStore(config=config, repo_path=str(config.repo_path))
+    store = FeatureStore(config=config, repo_path=str(config.repo_path))
+    _version_registry_snapshots(store.registry)
+    return store
+
+
+def _version_registry_snapshots(registry: Any) -> None:
+    """Give every registry snapshot a unique ``version_id``.
+
+    Feast memoizes its list lookups (``list_entities``, ...) on
+    ``(id(snapshot), snapshot.version_id, project)``. The SQL registry builds its
+    snapshots without a ``version_id``, so a snapshot allocated where a freed one
+    lived (same ``id``) gets the old snapshot's cached lists: stale entities after
+    a refresh, or another registry's entities for the same project name.
+    """
+    import uuid
+
+    build = getattr(registry, "proto", None)
+    if build is None or not hasattr(registry, "cached_registry_proto"):
+        return
+
+    def versioned():  # type: ignore[no-untyped-def]
+        snapshot = build()
+        if not snapshot.version_id:
+            snapshot.version_id = str(uuid.uuid4())
+        return snapshot
+
+    registry.proto = versioned
+    current = registry.cached_registry_proto
+    if current is not None and not current.version_id:
+        current.version_id = str(uuid.uuid4())
 
 
 # --------------------------------------------------------------------------- time

@@ -144,3 +144,20 @@ def test_ensure_utc_column_names_the_column() -> None:
     out = ensure_utc_column(berlin, "event_timestamp")
     assert str(out["event_timestamp"].dt.tz) == "UTC"
     assert out["event_timestamp"].iloc[0] == pd.Timestamp("2025-12-31T23:00Z")
+
+
+def test_registry_snapshots_are_versioned(applied_local_store) -> None:
+    """Feast memoizes registry lists on (id(snapshot), version_id, project); every
+    snapshot needs its own version_id or a reused address serves stale lists."""
+    registry = applied_local_store.registry
+    first = registry.cached_registry_proto.version_id
+    assert first
+    applied_local_store.refresh_registry()
+    second = registry.cached_registry_proto.version_id
+    assert second and second != first
+    assert {
+        e.name for e in registry.list_entities(applied_local_store.project, True)
+    } >= {
+        "customer",
+        "driver",
+    }
