@@ -91,5 +91,9 @@ bench-full: setup ## Benchmarks, full mode (minutes): writes benchmarks/results/
 bench-spark: setup ## Spark rows: scale profile vs DuckDB, PIT join + materialization at 1M rows (~12 min)
 	$(PY) benchmarks/spark_bench.py --rows 1000000
 
+.PHONY: bench-docs
+bench-docs: setup ## Regenerate docs/benchmarks.md from benchmarks/results/
+	$(PY) -m benchmarks.report
+
 clean: ## Remove generated data, artifacts and environments
 	rm -rf $(VENV) $(TOOLS) feature_repo/data artifacts .pytest_cache .ruff_cache .mypy_cache
