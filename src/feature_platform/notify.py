@@ -7,8 +7,9 @@ environment variable ``FEATURE_PLATFORM_WEBHOOK_URL``. With no URL the message
 is logged and the call succeeds: a laptop without Slack still runs the DAG.
 
 The URL of a Slack webhook *is* a secret (its path holds the token), so logs only
-ever show the scheme and host. Messages carry ``text`` (what Slack shows) plus a
-structured ``feature_platform`` object for other receivers.
+ever show the scheme and host (``feature_platform.redact.redact_url``). Messages
+carry ``text`` (what Slack shows) plus a structured ``feature_platform`` object
+for other receivers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import json
 import logging
 import os
 from typing import Any
-from urllib.parse import urlsplit
+
+from feature_platform.redact import redact_url
 
 __all__ = [
     "CONN_ID",
@@ -28,7 +30,6 @@ __all__ = [
     "airflow_retry_callback",
     "failure_message",
     "post_message",
-    "redact_url",
     "resolve_webhook_url",
     "summary_message",
 ]
@@ -42,14 +43,6 @@ _MAX_TEXT = 3000  # Slack truncates long texts; keep alerts readable
 
 class NotifyError(RuntimeError):
     """The webhook did not accept the message (the error never contains the URL)."""
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host/...``: safe to log (webhook paths and queries hold tokens)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}/..."
 
 
 def _url_from_connection(conn_id: str) -> str | None:

@@ -19,10 +19,10 @@ from feature_platform.notify import (
     airflow_dag_failure_callback,
     failure_message,
     post_message,
-    redact_url,
     resolve_webhook_url,
     summary_message,
 )
+from feature_platform.redact import redact_url
 
 SECRET = "T000/B000/very-secret-token"
 

@@ -155,3 +155,35 @@ def test_profiles_take_credentials_from_the_environment(profile: str) -> None:
     assert "${FP_PG_PASSWORD}" in text
     assert "password=${FP_REDIS_PASSWORD}" in text
     assert "ssl=${FP_REDIS_SSL}" in text
+
+
+# --------------------------------------------------------- redaction for logs
+
+SECRET = "s3cr3t-t0ken"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            f"postgresql+psycopg://feast:{SECRET}@db:5432/registry",
+            "postgresql+psycopg://feast:***@db:5432/...",
+        ),
+        (f"https://hooks.slack.com/services/T0/B0/{SECRET}?x=1", None),
+        (f"https://{SECRET}@github.com/org/repo", "https://***@github.com/..."),
+        (f"redis://:{SECRET}@cache:6379/0", "redis://:***@cache:6379/..."),
+        (
+            f"cache:6379,password={SECRET},ssl=true",
+            "cache:6379,password=***,ssl=true",
+        ),
+        ("sqlite:////srv/registry.db", "sqlite:////srv/registry.db"),
+        ("data/registry.db", "data/registry.db"),
+    ],
+)
+def test_redact_url_hides_every_credential(url: str, shown: str | None) -> None:
+    from feature_platform.redact import redact_url
+
+    got = redact_url(url)
+    assert SECRET not in got
+    if shown is not None:
+        assert got == shown
