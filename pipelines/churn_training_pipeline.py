@@ -2,9 +2,20 @@
 
 materialize -> point-in-time training set -> train -> evaluate -> AUC gate -> publish
 
-Every component is a thin typed wrapper over a ``feature_platform`` function and
-runs in the one base image built from ``docker/Dockerfile`` (the project is
-installed there, so no ``packages_to_install`` at run time). Component bodies
+Every component is a thin typed wrapper that calls the steps of
+``feature_platform.training`` - the same steps, in the same order, as
+``run_training`` (``feature-platform train``, the Airflow DAG), so a model from
+this pipeline carries the same ``metadata.json`` (``model_metadata``):
+
+* ``build_training_set_op``: ``prepare_training_set`` -> ``write_training_set``
+  (a parquet that carries the training set's provenance);
+* ``train_op``: ``read_training_set`` -> ``split_training_set`` -> ``train``;
+* ``evaluate_op``: ``split_training_set`` (the model's ``test_fraction``) ->
+  ``evaluate`` -> ``save_model`` (the evaluated model, which is published);
+* ``publish_op``: ``publish_model`` (re-checks the gate).
+
+Components run in the one base image built from ``docker/Dockerfile`` (the
+project is installed there, so no ``packages_to_install`` at run time). Bodies
 import what they need and call only the installed package, never helpers of
 this module: KFP ships just the function's source (kubeflow/pipelines#8792).
 
@@ -14,8 +25,8 @@ Leakage rules (enforced by ``feature_platform.training``):
 * entity rows outside ``[training_start, training_end)`` are dropped before the
   as-known-at point-in-time join;
 * ``train_op`` fits on the earlier part of the window and ``evaluate_op`` scores
-  only rows strictly later than every training row (same ``time_split``, the
-  cutoff is recorded in the model and re-checked).
+  only rows strictly later than every training row (same ``split_training_set``;
+  the cutoff is recorded in the model and ``evaluate`` re-checks it).
 
 Compile (the committed YAML must match this file; a test checks it)::
 
@@ -87,57 +98,33 @@ def build_training_set_op(
 
     ``labels_uri`` is a parquet of entity keys, a UTC ``event_timestamp`` and the
     ``churned`` label (empty: the profile's sample ``churn_labels.parquet``).
-    Writes parquet with row count, label balance and time range as metadata.
+    Writes the training set (parquet carrying its provenance) with row count,
+    label balance and time range as metadata.
     """
     import pandas as pd
 
     from feature_platform.config import data_dir, get_store, parse_utc
     from feature_platform.training import (
-        DEFAULT_LABEL,
-        ENTITY_TS,
-        build_training_set,
-        feature_service_features,
+        describe_training_set,
+        prepare_training_set,
+        write_training_set,
     )
 
     start = parse_utc(training_start, "training_start")
     end = parse_utc(training_end, "training_end")
-    if start >= end:
-        raise ValueError(f"empty training window: {training_start} >= {training_end}")
     store = get_store(profile)
     labels = pd.read_parquet(labels_uri or data_dir() / "churn_labels.parquet")
-    if DEFAULT_LABEL not in labels.columns:
-        raise ValueError(f"labels at {labels_uri!r} have no {DEFAULT_LABEL!r} column")
-    data = build_training_set(
+    training_set = prepare_training_set(
         store, labels, feature_service=feature_service, start=start, end=end
     )
-    features = feature_service_features(store, feature_service)
-    data.to_parquet(dataset.path, index=False)
-    counts = data[DEFAULT_LABEL].value_counts().to_dict()
-    dataset.metadata.update(
-        {
-            "rows": len(data),
-            "label": DEFAULT_LABEL,
-            "label_counts": {str(k): int(v) for k, v in sorted(counts.items())},
-            "positive_rate": round(float(data[DEFAULT_LABEL].mean()), 4),
-            "rows_with_null_features": int(data[features].isna().any(axis=1).sum()),
-            "feature_service": feature_service,
-            "features": features,
-            "training_window": {"start": start.isoformat(), "end": end.isoformat()},
-            "entity_ts_min": data[ENTITY_TS].min().isoformat(),
-            "entity_ts_max": data[ENTITY_TS].max().isoformat(),
-            "project": store.project,
-        }
-    )
+    write_training_set(training_set, dataset.path)
+    dataset.metadata.update(describe_training_set(training_set))
     print(f"training set: {dataset.metadata}")
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def train_op(
-    profile: str,
-    feature_service: str,
     dataset: Input[Dataset],
-    training_start: str,
-    training_end: str,
     n_estimators: int,
     learning_rate: float,
     max_depth: int,
@@ -146,68 +133,27 @@ def train_op(
 ):
     """GradientBoostingClassifier on the earlier part of the window.
 
-    The feature list is read from the feature service in the registry, so the
-    model's contract is the service, not whatever columns the dataset has.
+    The features are the ones the training set recorded from the feature
+    service, so the model's contract is the service, not whatever columns the
+    dataset has. The saved metadata has null metrics until ``evaluate_op``.
     """
-    import pandas as pd
-
-    from feature_platform.config import get_store, parse_utc
     from feature_platform.training import (
-        DEFAULT_LABEL,
-        ENTITY_TS,
-        ModelBundle,
-        feature_service_features,
-        model_metadata,
+        hyperparameters,
+        read_training_set,
         save_model,
-        time_split,
-        train_model,
+        split_training_set,
+        train,
     )
 
-    store = get_store(profile)
-    features = feature_service_features(store, feature_service)
-    data = pd.read_parquet(dataset.path)
-    train, _, cutoff = time_split(data, test_fraction=test_fraction)
-    hyper = {
-        "n_estimators": n_estimators,
-        "learning_rate": learning_rate,
-        "max_depth": max_depth,
-    }
-    fitted = train_model(train, features, label=DEFAULT_LABEL, **hyper)
-    window = {
-        "start": parse_utc(training_start, "training_start").isoformat(),
-        "end": parse_utc(training_end, "training_end").isoformat(),
-    }
-    meta = model_metadata(
-        store,
-        feature_service=feature_service,
-        features=features,
-        label=DEFAULT_LABEL,
-        window=window,
-        cutoff=cutoff,
-        hyperparameters=hyper,
-        metrics={},
+    training_set = read_training_set(dataset.path)
+    split = split_training_set(training_set, test_fraction=test_fraction)
+    params = hyperparameters(
+        n_estimators=n_estimators, learning_rate=learning_rate, max_depth=max_depth
     )
-    meta.update(
-        test_fraction=test_fraction,
-        train_rows=len(train),
-        train_ts_max=train[ENTITY_TS].max().isoformat(),
-        published=False,
-    )
-    save_model(ModelBundle(fitted, meta), model.path)
+    trained = train(training_set, split, params)
+    save_model(trained, model.path)
     model.metadata.update(
-        {
-            "framework": "scikit-learn",
-            "format": "directory: model.joblib + metadata.json",
-            "feature_service": feature_service,
-            "features": features,
-            "training_window": window,
-            "test_split_starts_at": meta["test_split_starts_at"],
-            "train_rows": len(train),
-            "registry_project": meta["project"],
-            "registry": meta["registry"],
-            "hyperparameters": hyper,
-            "published": False,
-        }
+        {**trained.metadata, "registry_project": trained.metadata["project"]}
     )
     print(f"model: {model.metadata}")
 
@@ -218,58 +164,49 @@ def evaluate_op(
     model: Input[Model],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
+    evaluated_model: Output[Model],
 ) -> NamedTuple("EvaluateOutputs", [("roc_auc", float), ("log_loss", float)]):
     """Score the held-out rows strictly later than every training row.
 
-    Re-derives the split with the model's ``test_fraction`` and fails if its
-    cutoff differs from the one recorded at training time (wrong dataset).
+    Re-derives the split with the model's ``test_fraction``; ``evaluate`` fails
+    if it is not the split the model was trained on (wrong dataset). Writes the
+    model again with its metrics (what is published) as ``evaluated_model``.
     """
     from collections import namedtuple
 
-    import pandas as pd
-
     from feature_platform.training import (
-        ENTITY_TS,
-        evaluate_model,
+        evaluate,
         load_model,
-        roc_curve_points,
-        time_split,
+        read_training_set,
+        save_model,
+        split_training_set,
     )
 
-    bundle = load_model(model.path)
-    meta = bundle.metadata
-    data = pd.read_parquet(dataset.path)
-    train, test, cutoff = time_split(data, test_fraction=meta["test_fraction"])
-    if cutoff.isoformat() != meta["test_split_starts_at"]:
-        raise ValueError(
-            f"dataset split at {cutoff.isoformat()} but the model was trained "
-            f"with a split at {meta['test_split_starts_at']}: not its dataset"
-        )
-    if not test[ENTITY_TS].min() > train[ENTITY_TS].max():
-        raise ValueError("held-out rows are not strictly later than training rows")
-    features, label = meta["features"], meta["label"]
-    result = evaluate_model(bundle.model, test, features, label=label)
-    for key in (
-        "roc_auc",
-        "log_loss",
-        "baseline_roc_auc",
-        "baseline_log_loss",
-        "positive_rate",
-    ):
-        metrics.log_metric(key, result[key])
-    metrics.log_metric("test_rows", result["rows"])
-    metrics.metadata["test_split_starts_at"] = cutoff.isoformat()
-    metrics.metadata["test_ts_min"] = test[ENTITY_TS].min().isoformat()
-    metrics.metadata["train_ts_max"] = train[ENTITY_TS].max().isoformat()
-    roc = roc_curve_points(bundle.model, test, features, label=label)
+    trained = load_model(model.path)
+    split = split_training_set(
+        read_training_set(dataset.path),
+        test_fraction=trained.metadata["test_fraction"],
+    )
+    result = evaluate(trained, split)
+    save_model(result.bundle, evaluated_model.path)
+    meta = result.bundle.metadata
+    evaluated_model.metadata.update({**meta, "registry_project": meta["project"]})
+    m = result.metrics
+    for key in ("roc_auc", "log_loss", "baseline_roc_auc", "baseline_log_loss"):
+        metrics.log_metric(key, m[key])
+    metrics.log_metric("positive_rate", m["positive_rate"])
+    metrics.log_metric("test_rows", m["rows"])
+    for key in ("test_split_starts_at", "test_ts_min", "train_ts_max"):
+        metrics.metadata[key] = meta[key]
+    roc = result.roc_curve
     classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
-    cm = result["confusion_matrix"]
+    cm = m["confusion_matrix"]
     classification.log_confusion_matrix(
         ["retained", "churned"], [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]]
     )
-    print(f"evaluation: {result}")
+    print(f"evaluation: {m}")
     out = namedtuple("EvaluateOutputs", ["roc_auc", "log_loss"])
-    return out(float(result["roc_auc"]), float(result["log_loss"]))
+    return out(float(m["roc_auc"]), float(m["log_loss"]))
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -280,10 +217,11 @@ def publish_op(
     publish_uri: str,
     published_model: Output[Model],
 ) -> str:
-    """Mark the model as published (and copy it to ``publish_uri`` if set).
+    """Mark the evaluated model as published (and copy it to ``publish_uri`` if set).
 
     Runs only inside the pipeline's AUC gate; ``publish_model`` re-checks the
-    gate, so a weak model is never published even by a runner that ignores it.
+    gate (and that ``roc_auc`` is the model's own), so a weak model is never
+    published even by a runner that ignores the condition.
     """
     from feature_platform.training import publish_model
 
@@ -293,17 +231,7 @@ def publish_op(
     if publish_uri:
         publish_model(model.path, publish_uri, roc_auc=roc_auc, threshold=threshold)
     published_model.metadata.update(
-        {
-            "published": True,
-            "published_at": meta["published_at"],
-            "roc_auc": roc_auc,
-            "threshold": threshold,
-            "feature_service": meta["feature_service"],
-            "features": meta["features"],
-            "training_window": meta["training_window"],
-            "registry_project": meta["project"],
-            "publish_uri": publish_uri,
-        }
+        {**meta, "registry_project": meta["project"], "publish_uri": publish_uri}
     )
     print(f"published: AUC {roc_auc} >= {threshold} -> {publish_uri or 'artifact'}")
     return publish_uri or published_model.uri
@@ -355,11 +283,7 @@ def churn_training_pipeline(
     training_set.set_memory_request("2G")
 
     train = train_op(
-        profile=profile,
-        feature_service=feature_service,
         dataset=training_set.outputs["dataset"],
-        training_start=training_start,
-        training_end=training_end,
         n_estimators=n_estimators,
         learning_rate=learning_rate,
         max_depth=max_depth,
@@ -375,7 +299,7 @@ def churn_training_pipeline(
 
     with dsl.If(evaluate.outputs["roc_auc"] >= threshold, name="auc-gate"):
         publish = publish_op(
-            model=train.outputs["model"],
+            model=evaluate.outputs["evaluated_model"],
             roc_auc=evaluate.outputs["roc_auc"],
             threshold=threshold,
             publish_uri=publish_uri,
@@ -386,7 +310,7 @@ def churn_training_pipeline(
     return PipelineOutputs(
         materialize.outputs["Output"],
         training_set.outputs["dataset"],
-        train.outputs["model"],
+        evaluate.outputs["evaluated_model"],
         evaluate.outputs["metrics"],
         evaluate.outputs["roc_auc"],
     )

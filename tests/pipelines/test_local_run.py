@@ -163,3 +163,87 @@ def test_gate_blocks_when_the_threshold_is_unreachable(blocked: dict[str, Any]) 
     assert blocked["published_model"] is None
     assert not Path(blocked["publish_uri"]).exists()
     assert blocked["model"]["metadata"]["published"] is False
+
+
+# ------------------------------- the pipeline and run_training: the same steps
+
+
+@pytest.fixture(scope="module")
+def trained_directly(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``run_training`` (what the CLI and the DAG call) on the pipeline's data."""
+    from feature_platform.config import get_store
+    from feature_platform.training import run_training
+
+    labels = pd.read_parquet(repo / "data" / "churn_labels.parquet")
+    model_dir = tmp_path_factory.mktemp("run_training") / "model"
+    run_training(
+        get_store("local"),
+        labels,
+        model_dir=model_dir,
+        feature_service=SERVICE,
+        start=WINDOW_START,
+        end=WINDOW_END,
+        test_fraction=0.25,
+        n_estimators=200,
+    )
+    return model_dir
+
+
+SHARED = (
+    "feature_service",
+    "features",
+    "label",
+    "training_window",
+    "test_fraction",
+    "test_split_starts_at",
+    "train_rows",
+    "test_rows",
+    "train_ts_max",
+    "test_ts_min",
+    "project",
+    "registry",
+    "hyperparameters",
+)
+
+
+def test_pipeline_and_run_training_write_the_same_metadata(
+    passed: dict[str, Any], trained_directly: Path
+) -> None:
+    from feature_platform.training import ModelMetadata, load_model
+
+    direct = load_model(trained_directly).metadata
+    kfp = load_model(passed["model"]["path"]).metadata
+    unpublished = set(ModelMetadata.__annotations__) - {"published_at", "gate"}
+    assert set(direct) == set(kfp) == unpublished
+    assert direct["metrics"] is not None and kfp["metrics"] is not None
+    assert set(direct["metrics"]) == set(kfp["metrics"])
+    for key in SHARED:
+        assert kfp[key] == direct[key], key
+    assert kfp["feature_service"] == SERVICE
+    assert kfp["hyperparameters"]["n_estimators"] == 200
+    assert kfp["test_fraction"] == 0.25
+    assert kfp["training_window"] == {
+        "start": WINDOW_START.isoformat(),
+        "end": WINDOW_END.isoformat(),
+    }
+    assert kfp["train_rows"] + kfp["test_rows"] == passed["dataset"]["metadata"]["rows"]
+    # the same rows through the same deterministic steps: the same model quality
+    assert kfp["metrics"] == direct["metrics"]
+    assert kfp["published"] is direct["published"] is False
+
+
+def test_every_model_artifact_of_the_run_has_the_same_keys(
+    passed: dict[str, Any], trained_directly: Path
+) -> None:
+    from feature_platform.training import load_model
+
+    keys = set(load_model(trained_directly).metadata)
+    (trained,) = sorted(Path(passed["run_root"]).rglob("train-op/model"))
+    before_evaluation = load_model(trained).metadata
+    assert set(before_evaluation) == keys
+    assert before_evaluation["metrics"] is None  # filled in by evaluate_op
+    published = load_model(passed["publish_uri"]).metadata
+    assert set(published) == keys | {"published_at", "gate"}
+    assert (
+        published["metrics"] == load_model(passed["model"]["path"]).metadata["metrics"]
+    )
