@@ -4,25 +4,25 @@ The local and services profiles read the parquet files under ``data/`` next to
 this file, as absolute paths (the DuckDB offline store resolves relative paths
 against the current directory, not the repo), or under
 ``$FEATURE_PLATFORM_DATA_DIR`` (a directory or object-store URI); the production
-profile reads BigQuery tables with the same schema. The switch is the
-``FEATURE_PLATFORM_OFFLINE`` variable (``file``, ``bigquery`` or ``spark``), which
-``feature_platform.config`` sets from the chosen profile. The scale profile
+profile reads BigQuery tables with the same schema. The switch is
+``feature_platform.config.offline_kind()`` (``file``, ``bigquery`` or ``spark``):
+the kind of the profile this process loaded (or ``$FEATURE_PLATFORM_PROFILE``
+when the plain ``feast`` CLI parses this file). The scale profile
 (``spark``) reads the same parquet files as ``SparkSource`` (Spark offline store
 and materialization engine); the data directory may then be an object-store URI.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from feast import BigQuerySource, FileSource, PushSource
 
-_OFFLINE = os.environ.get("FEATURE_PLATFORM_OFFLINE", "file")
-_BQ_DATASET = os.environ.get("FEATURE_PLATFORM_BQ_DATASET", "feature_platform")
-_DATA_DIR = os.environ.get("FEATURE_PLATFORM_DATA_DIR") or str(
-    Path(__file__).resolve().parent / "data"
-)
+from feature_platform.config import offline_kind, settings
+
+_OFFLINE = offline_kind()
+_BQ_DATASET = settings().bq_dataset
+_DATA_DIR = settings().data_dir or str(Path(__file__).resolve().parent / "data")
 
 CUSTOMER_TABLE = "customer_stats"
 DRIVER_TABLE = "driver_stats"

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 from feast import Entity, Project, ValueType
 
+from feature_platform.config import project_name
+
 # The project name can be overridden (tests use a fresh one per run so their
-# Redis keys and registry rows never collide); feature_platform.config applies
-# the same variable to the RepoConfig so the two always agree.
+# Redis keys and registry rows never collide); feature_platform.config gives
+# the RepoConfig and these definitions the same name.
 project = Project(
-    name=os.environ.get("FEATURE_PLATFORM_PROJECT", "feature_platform"),
+    name=project_name(),
     description="Customer churn and driver matching features",
     tags={"owner": "ml-platform@example.com"},
 )

@@ -39,11 +39,16 @@ os.environ.pop("FEATURE_PLATFORM_PROFILE", None)
 
 @pytest.fixture(autouse=True)
 def _restore_profile_env() -> Iterator[None]:
-    """``config.load_repo_config`` sets FEATURE_PLATFORM_OFFLINE/PROJECT for the
-    definitions it loads; keep one test's profile from leaking into the next."""
+    """Keep one test's profile (the active profile ``config.load_repo_config``
+    records, and the variables a test sets) from leaking into the next."""
+    from feature_platform import config
+
     keys = ("FEATURE_PLATFORM_OFFLINE", "FEATURE_PLATFORM_PROJECT")
     saved = {k: os.environ.get(k) for k in keys}
+    active = dict(config._ACTIVE)
     yield
+    config._ACTIVE.clear()
+    config._ACTIVE.update(active)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -166,17 +171,25 @@ def services_env(pg_database: str, redis_available: None) -> Iterator[dict[str, 
 
 @contextmanager
 def fresh_services_store(
-    repo: Path, monkeypatch: pytest.MonkeyPatch, tag: str = ""
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tag: str = "",
+    *,
+    plain_feast: bool = False,
 ) -> Iterator[Any]:
     """A services-profile store on its own Feast project (own Redis keys and
-    registry rows), definitions applied; its Redis keys are removed afterwards."""
-    from feature_platform.config import get_store
+    registry rows), definitions applied; its Redis keys are removed afterwards.
+    With ``plain_feast`` it runs Feast's stock Redis store and local engine (the
+    baseline the platform's plugins are compared with)."""
+    from feature_platform.config import PLAIN_FEAST, get_store
     from feature_platform.definitions import apply_definitions
 
     monkeypatch.setenv(
         "FEATURE_PLATFORM_PROJECT", f"{PROJECT}_{tag}{uuid.uuid4().hex[:6]}"
     )
-    store = get_store("services", repo=repo)
+    store = get_store(
+        "services", repo=repo, overrides=PLAIN_FEAST if plain_feast else None
+    )
     apply_definitions(store)
     try:
         yield store

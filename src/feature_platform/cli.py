@@ -61,16 +61,34 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     store = _store(args)
     end = parse_utc(args.end, "--end") if args.end else None
+    validate = False if args.skip_validation else None  # None: the engine's config
     if args.start:
         if end is None:
             raise ValueError("--start needs --end (an explicit UTC window)")
         result = materialize_window(
-            store, parse_utc(args.start, "--start"), end, views=args.views
+            store,
+            parse_utc(args.start, "--start"),
+            end,
+            views=args.views,
+            validate=validate,
         )
     else:
-        result = materialize_incremental(store, end, views=args.views)
+        result = materialize_incremental(
+            store, end, views=args.views, validate=validate
+        )
     _print(result)
     return 0
+
+
+def cmd_feast(args: argparse.Namespace) -> int:
+    import os
+
+    from feature_platform.config import feast_cli
+
+    argv, env, cwd = feast_cli(args.profile, args.feast_args)
+    os.chdir(cwd)
+    os.execvpe(argv[0], argv, env)  # replaces this process: no return
+    return 0  # pragma: no cover
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -159,7 +177,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from feature_platform.governance import list_audit
+    from feature_platform.audit import list_audit
 
     _print(list_audit(_store(args), limit=args.limit, project=args.project))
     return 0
@@ -292,6 +310,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start")
     p.add_argument("--end", help="default now (UTC); never in the future")
     p.add_argument("--views", nargs="+", help="feature views (default: all online)")
+    p.add_argument(
+        "--skip-validation",
+        action="store_true",
+        help="write without validating the sources first (logged as a warning)",
+    )
+
+    p = add(
+        "feast",
+        cmd_feast,
+        "Run the plain feast CLI on the profile (its yaml, .env defaults, repo dir), "
+        "e.g. feature-platform --profile services feast plan",
+    )
+    p.add_argument("feast_args", nargs=argparse.REMAINDER, help="feast arguments")
 
     p = add("train", cmd_train, "PIT training set -> GBC -> metrics -> model artifact.")
     p.add_argument("--labels", help="parquet of entity rows with the label")

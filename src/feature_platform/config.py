@@ -9,14 +9,17 @@ A profile is a feature_store.yaml under ``feature_repo/``:
 * ``scale``: ``profiles/scale.yaml`` - PostgreSQL, Redis Cluster, Spark offline
   store and Spark materialization engine over the same parquet (SparkSource).
 
-Environment:
+Environment: every variable the package reads is declared once, in
+``Settings`` (name, type, default, meaning), parsed and validated by
+``settings()``; a bad value is an error naming the variable. No other module
+reads ``os.environ`` and nothing here writes it. ``${VAR}`` references in a
+profile are expanded from the environment; ``profiles/<name>.env`` supplies
+defaults for unset variables (never secrets).
 
-* ``FEATURE_PLATFORM_PROFILE`` picks the profile when none is passed.
-* ``FEATURE_PLATFORM_REPO`` points at another feature repo directory.
-* ``FEATURE_PLATFORM_PROJECT`` overrides the Feast project name (tests use a
-  fresh one per run so Redis keys and registry rows never collide).
-* ``${VAR}`` references in a profile are expanded from the environment;
-  ``profiles/<name>.env`` supplies defaults for unset variables (never secrets).
+Which profile a process loaded last is process state (``active_profile``): the
+definitions in ``feature_repo/`` ask ``offline_kind()`` and ``project_name()``
+which physical sources and project to build, instead of reading variables
+that this module used to set.
 
 This module also holds the UTC helpers: every timestamp entering the platform's
 API must be timezone-aware; naive values are rejected, not guessed.
@@ -27,7 +30,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,13 +42,21 @@ if TYPE_CHECKING:  # heavy imports stay out of module import time
     from feast.repo_config import RepoConfig
 
 __all__ = [
+    "PLAIN_FEAST",
+    "PLAIN_FEAST_LOCAL",
     "PROFILES",
     "ConfigError",
     "Profile",
+    "Settings",
+    "active_profile",
+    "offline_kind",
+    "project_name",
+    "settings",
     "artifacts_dir",
     "data_dir",
     "ensure_utc",
     "ensure_utc_column",
+    "feast_cli",
     "get_store",
     "load_repo_config",
     "parse_utc",
@@ -59,8 +71,8 @@ PROFILES: dict[str, str] = {
     "production": "profiles/production.yaml",
     "scale": "profiles/scale.yaml",
 }
-# Which physical sources the definitions should build for a profile
-# (read by feature_repo/data_sources.py through FEATURE_PLATFORM_OFFLINE).
+# Which physical sources the definitions build for a profile
+# (feature_repo/data_sources.py asks offline_kind()).
 _OFFLINE_KIND = {
     "local": "file",
     "services": "file",
@@ -79,6 +91,167 @@ class NaiveTimestampError(ValueError):
     """A timestamp without a timezone reached the platform's API."""
 
 
+def _text(value: str) -> str:
+    return value
+
+
+def _flag(value: str) -> bool:
+    low = value.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("not a boolean (1/0, true/false, yes/no, on/off)")
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive integer")
+    return number
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be >= 0 seconds")
+    return number
+
+
+def _offline(value: str) -> str:
+    if value not in {"file", "bigquery", "spark"}:
+        raise ValueError("must be one of file, bigquery, spark")
+    return value
+
+
+# (field, variable, parser, default, meaning): the one list of the package's
+# environment variables.
+_VARIABLES: tuple[tuple[str, str, Any, Any, str], ...] = (
+    ("profile", "FEATURE_PLATFORM_PROFILE", _text, None, "profile when none is passed"),
+    ("repo", "FEATURE_PLATFORM_REPO", _text, None, "another feature repo directory"),
+    ("project", "FEATURE_PLATFORM_PROJECT", _text, None, "Feast project override"),
+    ("data_dir", "FEATURE_PLATFORM_DATA_DIR", _text, None, "source data dir or URI"),
+    ("artifacts", "FEATURE_PLATFORM_ARTIFACTS", _text, None, "models and reports"),
+    ("offline", "FEATURE_PLATFORM_OFFLINE", _offline, None, "source kind override"),
+    ("bq_dataset", "FEATURE_PLATFORM_BQ_DATASET", _text, "feature_platform", "BQ"),
+    ("pii_salt", "FEATURE_PLATFORM_PII_SALT", _text, None, "pii masking salt"),
+    ("actor", "FEATURE_PLATFORM_ACTOR", _text, None, "who applies (audit log)"),
+    ("registry_lock", "FEATURE_PLATFORM_REGISTRY_LOCK", _flag, True, "tests only"),
+    ("lock_timeout_s", "FEATURE_PLATFORM_LOCK_TIMEOUT", _seconds, 600.0, "lock wait"),
+    ("retry_delay_s", "FEATURE_PLATFORM_RETRY_DELAY_SECONDS", _seconds, 300.0, "DAG"),
+    ("webhook_url", "FEATURE_PLATFORM_WEBHOOK_URL", _text, None, "alert webhook"),
+    ("image", "FEATURE_PLATFORM_IMAGE", _text, None, "KFP component image"),
+    ("server_host", "FP_SERVER_HOST", _text, "127.0.0.1", "feature server host"),
+    ("server_port", "FP_SERVER_PORT", _positive_int, 6566, "feature server port"),
+    ("server_workers", "FP_SERVER_WORKERS", _positive_int, 1, "uvicorn workers"),
+    ("server_max_entity_rows", "FP_SERVER_MAX_ENTITY_ROWS", _positive_int, 1000, ""),
+    ("server_max_body_bytes", "FP_SERVER_MAX_BODY_BYTES", _positive_int, 1 << 20, ""),
+    ("server_body_timeout_s", "FP_SERVER_BODY_TIMEOUT_S", _positive_int, 10, ""),
+    ("server_registry_ttl_s", "FP_SERVER_REGISTRY_TTL_SEC", _positive_int, 5, ""),
+    ("server_fast_reads", "FP_SERVER_FAST_READS", _flag, True, "fast JSON reads"),
+    ("server_gc_freeze", "FP_SERVER_GC_FREEZE", _flag, True, "gc.freeze at start"),
+    ("server_tls_key_file", "FP_SERVER_TLS_KEY_FILE", _text, None, "HTTPS key"),
+    ("server_tls_cert_file", "FP_SERVER_TLS_CERT_FILE", _text, None, "HTTPS cert"),
+    ("server_log_level", "FP_SERVER_LOG_LEVEL", _text, "info", "uvicorn log level"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every environment variable the package reads, typed (see ``_VARIABLES``)."""
+
+    profile: str | None = None
+    repo: str | None = None
+    project: str | None = None
+    data_dir: str | None = None
+    artifacts: str | None = None
+    offline: str | None = None
+    bq_dataset: str = "feature_platform"
+    pii_salt: str | None = None
+    actor: str | None = None
+    registry_lock: bool = True
+    lock_timeout_s: float = 600.0
+    retry_delay_s: float = 300.0
+    webhook_url: str | None = None
+    image: str | None = None
+    server_host: str = "127.0.0.1"
+    server_port: int = 6566
+    server_workers: int = 1
+    server_max_entity_rows: int = 1000
+    server_max_body_bytes: int = 1 << 20
+    server_body_timeout_s: int = 10
+    server_registry_ttl_s: int = 5
+    server_fast_reads: bool = True
+    server_gc_freeze: bool = True
+    server_tls_key_file: str | None = None
+    server_tls_cert_file: str | None = None
+    server_log_level: str = "info"
+
+    @property
+    def offline_kind(self) -> str:
+        """Which physical sources the definitions build (see ``offline_kind()``)."""
+        return offline_kind(self)
+
+
+_SETTINGS_LOCK = threading.Lock()
+_SETTINGS_CACHE: dict[tuple[str | None, ...], Settings] = {}
+
+
+def settings() -> Settings:
+    """The package's settings from the environment, parsed once per distinct
+    environment (a test that changes a variable gets new settings); a bad value
+    raises ``ConfigError`` naming the variable and what it must be."""
+    raw = tuple(os.environ.get(var) for _f, var, _p, _d, _m in _VARIABLES)
+    with _SETTINGS_LOCK:
+        cached = _SETTINGS_CACHE.get(raw)
+    if cached is not None:
+        return cached
+    values: dict[str, Any] = {}
+    for (field, var, parse, default, _meaning), text in zip(
+        _VARIABLES, raw, strict=True
+    ):
+        if text is None or text.strip() == "":
+            values[field] = default
+            continue
+        try:
+            values[field] = parse(text.strip())
+        except ValueError as exc:
+            raise ConfigError(f"${var}={text!r} is invalid: {exc}") from exc
+    result = Settings(**values)
+    with _SETTINGS_LOCK:
+        if len(_SETTINGS_CACHE) > 64:
+            _SETTINGS_CACHE.clear()
+        _SETTINGS_CACHE[raw] = result
+    return result
+
+
+assert {f.name for f in fields(Settings)} == {v[0] for v in _VARIABLES}
+
+# (profile name, project) of the last profile this process loaded.
+_ACTIVE: dict[str, str] = {}
+
+
+def active_profile() -> str:
+    """The profile this process loaded last, else ``$FEATURE_PLATFORM_PROFILE``,
+    else ``local``."""
+    return _ACTIVE.get("profile") or settings().profile or "local"
+
+
+def offline_kind(current: Settings | None = None) -> str:
+    """``file``, ``bigquery`` or ``spark``: the physical sources of the active
+    profile (``$FEATURE_PLATFORM_OFFLINE`` overrides it)."""
+    current = current or settings()
+    if current.offline:
+        return current.offline
+    return _OFFLINE_KIND.get(active_profile(), "file")
+
+
+def project_name() -> str:
+    """The Feast project: ``$FEATURE_PLATFORM_PROJECT``, else the one the active
+    profile declares, else ``feature_platform``."""
+    return settings().project or _ACTIVE.get("project") or _DEFAULT_PROJECT
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -88,7 +261,7 @@ class Profile:
 
 def repo_dir() -> Path:
     """The feature repo: $FEATURE_PLATFORM_REPO or ``<project>/feature_repo``."""
-    env = os.environ.get("FEATURE_PLATFORM_REPO")
+    env = settings().repo
     if env:
         return Path(env).resolve()
     for parent in Path(__file__).resolve().parents:
@@ -100,13 +273,13 @@ def repo_dir() -> Path:
 
 def data_dir() -> Path:
     """Where the sample sources live: $FEATURE_PLATFORM_DATA_DIR or ``<repo>/data``."""
-    env = os.environ.get("FEATURE_PLATFORM_DATA_DIR")
+    env = settings().data_dir
     return Path(env).resolve() if env else repo_dir() / "data"
 
 
 def artifacts_dir() -> Path:
     """Models and reports: $FEATURE_PLATFORM_ARTIFACTS or ``<project>/artifacts``."""
-    env = os.environ.get("FEATURE_PLATFORM_ARTIFACTS")
+    env = settings().artifacts
     return Path(env).resolve() if env else repo_dir().parent / "artifacts"
 
 
@@ -114,7 +287,7 @@ def resolve_profile(
     name: str | None = None, *, repo: Path | str | None = None
 ) -> Profile:
     """Map a profile name (default $FEATURE_PLATFORM_PROFILE or ``local``) to a yaml."""
-    name = name or os.environ.get("FEATURE_PLATFORM_PROFILE") or "local"
+    name = name or settings().profile or "local"
     if name not in PROFILES:
         raise ConfigError(
             f"unknown profile {name!r}; choose one of {', '.join(sorted(PROFILES))}"
@@ -172,8 +345,23 @@ def _absolute_sqlite(url: str, base: Path) -> str:
     return url
 
 
+# Overrides that turn a profile into plain Feast (no platform plugins): the
+# baseline the tests and benchmarks compare the platform with.
+PLAIN_FEAST: dict[str, Any] = {
+    "online_store": {"type": "redis"},
+    "batch_engine": "local",
+}
+PLAIN_FEAST_LOCAL: dict[str, Any] = {
+    "online_store": {"type": "sqlite"},
+    "batch_engine": "local",
+}
+
+
 def load_repo_config(
-    profile: str | None = None, *, repo: Path | str | None = None
+    profile: str | None = None,
+    *,
+    repo: Path | str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> RepoConfig:
     """Build a validated Feast ``RepoConfig`` for a profile.
 
@@ -187,24 +375,31 @@ def load_repo_config(
     raw: dict[str, Any] = yaml.safe_load(_expand(prof.yaml_path.read_text(), prof))
     if not isinstance(raw, dict):
         raise ConfigError(f"{prof.yaml_path} is not a mapping")
-    raw["project"] = os.environ.get("FEATURE_PLATFORM_PROJECT") or raw.get(
-        "project", _DEFAULT_PROJECT
-    )
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    raw["project"] = settings().project or raw.get("project", _DEFAULT_PROJECT)
     registry = raw.get("registry")
     if isinstance(registry, dict) and registry.get("registry_type") == "sql":
         registry["path"] = _absolute_sqlite(registry["path"], prof.repo_dir)
     online = raw.get("online_store")
-    if isinstance(online, dict) and online.get("type") == "sqlite":
+    if isinstance(online, dict) and str(online.get("type", "")).endswith(
+        ("sqlite", "SqliteOnlineStore")
+    ):
         online["path"] = str(prof.repo_dir / online.get("path", "data/online.db"))
     raw["repo_path"] = prof.repo_dir
-    # The definitions pick their physical sources and project from these.
-    os.environ["FEATURE_PLATFORM_OFFLINE"] = _OFFLINE_KIND[prof.name]
-    os.environ.setdefault("FEATURE_PLATFORM_PROJECT", raw["project"])
     if _OFFLINE_KIND[prof.name] == "spark":
         # Spark's Python workers must run this interpreter (it has feast and
         # the platform installed), not whatever `python3` is first on PATH.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        for section in ("offline_store", "batch_engine"):
+            conf = (raw.get(section) or {}).get("spark_conf")
+            if isinstance(conf, dict):
+                conf.setdefault("spark.pyspark.python", sys.executable)
+                conf.setdefault("spark.pyspark.driver.python", sys.executable)
+    # The definitions pick their physical sources and project from this.
+    _ACTIVE.update(profile=prof.name, project=str(raw["project"]))
     try:
         config = RepoConfig(**raw)
     except Exception as exc:  # pydantic ValidationError, feast config errors
@@ -213,8 +408,34 @@ def load_repo_config(
     return config
 
 
+def feast_cli(
+    profile: str | None, args: list[str]
+) -> tuple[list[str], dict[str, str], Path]:
+    """``(argv, environment, cwd)`` that run the plain ``feast`` CLI on a profile.
+
+    The child gets ``-f <profile yaml>``, the repo directory as its working
+    directory (the SQLite URLs of the local profile are relative to it), the
+    defaults of ``profiles/<name>.env`` for unset variables (Feast expands
+    ``${VAR}`` itself) and ``FEATURE_PLATFORM_PROFILE`` (the definitions build the
+    profile's sources from it). This process's environment is not changed.
+    """
+    prof = resolve_profile(profile)
+    env = dict(os.environ)
+    for key, value in _env_defaults(prof).items():
+        env.setdefault(key, value)
+    env["FEATURE_PLATFORM_PROFILE"] = prof.name
+    env.setdefault("FEAST_USAGE", "False")
+    if _OFFLINE_KIND[prof.name] == "spark":
+        env.setdefault("PYSPARK_PYTHON", sys.executable)
+    feast = str(Path(sys.executable).with_name("feast"))
+    return [feast, "-f", str(prof.yaml_path), *args], env, prof.repo_dir
+
+
 def get_store(
-    profile: str | None = None, *, repo: Path | str | None = None
+    profile: str | None = None,
+    *,
+    repo: Path | str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> FeatureStore:
     """The ``FeatureStore`` for a profile; the single front door of the platform."""
     import warnings
@@ -229,37 +450,12 @@ def get_store(
         message=r"fetch_arrow_table\(\) is deprecated",
         category=DeprecationWarning,
     )
-    config = load_repo_config(profile, repo=repo)
+    config = load_repo_config(profile, repo=repo, overrides=overrides)
     store = FeatureStore(config=config, repo_path=str(config.repo_path))
-    _version_registry_snapshots(store.registry)
+    from feature_platform.feast_compat import version_registry_snapshots
+
+    version_registry_snapshots(store.registry)
     return store
-
-
-def _version_registry_snapshots(registry: Any) -> None:
-    """Give every registry snapshot a unique ``version_id``.
-
-    Feast memoizes its list lookups (``list_entities``, ...) on
-    ``(id(snapshot), snapshot.version_id, project)``. The SQL registry builds its
-    snapshots without a ``version_id``, so a snapshot allocated where a freed one
-    lived (same ``id``) gets the old snapshot's cached lists: stale entities after
-    a refresh, or another registry's entities for the same project name.
-    """
-    import uuid
-
-    build = getattr(registry, "proto", None)
-    if build is None or not hasattr(registry, "cached_registry_proto"):
-        return
-
-    def versioned():  # type: ignore[no-untyped-def]
-        snapshot = build()
-        if not snapshot.version_id:
-            snapshot.version_id = str(uuid.uuid4())
-        return snapshot
-
-    registry.proto = versioned
-    current = registry.cached_registry_proto
-    if current is not None and not current.version_id:
-        current.version_id = str(uuid.uuid4())
 
 
 # --------------------------------------------------------------------------- time

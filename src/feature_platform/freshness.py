@@ -7,23 +7,23 @@ from the value's event time, and it is one setting per store. So every platform
 read path passes its result through this module, which nulls stale values and
 marks them ``OUTSIDE_MAX_AGE``.
 
-Stable API (the fast online read path calls it too):
+The rule, written once and used by every read path (the online store plugin's
+reader, its fallback over Feast's generic read, the feature server, monitoring):
 
-* ``is_stale(event_timestamp, ttl, now) -> bool``: pure rule. A value is stale
-  when ``now - event_timestamp > ttl`` (so a value exactly ``ttl`` old is still
-  fresh, the same inclusive bound as the point-in-time join). ``ttl`` ``None``
-  or zero means "never expires" (Feast's meaning); a missing timestamp
-  (``None`` / 0, i.e. no value) is never stale.
-* ``output_ttls(store, *, feature_service=None, features=None,
-  full_feature_names=False) -> {output column: ttl}``: the ttl of each column a
-  read returns (entity key columns are absent: they never expire).
+* ``is_stale_epoch(event_s, ttl_s, now_s) -> bool``: a value is stale when
+  ``now - event_timestamp > ttl`` (so a value exactly ``ttl`` old is still fresh,
+  the same inclusive bound as the point-in-time join). A ttl of ``None`` or zero
+  means "never expires" (Feast's meaning); a missing timestamp (``None`` / 0,
+  i.e. no value) is never stale. ``is_stale`` is the same rule on datetimes /
+  timedeltas; ``ttl_seconds`` turns a view's ttl into the form the rule takes.
+* ``column_ttls(grouped_refs, full_feature_names)``: the ttl behind each feature
+  column of a read, from Feast's resolved request (``output_ttls`` does the same
+  from a store and a feature service or list).
 * ``enforce_on_response(response, ttls, *, now=None) -> int``: mutate a Feast
   ``OnlineResponse`` in place (stale value -> empty ``Value``, status ->
-  ``OUTSIDE_MAX_AGE``); returns the number of stale cells.
-* ``enforce_on_dict(result, ttls, *, now=None, statuses=None) -> int``: the same
-  on a ``to_dict(include_event_timestamps=True)``-style dict (``<col>__ts`` holds
-  epoch seconds); stale values become ``None`` in place and, when a ``statuses``
-  dict (``{col: [status str, ...]}``) is given, their status ``OUTSIDE_MAX_AGE``.
+  ``OUTSIDE_MAX_AGE``); returns the number of stale cells. Used where Feast's
+  own read assembled the response (stores and requests the fast reader does
+  not cover).
 * ``STATUS_*`` constants: the status names, as Feast spells them.
 * ``ensure_registry_current(store)``: the registry side of freshness. Feast
   keeps serving its registry cache forever when the registry database is down
@@ -38,7 +38,10 @@ Stable API (the fast online read path calls it too):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -54,19 +57,21 @@ __all__ = [
     "STATUS_NULL_VALUE",
     "STATUS_OUTSIDE_MAX_AGE",
     "STATUS_PRESENT",
-    "TIMESTAMP_SUFFIX",
-    "enforce_on_dict",
     "enforce_on_response",
     "ensure_registry_current",
+    "as_of",
+    "column_ttls",
     "is_stale",
+    "is_stale_epoch",
+    "now_seconds",
     "output_ttls",
+    "ttl_seconds",
 ]
 
 STATUS_PRESENT = "PRESENT"
 STATUS_NULL_VALUE = "NULL_VALUE"
 STATUS_NOT_FOUND = "NOT_FOUND"
 STATUS_OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
-TIMESTAMP_SUFFIX = "__ts"  # feast.online_response.TIMESTAMP_POSTFIX
 
 Timestampish = datetime | int | float | None
 
@@ -89,28 +94,71 @@ def _epoch_seconds(value: Timestampish) -> float | None:
     )
 
 
-def _ttl_seconds(ttl: timedelta | float | None) -> float | None:
+def ttl_seconds(ttl: timedelta | float | None) -> float | None:
+    """A view's ttl in seconds; ``None`` when it never expires (None or 0)."""
     if ttl is None:
         return None
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
     return seconds if seconds > 0 else None
 
 
+_AS_OF: ContextVar[float | None] = ContextVar("feature_platform_as_of", default=None)
+
+
+@contextmanager
+def as_of(now: datetime | None) -> Iterator[None]:
+    """Judge freshness at ``now`` (aware UTC) instead of the clock in this block
+    (``read_online(now=...)``, tests of the ttl edge); ``None`` changes nothing."""
+    if now is None:
+        yield
+        return
+    token = _AS_OF.set(ensure_utc(now, "now").timestamp())
+    try:
+        yield
+    finally:
+        _AS_OF.reset(token)
+
+
+def now_seconds() -> float:
+    """Epoch seconds freshness is judged at: the clock, or ``as_of``'s time."""
+    pinned = _AS_OF.get()
+    return time.time() if pinned is None else pinned
+
+
 def _now_seconds(now: datetime | None) -> float:
-    return (
-        ensure_utc(now, "now") if now is not None else datetime.now(UTC)
-    ).timestamp()
+    return ensure_utc(now, "now").timestamp() if now is not None else now_seconds()
+
+
+def is_stale_epoch(event_s: float | None, ttl_s: float | None, now_s: float) -> bool:
+    """THE freshness rule: stale when ``now - event > ttl`` (all epoch seconds).
+
+    ``ttl_s`` ``None`` never expires; ``event_s`` ``None``/0 (no value) is
+    never stale.
+    """
+    return bool(ttl_s is not None and event_s and now_s - event_s > ttl_s)
 
 
 def is_stale(
     event_timestamp: Timestampish, ttl: timedelta | float | None, now: datetime
 ) -> bool:
     """True when a value with this event time is older than ``ttl`` at ``now``."""
-    ttl_s = _ttl_seconds(ttl)
-    event_s = _epoch_seconds(event_timestamp)
-    if ttl_s is None or event_s is None:
-        return False
-    return _now_seconds(now) - event_s > ttl_s
+    return is_stale_epoch(
+        _epoch_seconds(event_timestamp), ttl_seconds(ttl), _now_seconds(now)
+    )
+
+
+def column_ttls(
+    grouped_refs: Iterable[tuple[Any, Sequence[str]]], *, full_feature_names: bool
+) -> dict[str, timedelta | None]:
+    """The ttl behind each output column of a read, from Feast's grouped refs
+    (``[(feature view with projection, requested feature names), ...]``)."""
+    ttls: dict[str, timedelta | None] = {}
+    for view, names in grouped_refs:
+        use_name = view.projection.name_to_use()
+        for name in names:
+            column = f"{use_name}__{name}" if full_feature_names else name
+            ttls[column] = view.ttl
+    return ttls
 
 
 def output_ttls(
@@ -168,50 +216,14 @@ def enforce_on_response(
     stale = 0
     names = response.proto.metadata.feature_names.val
     for name, vector in zip(names, response.proto.results, strict=False):
-        ttl_s = _ttl_seconds(ttls.get(name))
+        ttl_s = ttl_seconds(ttls.get(name))
         if ttl_s is None:
             continue
         for i, ts in enumerate(vector.event_timestamps):
-            event_s = ts.seconds + ts.nanos / 1e9
-            if event_s > 0 and now_s - event_s > ttl_s:
+            if is_stale_epoch(ts.seconds + ts.nanos / 1e9, ttl_s, now_s):
                 vector.values[i].CopyFrom(Value())
                 if i < len(vector.statuses):
                     vector.statuses[i] = FieldStatus.OUTSIDE_MAX_AGE
-                stale += 1
-    return stale
-
-
-def enforce_on_dict(
-    result: MutableMapping[str, list[Any]],
-    ttls: Mapping[str, timedelta | None],
-    *,
-    now: datetime | None = None,
-    statuses: MutableMapping[str, list[str]] | None = None,
-) -> int:
-    """Null stale values of a ``to_dict(include_event_timestamps=True)`` dict.
-
-    Columns without a ``<col>__ts`` list cannot be checked and raise ``KeyError``
-    (a silent pass would serve stale data).
-    """
-    now_s = _now_seconds(now)
-    stale = 0
-    for column, ttl in ttls.items():
-        ttl_s = _ttl_seconds(ttl)
-        if ttl_s is None or column not in result:
-            continue
-        ts_column = column + TIMESTAMP_SUFFIX
-        if ts_column not in result:
-            raise KeyError(
-                f"{ts_column!r} missing: read with include_event_timestamps=True "
-                "so freshness can be enforced"
-            )
-        values = result[column]
-        for i, ts in enumerate(result[ts_column]):
-            event_s = _epoch_seconds(ts)
-            if event_s is not None and now_s - event_s > ttl_s:
-                values[i] = None
-                if statuses is not None and column in statuses:
-                    statuses[column][i] = STATUS_OUTSIDE_MAX_AGE
                 stale += 1
     return stale
 

@@ -28,12 +28,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from feature_platform.redact import redact_url
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -64,8 +65,9 @@ class LockTimeout(LockError):
 
 def locking_enabled() -> bool:
     """False only when ``FEATURE_PLATFORM_REGISTRY_LOCK`` is off/0/false/no."""
-    value = os.environ.get("FEATURE_PLATFORM_REGISTRY_LOCK", "on").strip().lower()
-    return value not in {"off", "0", "false", "no"}
+    from feature_platform.config import settings
+
+    return settings().registry_lock
 
 
 def advisory_key(project: str) -> int:
@@ -99,13 +101,9 @@ def lock_target(config: RepoConfig) -> tuple[str, str]:
 def _timeout(timeout: float | None) -> float:
     if timeout is not None:
         return timeout
-    return float(os.environ.get("FEATURE_PLATFORM_LOCK_TIMEOUT", DEFAULT_TIMEOUT_S))
+    from feature_platform.config import settings
 
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    return settings().lock_timeout_s
 
 
 @contextlib.contextmanager
@@ -127,7 +125,7 @@ def _pg_lock(url: str, project: str, timeout: float) -> Iterator[None]:
     except psycopg.OperationalError as exc:
         raise LockError(
             f"cannot take the registry lock for project {project!r}: PostgreSQL "
-            f"registry {_redact(url)} is unreachable ({str(exc).strip()})"
+            f"registry {redact_url(url)} is unreachable ({str(exc).strip()})"
         ) from exc
     try:
         deadline = time.monotonic() + timeout
@@ -146,7 +144,7 @@ def _pg_lock(url: str, project: str, timeout: float) -> Iterator[None]:
                 ).fetchone()
                 who = f"pid {holder[0]} ({holder[1]})" if holder else "another session"
                 raise LockTimeout(
-                    f"registry lock for project {project!r} on {_redact(url)} is "
+                    f"registry lock for project {project!r} on {redact_url(url)} is "
                     f"held by {who}; gave up after {timeout:g}s (another apply or "
                     "materialization is running; retry later or raise "
                     "FEATURE_PLATFORM_LOCK_TIMEOUT)"

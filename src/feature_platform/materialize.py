@@ -1,20 +1,24 @@
 """Materialization into the online store, driven by explicit UTC windows.
 
-Why not ``FeatureStore.materialize_incremental(end_date=...)`` as is:
+The work is the batch engine plugin's (``feature_platform.engine``): the same
+engine that ``feast materialize`` runs takes the registry lock, validates each
+window's source rows, writes (streaming Redis writer or the online store's
+``online_write_batch``, pii masked) and records the intervals. This module adds
+what a scheduler needs on top of Feast's ``materialize`` /
+``materialize_incremental``:
 
-* its watermark is whatever ``end_date`` the caller passed; an end date in the
-  future (feast#4222) moves the watermark past data that has not arrived yet, and
-  that data is then never materialized. Here every run has an explicit
-  ``[start, end]`` window and ``end`` in the future is rejected;
-* it does not report what it wrote. Here each view reports the rows written.
+* every run has an explicit ``[start, end]`` window and ``end`` in the future
+  is rejected: Feast moves the watermark to whatever ``end_date`` it is given
+  (feast#4222), past data that has not arrived yet, which is then never
+  materialized;
+* incremental runs read the watermarks under the registry lock, so two runs
+  never both start from the same stale watermark;
+* each view reports the rows written (a JSON-able summary for the CLI, the DAG's
+  XCom and KFP metrics).
 
-The work per view is the same as Feast's local engine: the offline store's
-``pull_latest_from_table_or_query`` (latest row per entity in the window, ties
-broken by the created timestamp), conversion to Feast's protos, the online
-store's ``online_write_batch`` (Feast's key format, so ``feast`` tools and the
-feature server read the same data) and ``apply_materialization`` to record the
-interval in the registry. Re-running a window writes the same values, so the
-online store ends in the same state (idempotent).
+Re-running a window writes the same values, so the online store ends in the
+same state (idempotent). On the scale profile (Feast's Spark engine) the same
+lock, gate and interval recording wrap the Spark executors' write.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.config import ensure_utc, utc_now
+from feature_platform.offline import pull_latest
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
-    from feast.infra.offline_stores.offline_store import RetrievalJob
 
 __all__ = [
     "FutureWindowError",
@@ -39,7 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-WRITE_BATCH_ROWS = 10_000
 # Clock skew tolerated between the caller's "now" and ours.
 _FUTURE_GRACE = timedelta(minutes=5)
 
@@ -67,35 +70,6 @@ def online_views(
     return [v for v in views if v.name in wanted]
 
 
-def pull_latest(
-    store: FeatureStore,
-    view: FeatureView,
-    start: datetime,
-    end: datetime,
-    *,
-    features: list[str] | None = None,
-) -> RetrievalJob:
-    """The offline store's latest row per entity of ``view`` with an event time in
-    ``[start, end]`` (Feast's ``pull_latest_from_table_or_query``; the created
-    timestamp breaks ties): what materializing that window writes.
-    ``features`` defaults to all of the view's features."""
-    source = view.batch_source
-    if source is None:
-        raise ValueError(f"feature view {view.name!r} has no batch source")
-    return store._get_provider().offline_store.pull_latest_from_table_or_query(
-        config=store.config,
-        data_source=source,
-        join_key_columns=[e.name for e in view.entity_columns],
-        feature_name_columns=(
-            [f.name for f in view.features] if features is None else features
-        ),
-        timestamp_field=source.timestamp_field,
-        created_timestamp_column=source.created_timestamp_column or None,
-        start_date=start,
-        end_date=end,
-    )
-
-
 def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     start = ensure_utc(start, "start")
     end = ensure_utc(end, "end")
@@ -111,55 +85,78 @@ def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _materialize_view(
-    store: FeatureStore,
-    view: FeatureView,
-    start: datetime,
-    end: datetime,
-    progress: Progress | None,
-) -> int:
-    from feast.utils import _convert_arrow_to_proto
+def _engine_runner(store: FeatureStore) -> Callable[..., list[Any]]:
+    """Run tasks through the store's platform engine (or, on the scale profile,
+    the same steps around the Spark executors' write)."""
+    from feature_platform import engine as platform_engine
+    from feature_platform.feast_compat import batch_engine, provider
 
-    from feature_platform import fast_materialize
-    from feature_platform.governance import mask_pii_table
-
-    if fast_materialize.enabled() and fast_materialize.supports(store, view):
-        # Streaming path (Redis + parquet): same keys and bytes, bounded memory.
-        written = fast_materialize.materialize_view_fast(
-            store, view, start, end, progress
-        )
-        store.registry.apply_materialization(
-            view, store.project, start, end, commit=True
-        )
-        return written
-
+    engine = batch_engine(store)
+    if isinstance(engine, platform_engine.PlatformEngine):
+        return engine.materialize
     from feature_platform import spark_materialize
 
-    if spark_materialize.uses_spark_engine(store):
-        # Scale profile: Spark executors write to the online store in parallel.
-        written = spark_materialize.materialize_view_spark(store, view, start, end)
-        if progress:
-            progress(view.name, written, written)
-        store.registry.apply_materialization(
-            view, store.project, start, end, commit=True
+    if not spark_materialize.uses_spark_engine(store):
+        raise ValueError(
+            f"profile's batch_engine {type(engine).__name__} is not the platform's "
+            f"({platform_engine.ENGINE_TYPE}) or Spark; set batch_engine: type: "
+            f"{platform_engine.ENGINE_TYPE} in the profile"
         )
-        return written
+    prov = provider(store)
 
-    provider = store._get_provider()
-    join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
-    job = pull_latest(store, view, start, end)
-    # `pii` fields are masked before they reach the online store.
-    table = mask_pii_table(job.to_arrow(), view)
-    total = table.num_rows
-    written = 0
-    for batch in table.to_batches(max_chunksize=WRITE_BATCH_ROWS):
-        rows = _convert_arrow_to_proto(batch, view, join_keys)
-        provider.online_write_batch(store.config, view, rows, progress=None)
-        written += len(rows)
-        if progress:
-            progress(view.name, written, total)
-    store.registry.apply_materialization(view, store.project, start, end, commit=True)
-    return written
+    def run_on_spark(registry: Any, tasks: list[Any], **kwargs: Any) -> list[Any]:
+        return platform_engine.materialize_tasks(
+            platform_engine.PlatformEngineConfig(),
+            store.config,
+            prov.offline_store,
+            prov.online_store,
+            registry,
+            tasks,
+            writer=lambda view, start, end: spark_materialize.materialize_view_spark(
+                store, view, start, end
+            ),
+            **kwargs,
+        )
+
+    return run_on_spark
+
+
+def _run_tasks(
+    store: FeatureStore,
+    windows: list[tuple[FeatureView, datetime, datetime]],
+    *,
+    validate: bool | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    from feast.infra.common.materialization_job import (
+        MaterializationJobStatus,
+        MaterializationTask,
+    )
+
+    tasks = [
+        MaterializationTask(
+            project=store.project,
+            feature_view=view,
+            start_time=start,
+            end_time=end,
+            tqdm_builder=lambda _n: None,
+        )
+        for view, start, end in windows
+    ]
+    jobs = _engine_runner(store)(
+        store.registry, tasks, validate=validate, progress=progress
+    )
+    views: dict[str, Any] = {}
+    for job in jobs:
+        if job.status() == MaterializationJobStatus.ERROR:
+            error = job.error()
+            raise error if error is not None else RuntimeError(job.job_id())
+        views[job.view] = {
+            "rows": job.rows,
+            "start": job.start.isoformat(),
+            "end": job.end.isoformat(),
+        }
+    return views
 
 
 def materialize_window(
@@ -169,41 +166,21 @@ def materialize_window(
     *,
     views: Iterable[str] | None = None,
     progress: Progress | None = None,
+    validate: bool | None = None,
 ) -> dict[str, Any]:
     """Materialize ``[start, end]`` (UTC) for the online views; rows written per view.
 
-    Holds the project's registry lock (``feature_platform.locks``) for the whole
-    run, so concurrent runs and applies never lose a recorded interval.
+    Runs the profile's batch engine: registry lock for the whole run, source
+    validation first (``validate`` overrides the engine's ``validate_sources``;
+    a failure raises ``ValidationGateFailed`` and writes nothing), then the
+    writes and the recorded intervals.
     """
-    from feature_platform.locks import registry_lock
-
     start, end = _check_window(start, end)
-    with registry_lock(store):
-        return _materialize_window_locked(
-            store, start, end, views=views, progress=progress
-        )
-
-
-def _materialize_window_locked(
-    store: FeatureStore,
-    start: datetime,
-    end: datetime,
-    *,
-    views: Iterable[str] | None,
-    progress: Progress | None,
-) -> dict[str, Any]:
+    windows = [(view, start, end) for view in online_views(store, views)]
     result: dict[str, Any] = {
         "window": {"start": start.isoformat(), "end": end.isoformat()},
-        "views": {},
+        "views": _run_tasks(store, windows, validate=validate, progress=progress),
     }
-    for view in online_views(store, views):
-        rows = _materialize_view(store, view, start, end, progress)
-        log.info("materialized %s rows of %s for %s..%s", rows, view.name, start, end)
-        result["views"][view.name] = {
-            "rows": rows,
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-        }
     result["rows_total"] = sum(v["rows"] for v in result["views"].values())
     return result
 
@@ -214,6 +191,7 @@ def materialize_incremental(
     *,
     views: Iterable[str] | None = None,
     progress: Progress | None = None,
+    validate: bool | None = None,
 ) -> dict[str, Any]:
     """Materialize each view from its watermark (or ``end - ttl``) up to ``end``.
 
@@ -225,42 +203,38 @@ def materialize_incremental(
     from feature_platform.locks import registry_lock
 
     end = ensure_utc(end, "end") if end is not None else utc_now()
+    if end > utc_now() + _FUTURE_GRACE:
+        _check_window(end - timedelta(seconds=1), end)  # raises FutureWindowError
+    result: dict[str, Any] = {"window": {"end": end.isoformat()}, "views": {}}
     with registry_lock(store):
         store.refresh_registry()
-        return _materialize_incremental_locked(
-            store, end, views=views, progress=progress
-        )
-
-
-def _materialize_incremental_locked(
-    store: FeatureStore,
-    end: datetime,
-    *,
-    views: Iterable[str] | None,
-    progress: Progress | None,
-) -> dict[str, Any]:
-    result: dict[str, Any] = {"window": {"end": end.isoformat()}, "views": {}}
-    for view in online_views(store, views):
-        watermark = view.most_recent_end_time
-        if watermark is not None:
-            # Feast records materialization intervals in UTC; older registries
-            # return them naive.
-            if watermark.tzinfo is None:
-                watermark = watermark.replace(tzinfo=UTC)
-            start = watermark.astimezone(UTC)
-        else:
-            start = end - (view.ttl or timedelta(days=1))
-        if start >= end:
-            result["views"][view.name] = {
-                "rows": 0,
-                "start": start.isoformat(),
-                "end": end.isoformat(),
-                "skipped": "already materialized up to end",
-            }
-            continue
-        part = materialize_window(
-            store, start, end, views=[view.name], progress=progress
-        )
-        result["views"].update(part["views"])
+        windows = []
+        for view in online_views(store, views):
+            start = _watermark(view) or end - (view.ttl or timedelta(days=1))
+            if start >= end:
+                result["views"][view.name] = {
+                    "rows": 0,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "skipped": "already materialized up to end",
+                }
+                continue
+            windows.append((view, start, end))
+        if windows:
+            result["views"].update(
+                _run_tasks(store, windows, validate=validate, progress=progress)
+            )
     result["rows_total"] = sum(v["rows"] for v in result["views"].values())
     return result
+
+
+def _watermark(view: FeatureView) -> datetime | None:
+    """The end of the view's last recorded interval, in UTC (``None``: never)."""
+    watermark = view.most_recent_end_time
+    if watermark is None:
+        return None
+    # Feast records materialization intervals in UTC; older registries return
+    # them naive.
+    if watermark.tzinfo is None:
+        watermark = watermark.replace(tzinfo=UTC)
+    return watermark.astimezone(UTC)

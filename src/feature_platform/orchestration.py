@@ -13,12 +13,11 @@ No heavy imports at module level: DAG files import this at parse time.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from feature_platform.config import ensure_utc
+from feature_platform.config import ensure_utc, settings
 
 __all__ = [
     "OWNER",
@@ -48,9 +47,7 @@ def dag_default_args(*, retries: int = 3) -> dict[str, Any]:
     return {
         "owner": OWNER,
         "retries": retries,
-        "retry_delay": timedelta(
-            seconds=float(os.environ.get("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "300"))
-        ),
+        "retry_delay": timedelta(seconds=settings().retry_delay_s),
         "on_failure_callback": airflow_failure_callback,
         "on_retry_callback": airflow_retry_callback,
     }
@@ -73,7 +70,7 @@ def profile_name() -> str:
         value = Variable.get(PROFILE_VARIABLE, default=None)
     except Exception:  # noqa: BLE001 - outside a task / Airflow not configured
         value = None
-    return value or os.environ.get("FEATURE_PLATFORM_PROFILE") or "local"
+    return value or settings().profile or "local"
 
 
 def _is_connection_error(exc: BaseException) -> bool:

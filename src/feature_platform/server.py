@@ -21,7 +21,7 @@ metrics, permissions) and adds:
 
 * ``FastReads``: on a Redis online store, a validated ``/get-online-features``
   (feature service or feature list) is answered by
-  ``feature_platform.fast_online.FastOnlineReader`` in the same worker-thread
+  ``feature_platform.online_store.reader`` in the same worker-thread
   hop as its validation: the same JSON as Feast's endpoint, ttl rule included,
   without Feast's per-request registry lookups, proto assembly and three
   thread hops. Other stores and the cases it does not cover go to Feast.
@@ -34,7 +34,8 @@ requests queued on it), an app factory so ``--workers N`` works, and
 ``gc.freeze()`` after startup (a full collection over the startup heap took
 100-150 ms under load: the >50 ms stalls).
 
-Limits come from keyword arguments or the environment:
+Limits come from keyword arguments or the settings
+(``feature_platform.config.Settings``):
 ``FP_SERVER_MAX_ENTITY_ROWS`` (rows per read or push, default 1000),
 ``FP_SERVER_MAX_BODY_BYTES`` (default 1 MiB) and ``FP_SERVER_BODY_TIMEOUT_S``
 (seconds to receive a body, default 10); ``FP_SERVER_FAST_READS=0`` sends every
@@ -47,13 +48,14 @@ import argparse
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from feature_platform.config import settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -644,9 +646,17 @@ class FastReads:
         enforce_ttl: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        online = store.config.online_store
+        from feature_platform.online_store.reader import (
+            UnsupportedRead,
+            check_store_config,
+        )
+
         auth = getattr(store.config.auth_config, "type", "no_auth")
-        self.enabled = getattr(online, "type", None) == "redis" and auth == "no_auth"
+        try:
+            check_store_config(store.config)
+            self.enabled = auth == "no_auth"
+        except UnsupportedRead:
+            self.enabled = False
         self._store = store
         self._enforce_ttl = enforce_ttl
         self._clock = clock
@@ -655,7 +665,7 @@ class FastReads:
         self._lock = threading.Lock()
 
     def _reader(self, payload: dict[str, Any], catalog: Catalog) -> Any | None:
-        from feature_platform.fast_online import FastOnlineReader
+        from feature_platform.online_store.reader import FastOnlineReader
 
         service = payload.get("feature_service")
         features = payload.get("features") or []
@@ -703,8 +713,6 @@ class FastReads:
 
     def respond(self, payload: dict[str, Any], catalog: Catalog) -> bytes | None:
         """The response body for a validated read, or ``None`` for Feast's path."""
-        from feature_platform.fast_online import decode_timestamp_parts, decode_value
-
         if not self.enabled or payload.get("full_feature_names"):
             return None
         if payload.get("include_feature_view_version_metadata"):
@@ -723,34 +731,19 @@ class FastReads:
             }
             for values in entities.values()
         ]
-        blocks = reader.fetch_columns(entities)
-        now_s = self._clock()
-        for (_view, outputs, ttl_s), replies in zip(reader.views, blocks, strict=True):
-            nf = len(outputs)
-            columns: list[list[Any]] = [[None] * n for _ in range(nf)]
-            statuses: list[list[str]] = [["PRESENT"] * n for _ in range(nf)]
-            stamps: list[str] = [_EPOCH] * n
-            for i, reply in enumerate(replies):
-                parts = decode_timestamp_parts(reply[nf])
-                if parts is None:
-                    continue
-                stamps[i] = _timestamp_json(*parts)
-                event_s = parts[0] + parts[1] / 1e9
-                if (
-                    self._enforce_ttl
-                    and ttl_s is not None
-                    and event_s > 0
-                    and now_s - event_s > ttl_s
-                ):
-                    for j in range(nf):
-                        statuses[j][i] = "OUTSIDE_MAX_AGE"
-                    continue
-                for j in range(nf):
-                    columns[j][i] = _float_json(decode_value(reply[j]))
-            for name, values, st in zip(outputs, columns, statuses, strict=True):
+        for view in reader.read_views(entities, now_s=self._clock()):
+            stamps = [_timestamp_json(*p) if p else _EPOCH for p in view.stamps]
+            for name, column in zip(view.plan.outputs, view.values, strict=True):
                 names.append(name)
                 results.append(
-                    {"values": values, "statuses": st, "event_timestamps": stamps}
+                    {
+                        "values": [_float_json(v) for v in column],
+                        "statuses": [
+                            "OUTSIDE_MAX_AGE" if stale else "PRESENT"
+                            for stale in view.stale
+                        ],
+                        "event_timestamps": stamps,
+                    }
                 )
         body = {"results": results, "metadata": {"feature_names": names}}
         # Starlette's JSONResponse encoding, byte for byte.
@@ -908,19 +901,6 @@ class RequestGuard:
 # ------------------------------------------------------------------------- app
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
-
-
 def build_app(
     store: FeatureStore,
     *,
@@ -932,10 +912,10 @@ def build_app(
 ) -> FastAPI:
     """Feast's feature server app for ``store`` with the request guard and handlers.
 
-    With ``enforce_ttl`` (default) values older than their view's ttl come back
-    as ``null`` with status ``OUTSIDE_MAX_AGE`` (feast#6821: Feast's online read
-    returns them as present), as ``feature_platform.online.read_online`` does;
-    this wraps the store's two online read methods, which Feast's endpoint calls.
+    Freshness is the online store plugin's (``feature_platform.online_store``):
+    values older than their view's ttl come back ``null`` with status
+    ``OUTSIDE_MAX_AGE`` on Feast's endpoint as on the fast one. ``enforce_ttl``
+    only switches it for the fast JSON path (tests compare with plain Feast).
 
     With ``fast_reads`` (default) validated reads on a Redis online store are
     answered by ``FastReads`` (the same JSON, without Feast's per-request
@@ -963,8 +943,6 @@ def build_app(
         auth_config=store.config.auth_config,
     )
     cache = _CatalogCache(store, ttl=max(1, registry_ttl_sec))
-    if enforce_ttl:
-        _enforce_ttl_on_reads(store, lambda: cache.get())
     app = get_app(store, registry_ttl_sec=registry_ttl_sec)
 
     async def feast_error(request: Request, exc: Exception) -> JSONResponse:
@@ -1013,77 +991,16 @@ def build_app(
     app.add_exception_handler(RequestValidationError, invalid_body)
     app.add_exception_handler(Exception, server_error)
 
+    current = settings()
     app.add_middleware(
         RequestGuard,
         catalog=lambda fresh: cache.get(fresh=fresh),
-        max_entity_rows=max_entity_rows
-        or _env_int("FP_SERVER_MAX_ENTITY_ROWS", DEFAULT_MAX_ENTITY_ROWS),
-        max_body_bytes=max_body_bytes
-        or _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-        body_timeout_s=_env_int("FP_SERVER_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S),
+        max_entity_rows=max_entity_rows or current.server_max_entity_rows,
+        max_body_bytes=max_body_bytes or current.server_max_body_bytes,
+        body_timeout_s=current.server_body_timeout_s,
         fast_reads=FastReads(store, enforce_ttl=enforce_ttl) if fast_reads else None,
     )
     return app
-
-
-def _output_ttls(
-    catalog: Catalog, features: Any, *, full_feature_names: bool
-) -> dict[str, timedelta | None]:
-    """The ttl behind each output column of a read, from the cached catalog.
-
-    (``feature_platform.freshness.output_ttls`` answers the same from the
-    registry; this avoids its registry lookups on every request.)
-    """
-    from feast import FeatureService
-
-    triples: list[tuple[str, str, str]] = []  # (output view name, view, feature)
-    if isinstance(features, FeatureService):
-        for projection in features.feature_view_projections:
-            triples.extend(
-                (projection.name_to_use(), projection.name, f.name)
-                for f in projection.features
-            )
-    else:
-        for ref in features:
-            view, _, feature = ref.partition(":")
-            triples.append((view, view.split("@", 1)[0], feature))
-    ttls: dict[str, timedelta | None] = {}
-    for use_name, view_name, feature in triples:
-        info = catalog.views.get(view_name)
-        column = f"{use_name}__{feature}" if full_feature_names else feature
-        ttls[column] = info.ttl if info is not None else None
-    return ttls
-
-
-def _enforce_ttl_on_reads(store: FeatureStore, catalog: Callable[[], Catalog]) -> None:
-    """Null stale values in every online read of ``store`` (see ``build_app``)."""
-    from feature_platform.freshness import enforce_on_response
-
-    if vars(store).get("_fp_ttl_enforced"):
-        return
-    read_sync = store.get_online_features
-    read_async = store.get_online_features_async
-
-    def enforce(response: Any, kwargs: dict[str, Any]) -> Any:
-        ttls = _output_ttls(
-            catalog(),
-            kwargs["features"],
-            full_feature_names=bool(kwargs.get("full_feature_names", False)),
-        )
-        enforce_on_response(response, ttls)
-        return response
-
-    def get_online_features(**kwargs: Any) -> Any:
-        return enforce(read_sync(**kwargs), kwargs)
-
-    async def get_online_features_async(**kwargs: Any) -> Any:
-        return enforce(await read_async(**kwargs), kwargs)
-
-    # Instance attributes shadow the methods for this store only.
-    patched: dict[str, Any] = vars(store)
-    patched["get_online_features"] = get_online_features
-    patched["get_online_features_async"] = get_online_features_async
-    patched["_fp_ttl_enforced"] = True
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -1094,32 +1011,27 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError)
 
 
-def create_app() -> FastAPI:
-    """App factory for uvicorn (``--factory``): store and limits from the env."""
+def create_app(
+    profile: str | None = None, repo: str | None = None, **limits: Any
+) -> FastAPI:
+    """The served app: the profile's store, limits from ``limits`` or the settings
+    (``feature_platform.config.Settings``: ``FP_SERVER_*``). uvicorn calls it
+    without arguments in each worker process (``--factory``)."""
     from feature_platform.config import get_store
 
-    store = get_store()  # FEATURE_PLATFORM_PROFILE / FEATURE_PLATFORM_REPO
+    current = settings()
+    store = get_store(profile, repo=repo)
     app = build_app(
         store,
-        registry_ttl_sec=_env_int(
-            "FP_SERVER_REGISTRY_TTL_SEC", DEFAULT_REGISTRY_TTL_SEC
-        ),
-        fast_reads=_env_flag("FP_SERVER_FAST_READS", default=True),
+        max_entity_rows=limits.get("max_entity_rows"),
+        max_body_bytes=limits.get("max_body_bytes"),
+        registry_ttl_sec=limits.get("registry_ttl_sec")
+        or current.server_registry_ttl_s,
+        fast_reads=current.server_fast_reads,
     )
-    if _env_flag("FP_SERVER_GC_FREEZE", default=True):
+    if current.server_gc_freeze:
         _freeze_heap_after_startup(app)
     return app
-
-
-def _env_flag(name: str, *, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{name}={raw!r} is not a boolean (1/0, true/false)")
 
 
 def _freeze_heap_after_startup(app: FastAPI) -> None:
@@ -1148,17 +1060,14 @@ def _freeze_heap_after_startup(app: FastAPI) -> None:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """The server's options (shared by ``python -m`` and ``feature-platform serve``)."""
-    env = os.environ.get
-    parser.add_argument("--host", default=env("FP_SERVER_HOST", "127.0.0.1"))
-    parser.add_argument(
-        "--port", type=int, default=int(env("FP_SERVER_PORT", DEFAULT_PORT))
-    )
+    """The server's options (shared by ``python -m`` and ``feature-platform serve``);
+    defaults come from the settings (``FP_SERVER_*``)."""
+    parser.add_argument("--host", help="default $FP_SERVER_HOST or 127.0.0.1")
+    parser.add_argument("--port", type=int, help="default $FP_SERVER_PORT or 6566")
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(env("FP_SERVER_WORKERS", 1)),
-        help="uvicorn worker processes (no recycling)",
+        help="uvicorn worker processes, no recycling (default $FP_SERVER_WORKERS, 1)",
     )
     parser.add_argument(
         "--max-entity-rows",
@@ -1178,57 +1087,66 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tls-key-file",
-        default=env("FP_SERVER_TLS_KEY_FILE"),
         help="serve HTTPS with this key (with --tls-cert-file)",
     )
     parser.add_argument(
         "--tls-cert-file",
-        default=env("FP_SERVER_TLS_CERT_FILE"),
         help="serve HTTPS with this certificate chain",
     )
     parser.add_argument("--no-access-log", action="store_true")
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run uvicorn with the app factory; options travel through the environment."""
-    # The factory reads everything from the environment, so worker processes
-    # (--workers > 1) build the same app.
+    """Run uvicorn on the app (one process) or the app factory (``--workers N``)."""
+    current = settings()  # a bad FP_SERVER_* value fails here, before uvicorn
+    profile = getattr(args, "profile", None)
+    repo = getattr(args, "repo", None)
+    limits = {
+        "max_entity_rows": args.max_entity_rows,
+        "max_body_bytes": args.max_body_bytes,
+        "registry_ttl_sec": args.registry_ttl_sec,
+    }
+    for name, value in limits.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive")
+    key_file = args.tls_key_file or current.server_tls_key_file
+    cert_file = args.tls_cert_file or current.server_tls_cert_file
+    if bool(key_file) != bool(cert_file):
+        raise ValueError("HTTPS needs both --tls-key-file and --tls-cert-file")
+    workers = args.workers or current.server_workers
+    from feature_platform.config import load_repo_config
+
+    load_repo_config(profile, repo=repo)  # fail fast on a bad profile
+
+    import uvicorn
+
+    options: dict[str, Any] = {
+        "host": args.host or current.server_host,
+        "port": args.port or current.server_port,
+        "access_log": not args.no_access_log,
+        "timeout_keep_alive": 30,
+        "ssl_keyfile": key_file,
+        "ssl_certfile": cert_file,
+        "log_level": current.server_log_level,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(profile, repo, **limits), **options)
+        return 0
+    # Worker processes build their own app from the environment they inherit:
+    # the one place the package hands values on through it, explicitly.
+    import os
+
     for var, value in {
-        "FEATURE_PLATFORM_PROFILE": getattr(args, "profile", None),
-        "FEATURE_PLATFORM_REPO": getattr(args, "repo", None),
+        "FEATURE_PLATFORM_PROFILE": profile,
+        "FEATURE_PLATFORM_REPO": repo,
         "FP_SERVER_MAX_ENTITY_ROWS": args.max_entity_rows,
         "FP_SERVER_MAX_BODY_BYTES": args.max_body_bytes,
         "FP_SERVER_REGISTRY_TTL_SEC": args.registry_ttl_sec,
     }.items():
         if value is not None:
             os.environ[var] = str(value)
-    # Fail fast on a bad profile or limit, before uvicorn starts.
-    from feature_platform.config import load_repo_config
-
-    load_repo_config()
-    _env_int("FP_SERVER_MAX_ENTITY_ROWS", DEFAULT_MAX_ENTITY_ROWS)
-    _env_int("FP_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
-    _env_int("FP_SERVER_REGISTRY_TTL_SEC", DEFAULT_REGISTRY_TTL_SEC)
-    _env_int("FP_SERVER_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S)
-    _env_flag("FP_SERVER_FAST_READS", default=True)
-    _env_flag("FP_SERVER_GC_FREEZE", default=True)
-
-    if bool(args.tls_key_file) != bool(args.tls_cert_file):
-        raise ValueError("HTTPS needs both --tls-key-file and --tls-cert-file")
-
-    import uvicorn
-
     uvicorn.run(
-        "feature_platform.server:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=not args.no_access_log,
-        timeout_keep_alive=30,
-        ssl_keyfile=args.tls_key_file,
-        ssl_certfile=args.tls_cert_file,
-        log_level=os.environ.get("FP_SERVER_LOG_LEVEL", "info"),
+        "feature_platform.server:create_app", factory=True, workers=workers, **options
     )
     return 0
 

@@ -46,9 +46,9 @@ def _write_partition(
 ) -> Iterator[pa.RecordBatch]:
     """Runs on an executor: mask pii, convert to Feast protos, write online."""
     import pyarrow as pa
-    from feast.utils import _convert_arrow_to_proto
 
-    from feature_platform.governance import mask_pii_table
+    from feature_platform.feast_compat import arrow_to_proto_rows
+    from feature_platform.pii import mask_table
 
     view, online_store, _, repo_config = artifacts.unserialize()
     join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
@@ -56,8 +56,8 @@ def _write_partition(
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        table = mask_pii_table(pa.Table.from_batches([batch]), view, salt=salt)
-        rows = _convert_arrow_to_proto(table, view, join_keys)
+        table = mask_table(pa.Table.from_batches([batch]), view, salt=salt)
+        rows = arrow_to_proto_rows(table, view, join_keys)
         online_store.online_write_batch(repo_config, view, rows, progress=None)
         written += len(rows)
     yield pa.RecordBatch.from_pydict({"rows": pa.array([written], pa.int64())})
@@ -70,8 +70,8 @@ def materialize_view_spark(
     from feast.infra.common.serde import SerializedArtifacts
     from pyspark.sql import functions as F
 
-    from feature_platform.governance import pii_fields, pii_salt
-    from feature_platform.materialize import pull_latest
+    from feature_platform.offline import pull_latest
+    from feature_platform.pii import pii_fields, pii_salt
 
     job = pull_latest(store, view, start, end)
     frame = job.to_spark_df()  # type: ignore[attr-defined]  # SparkRetrievalJob

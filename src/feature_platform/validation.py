@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.config import ensure_utc, utc_now
-from feature_platform.governance import batch_source
+from feature_platform.offline import batch_source
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +51,7 @@ __all__ = [
     "read_source",
     "validate_frame",
     "validate_sources",
+    "validate_view_window",
 ]
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,29 @@ def read_source(
     end: datetime | None = None,
     include_after: datetime | None = None,
 ) -> pd.DataFrame:
+    """The raw rows of ``view``'s batch source with event time in ``[start, end]``
+    (see ``read_source_rows``), read with the store's offline store."""
+    from feature_platform.feast_compat import provider
+
+    return read_source_rows(
+        store.config,
+        provider(store).offline_store,
+        view,
+        start=start,
+        end=end,
+        include_after=include_after,
+    )
+
+
+def read_source_rows(
+    config: Any,
+    offline_store: Any,
+    view: FeatureView,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    include_after: datetime | None = None,
+) -> pd.DataFrame:
     """The raw rows of ``view``'s batch source with event time in ``[start, end]``.
 
     Rows after ``include_after`` are kept too (to catch future timestamps). File
@@ -159,11 +183,10 @@ def read_source(
     source = batch_source(view)
     ts = source.timestamp_field
     if isinstance(source, FileSource):
-        frame = pd.read_parquet(source.path)
+        frame = _read_parquet_window(source.path, ts, start, end, include_after)
     else:  # BigQuery and others: the offline store reads the same table
-        provider = store._get_provider()
-        job = provider.offline_store.pull_all_from_table_or_query(
-            config=store.config,
+        job = offline_store.pull_all_from_table_or_query(
+            config=config,
             data_source=source,
             join_key_columns=[c.name for c in view.entity_columns],
             feature_name_columns=[f.name for f in view.features],
@@ -189,6 +212,28 @@ def read_source(
             in_window |= stamps > pd.Timestamp(include_after)
         keep &= in_window
     return frame[keep].reset_index(drop=True)
+
+
+def _read_parquet_window(
+    path: str,
+    ts: str,
+    start: datetime | None,
+    end: datetime | None,
+    include_after: datetime | None,
+) -> pd.DataFrame:
+    """Only the rows a window needs (pushed down into the parquet scan), so a
+    large source is not loaded whole; a source whose timestamps cannot be
+    compared that way (naive, not a timestamp) is read whole and reported."""
+    import pandas as pd
+
+    if start is None or end is None:
+        return pd.read_parquet(path)
+    window = [(ts, ">=", start), (ts, "<=", end)]
+    filters = [window, [(ts, ">", include_after)]] if include_after else [window]
+    try:
+        return pd.read_parquet(path, filters=filters)
+    except Exception:  # noqa: BLE001 - naive or non-timestamp column: read it all
+        return pd.read_parquet(path)
 
 
 # --------------------------------------------------------------- the suites
@@ -451,15 +496,13 @@ def validate_sources(
         "sources": {},
         "failures": [],
     }
+    from feature_platform.feast_compat import provider
+
+    offline_store = provider(store).offline_store
     for view in online_views(store, views):
-        rules = RULES.get(view.name, SourceRules())
-        lo = min(start, end - rules.max_staleness)
-        frame = read_source(
-            store, view, start=lo, end=end, include_after=now + FUTURE_GRACE
+        report = validate_view_window(
+            store.config, offline_store, view, start=start, end=end, now=now
         )
-        report = validate_frame(frame, view, end=end, now=now, rules=rules)
-        report["source"] = batch_source(view).name
-        report["checked_from"] = lo.isoformat()
         summary["sources"][view.name] = report
         summary["failures"] += [{"source": view.name, **f} for f in report["failures"]]
         log.info(
@@ -472,3 +515,27 @@ def validate_sources(
     if raise_on_failure and not summary["success"]:
         raise ValidationFailed(summary)
     return summary
+
+
+def validate_view_window(
+    config: Any,
+    offline_store: Any,
+    view: FeatureView,
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """Validate the rows of ``view``'s source that materializing ``[start, end]``
+    reads (extended back to the view's freshness horizon, plus any row stamped
+    after ``now``): the gate every materialization path passes through
+    (``feature_platform.engine``). A JSON-able report with the failures."""
+    rules = RULES.get(view.name, SourceRules())
+    lo = min(start, end - rules.max_staleness)
+    frame = read_source_rows(
+        config, offline_store, view, start=lo, end=end, include_after=now + FUTURE_GRACE
+    )
+    report = validate_frame(frame, view, end=end, now=now, rules=rules)
+    report["source"] = batch_source(view).name
+    report["checked_from"] = lo.isoformat()
+    return report

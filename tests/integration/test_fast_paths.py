@@ -1,9 +1,11 @@
-"""Fast materialization and fast online reads against Feast's own code paths.
+"""The platform's plugins against Feast's stock Redis store and local engine.
 
 Two Feast projects over the same sources, the same PostgreSQL registry database
-and the same Redis: one materialized by Feast (``store.materialize``), one by the
-platform's streaming path. Their Redis hashes must be byte-identical, and the
-fast reader must return what ``store.get_online_features`` returns, cell by cell.
+and the same Redis: one materialized by plain Feast (``store.materialize`` with
+the stock store and engine), one by the platform's engine plugin. Their Redis
+hashes must be byte-identical, and the plugin's reads (``FastOnlineReader``,
+``store.get_online_features``) must return what plain Feast returns, cell by
+cell, once the freshness rule is applied to Feast's response.
 """
 
 from __future__ import annotations
@@ -58,21 +60,26 @@ def _hashes(store, *, mask_pii: bool = False) -> dict[bytes, dict[bytes, bytes]]
 @pytest.fixture
 def feast_store(services_env, local_repo: Path, monkeypatch: pytest.MonkeyPatch):
     """A second project over the same repo, materialized by plain Feast."""
-    with fresh_services_store(local_repo, monkeypatch, tag="f") as store:
+    with fresh_services_store(
+        local_repo, monkeypatch, tag="f", plain_feast=True
+    ) as store:
         yield store
 
 
 def test_fast_materialize_writes_what_feast_writes(
     services_store, feast_store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feature_platform import fast_materialize
+    from feature_platform.feast_compat import batch_engine
     from feature_platform.materialize import materialize_window
+    from feature_platform.online_store import writer
 
-    monkeypatch.setattr(fast_materialize, "BATCH_ROWS", 97)  # many pipelined batches
+    engine = batch_engine(services_store)
+    monkeypatch.setattr(engine.engine_config, "batch_rows", 97)  # many batches
+    assert type(batch_engine(feast_store)).__name__ == "LocalComputeEngine"
 
     start = TEST_END - timedelta(days=4)
     for view in services_store.list_feature_views():
-        assert fast_materialize.supports(services_store, view), view.name
+        assert writer.supports(services_store.config, view), view.name
 
     # Two overlapping windows, the second one older: stored newer values must win.
     mid = TEST_END - timedelta(days=1)
@@ -107,14 +114,15 @@ def test_fast_materialize_writes_what_feast_writes(
 def test_fast_online_equals_feast(
     services_store, local_repo: Path, service: str, only_own_keys: bool
 ) -> None:
-    from feature_platform.fast_online import (
-        STATUS_NOT_FOUND,
-        STATUS_OUTSIDE_MAX_AGE,
-        FastOnlineReader,
-    )
-    from feature_platform.freshness import enforce_on_response, output_ttls
+    from feature_platform.config import PLAIN_FEAST, get_store
+    from feature_platform.freshness import as_of, enforce_on_response, output_ttls
     from feature_platform.materialize import materialize_window
     from feature_platform.online import read_online
+    from feature_platform.online_store.codec import (
+        STATUS_NOT_FOUND,
+        STATUS_OUTSIDE_MAX_AGE,
+    )
+    from feature_platform.online_store.reader import FastOnlineReader
 
     materialize_window(services_store, TEST_END - timedelta(days=10), TEST_END)
     customers = pd.read_parquet(local_repo / "data" / "customer_stats.parquet")
@@ -126,8 +134,11 @@ def test_fast_online_equals_feast(
     if service == "churn_prediction_service" and only_own_keys:
         rows = [{"customer_id": r["customer_id"]} for r in rows]
 
-    expected = services_store.get_online_features(
-        features=services_store.get_feature_service(service), entity_rows=rows
+    # Plain Feast (stock Redis store) over the same registry and Redis keys.
+    plain = get_store("services", repo=local_repo, overrides=PLAIN_FEAST)
+    assert type(plain._get_provider().online_store).__name__ == "RedisOnlineStore"
+    expected = plain.get_online_features(
+        features=plain.get_feature_service(service), entity_rows=rows
     ).to_dict()
     reader = FastOnlineReader(
         services_store, feature_service=service, enforce_ttl=False
@@ -139,11 +150,11 @@ def test_fast_online_equals_feast(
 
     # With freshness: the same as Feast's response after the freshness filter,
     # both from FastOnlineReader and from read_online (which takes the fast path).
-    response = services_store.get_online_features(
-        features=services_store.get_feature_service(service), entity_rows=rows
+    response = plain.get_online_features(
+        features=plain.get_feature_service(service), entity_rows=rows
     )
     enforce_on_response(
-        response, output_ttls(services_store, feature_service=service), now=TEST_END
+        response, output_ttls(plain, feature_service=service), now=TEST_END
     )
     filtered = response.to_dict()
     fresh = FastOnlineReader(services_store, feature_service=service)
@@ -151,6 +162,22 @@ def test_fast_online_equals_feast(
     assert read_online(services_store, rows, feature_service=service, now=TEST_END) == (
         filtered
     )
+    # Feast's own SDK call on the platform's profile: the plugin's answer, and
+    # its proto (what `feast serve` encodes) carries the same values, statuses
+    # and event times as plain Feast's filtered response.
+    with as_of(TEST_END):
+        ours = services_store.get_online_features(
+            features=services_store.get_feature_service(service), entity_rows=rows
+        )
+    assert ours.to_dict() == filtered
+    ours_cols = dict(
+        zip(ours.proto.metadata.feature_names.val, ours.proto.results, strict=True)
+    )
+    for name, vector in zip(
+        response.proto.metadata.feature_names.val, response.proto.results, strict=True
+    ):
+        assert ours_cols[name] == vector, name
+    assert ours.to_dict() == filtered  # read back from the proto now
 
     # At a "now" past every ttl all values are null / OUTSIDE_MAX_AGE; an
     # unknown entity stays NOT_FOUND.
@@ -164,8 +191,9 @@ def test_fast_online_equals_feast(
 
 def test_fast_online_freshness_boundary(services_store, local_repo: Path) -> None:
     """A value exactly ttl old is fresh; a microsecond older is stale."""
-    from feature_platform.fast_online import FastOnlineReader
+    from feature_platform.freshness import as_of
     from feature_platform.materialize import materialize_window
+    from feature_platform.online_store.reader import FastOnlineReader
     from tests.reference import latest_offline_values
 
     materialize_window(services_store, TEST_END - timedelta(days=4), TEST_END)
@@ -182,3 +210,15 @@ def test_fast_online_freshness_boundary(services_store, local_repo: Path) -> Non
     assert fresh["total_orders"] == [int(latest["total_orders"])]
     stale = reader.read(rows, now=edge + timedelta(microseconds=1))
     assert stale["total_orders"] == [None]
+    # The same edge through Feast's SDK call (the online store plugin).
+    service = services_store.get_feature_service("churn_prediction_service")
+    for now, expected in (
+        (edge, [int(latest["total_orders"])]),
+        (
+            edge + timedelta(microseconds=1),
+            [None],
+        ),
+    ):
+        with as_of(now):
+            got = services_store.get_online_features(features=service, entity_rows=rows)
+        assert got.to_dict()["total_orders"] == expected

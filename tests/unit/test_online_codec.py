@@ -13,7 +13,7 @@ from feast.protos.feast.types.Value_pb2 import Value
 from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from feature_platform.fast_online import (
+from feature_platform.online_store.codec import (
     decode_timestamp,
     decode_value,
     entity_key_prefix,

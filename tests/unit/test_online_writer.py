@@ -12,16 +12,16 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from feature_platform.fast_materialize import (
-    _assemble,
-    _bulk,
+from feature_platform.online_store.codec import (
     _decimal,
-    _key_parts,
-    _value_parts,
     _varint_seg,
     encode_hset_batch,
+    entity_key_prefix,
 )
-from feature_platform.fast_online import entity_key_prefix
+from feature_platform.online_store.codec import assemble as _assemble
+from feature_platform.online_store.codec import bulk_segments as _bulk
+from feature_platform.online_store.codec import key_parts as _key_parts
+from feature_platform.online_store.codec import value_parts as _value_parts
 
 
 def _parse(payload: bytes) -> list[list[bytes]]:
@@ -138,14 +138,25 @@ def test_string_keys_match_feast() -> None:
 @pytest.mark.parametrize(
     "salt", ["feature-platform-dev-salt", "", "k" * 64, "long-" * 40, "sälz"]
 )
-def test_mask_strings_equals_governance(salt: str) -> None:
-    from feature_platform.fast_materialize import mask_strings
-    from feature_platform.governance import mask_pii_array, mask_value
+def test_mask_array_equals_hmac(salt: str) -> None:
+    import hashlib
+    import hmac
+
+    from feature_platform.pii import mask_array, mask_value
 
     values = ["ann@example.com", None, "", "ümlaut@x.de", "a" * 500]
     values.append(mask_value("already@masked.com", salt=salt))  # stays as is
     arr = pa.array(values, pa.string())
-    got = mask_strings(arr, salt).to_pylist()
-    assert got == mask_pii_array(arr, salt=salt).to_pylist()
+    got = mask_array(arr, salt).to_pylist()
+    expected = [
+        None
+        if v is None
+        else v
+        if v.startswith("sha256:")
+        else "sha256:"
+        + hmac.new(salt.encode(), v.encode(), hashlib.sha256).hexdigest()
+        for v in values
+    ]
+    assert got == expected
     assert got[1] is None and got[-1] == values[-1]
     assert all(v is None or v.startswith("sha256:") for v in got)

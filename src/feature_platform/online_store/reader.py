@@ -1,194 +1,95 @@
-"""A lean online read path over Feast's Redis online store.
+"""The lean online read path over Feast's Redis format.
 
-``store.get_online_features`` re-resolves the feature service, builds entity key
-protos, serializes them, runs a redis-py pipeline, parses every value into a
-``ValueProto`` and assembles an ``OnlineResponse`` proto on every call. For a
-model server reading a fixed feature service that is mostly repeated work, so
-``FastOnlineReader`` does it once:
+Feast's Redis read builds entity key protos, serializes them, runs a redis-py
+pipeline, parses every value into a ``ValueProto`` and assembles an
+``OnlineResponse`` proto on every call. This module does the same read with
+the per-request work cut to what depends on the request:
 
-* the feature service is resolved once (views, Redis hash field names
-  ``mmh3("<view>:<feature>")`` and ``_ts:<view>``, ttls);
-* entity keys are serialized with precomputed prefixes in Feast's
-  ``entity_key_serialization_version`` 3 format plus the project suffix, so
-  plain ``feast`` reads and writes the very same Redis hashes;
+* a read is planned once per (registry snapshot, feature list/service) from
+  Feast's own resolution of the request (``feast_compat.online_request_context``:
+  the same views, projections, feature order and errors as Feast): the Redis
+  hash fields ``mmh3("<view>:<feature>")`` and ``_ts:<view>``, the v3 entity
+  key prefix, the ttl;
+* entity keys are serialized with the precomputed prefix plus the project
+  suffix (``codec``), so plain ``feast`` reads and writes the very same hashes;
 * all HMGETs of a request go out as one pre-packed pipelined write on one
   connection and come back in one read (hiredis parses the replies);
-* values are decoded from their protobuf wire bytes directly (single-field
-  ``Value`` messages), falling back to ``ValueProto`` for anything unusual.
+* values are decoded from their protobuf wire bytes directly, and the
+  freshness rule (``feature_platform.freshness.is_stale_epoch``) is applied per
+  row: a value older than its view's ttl is withheld.
 
-Freshness follows ``feature_platform.freshness``: a value whose event time is
-more than its view's ttl before ``now`` comes back ``None`` with status
-``OUTSIDE_MAX_AGE`` (a ttl of ``None``/0 never expires).
+``ReadPlan.read`` returns the decoded columns (``ViewRead`` per view); the
+online store plugin turns them into Feast's ``OnlineResponse``, the feature
+server into Feast's JSON, ``FastOnlineReader`` into a ``to_dict``-style dict.
 """
 
 from __future__ import annotations
 
-import struct
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.config import ensure_utc
+from feature_platform.freshness import is_stale_epoch, ttl_seconds
+from feature_platform.online_store.codec import (
+    STATUS_NOT_FOUND,
+    STATUS_NULL_VALUE,
+    STATUS_OUTSIDE_MAX_AGE,
+    STATUS_PRESENT,
+    VT_INT32,
+    VT_INT64,
+    VT_STRING,
+    decode_timestamp_parts,
+    decode_value,
+    encode_entity_value,
+    entity_key_prefix,
+)
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
 __all__ = [
-    "STATUS_NOT_FOUND",
-    "STATUS_NULL_VALUE",
-    "STATUS_OUTSIDE_MAX_AGE",
-    "STATUS_PRESENT",
     "FastOnlineReader",
+    "ReadPlan",
+    "UnsupportedRead",
     "UnsupportedStoreError",
-    "decode_timestamp_parts",
-    "decode_value",
-    "entity_key_prefix",
-    "redis_entity_key",
+    "ViewPlan",
+    "ViewRead",
+    "check_store_config",
+    "plan_read",
 ]
 
-STATUS_PRESENT = "PRESENT"
-STATUS_NULL_VALUE = "NULL_VALUE"
-STATUS_NOT_FOUND = "NOT_FOUND"
-STATUS_OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
-
-# Feast ValueType numbers used by the entity key format.
-_VT_STRING = 2
-_VT_INT32 = 3
-_VT_INT64 = 4
-_U32 = struct.Struct("<I")
-_I64 = struct.Struct("<q")
-_I32 = struct.Struct("<i")
-_F64 = struct.Struct("<d")
-_F32 = struct.Struct("<f")
+_I64_SIZE = b"\x08\x00\x00\x00"
 
 
-class UnsupportedStoreError(ValueError):
-    """The fast path only serves Redis online stores with serialization v3."""
+class UnsupportedRead(ValueError):
+    """The fast path does not cover this read; Feast's generic path serves it."""
 
 
-# ------------------------------------------------------------------ key format
+UnsupportedStoreError = UnsupportedRead  # the name the platform's API used
 
 
-def entity_key_prefix(join_key: str, value_type: int) -> bytes:
-    """Bytes of a v3 single-join-key entity key before the value payload."""
-    name = join_key.encode("utf8")
-    head = _U32.pack(1) + _U32.pack(_VT_STRING) + _U32.pack(len(name)) + name
-    return head + _U32.pack(value_type)
+def check_store_config(config: Any) -> None:
+    """Raise ``UnsupportedRead`` unless the repo config's store takes the fast path:
+    a single Redis server (not a cluster or sentinel) read with redis-py,
+    entity key serialization v3, no online feature view versioning."""
+    from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 
-
-def _encode_entity_value(value: Any, value_type: int) -> bytes:
-    if value_type == _VT_INT64:
-        return b"\x08\x00\x00\x00" + _I64.pack(int(value))
-    if value_type == _VT_INT32:
-        return b"\x04\x00\x00\x00" + _I32.pack(int(value))
-    raw = str(value).encode("utf8")
-    return _U32.pack(len(raw)) + raw
-
-
-def redis_entity_key(join_key: str, value: Any, value_type: int, project: str) -> bytes:
-    """Feast's Redis key (``serialize_entity_key`` v3 + project) for one join key."""
-    return (
-        entity_key_prefix(join_key, value_type)
-        + _encode_entity_value(value, value_type)
-        + project.encode("utf8")
-    )
-
-
-# ------------------------------------------------------------- value decoding
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _signed64(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
-def _proto_fallback(raw: bytes) -> Any:
-    from feast.protos.feast.types.Value_pb2 import Value
-    from feast.type_map import feast_value_type_to_python_type
-
-    return feast_value_type_to_python_type(Value.FromString(raw))
-
-
-def decode_value(raw: bytes | None) -> Any:
-    """Python value of a serialized Feast ``Value`` (``None`` when empty)."""
-    if not raw:
-        return None
-    tag = raw[0]
-    n = len(raw)
-    if tag == 0x29 and n == 9:  # double_val
-        return _F64.unpack_from(raw, 1)[0]
-    if tag == 0x35 and n == 5:  # float_val
-        return _F32.unpack_from(raw, 1)[0]
-    if tag == 0x20:  # int64_val
-        v, end = _varint(raw, 1)
-        if end == n:
-            return _signed64(v)
-    elif tag == 0x18:  # int32_val
-        v, end = _varint(raw, 1)
-        if end == n:
-            v = _signed64(v)
-            return v - (1 << 32) if v >= 1 << 31 else v
-    elif tag == 0x12:  # string_val
-        length, start = _varint(raw, 1)
-        if start + length == n:
-            return raw[start:].decode("utf8")
-    elif tag == 0x38 and n == 2:  # bool_val
-        return bool(raw[1])
-    return _proto_fallback(raw)
-
-
-def decode_timestamp(raw: bytes | None) -> float | None:
-    """Epoch seconds of a serialized ``google.protobuf.Timestamp``."""
-    parts = decode_timestamp_parts(raw)
-    if parts is None:
-        return None
-    return parts[0] + parts[1] / 1e9
-
-
-def decode_timestamp_parts(raw: bytes | None) -> tuple[int, int] | None:
-    """``(seconds, nanos)`` of a serialized ``google.protobuf.Timestamp``."""
-    if not raw:
-        return None
-    seconds = nanos = 0
-    pos, n = 0, len(raw)
-    while pos < n:
-        tag = raw[pos]
-        v, pos = _varint(raw, pos + 1)
-        if tag == 0x08:
-            seconds = _signed64(v)
-        elif tag == 0x10:
-            nanos = v
-        else:
-            raise ValueError(f"unexpected field tag {tag} in a Timestamp")
-    return seconds, nanos
-
-
-# --------------------------------------------------------------------- reader
-
-
-def _feast_order(names: Iterable[str]) -> list[str]:
-    """Feature names of one view in the order Feast's online read returns them.
-
-    ``feast.utils._group_feature_refs`` collects them in a ``set`` (one
-    ``add`` per reference, in request order) and lists it; the same adds give
-    the same order in this process. Duplicates collapse, as in Feast.
-    """
-    collected: set[str] = set()
-    for name in names:
-        collected.add(name)
-    return list(collected)
+    online = config.online_store
+    if not isinstance(online, RedisOnlineStoreConfig):
+        raise UnsupportedRead(
+            f"fast online reads need a Redis online store, not {online.type!r}"
+        )
+    if str(getattr(online.redis_type, "value", online.redis_type)) != "redis":
+        raise UnsupportedRead("fast online reads need redis_type: redis")
+    if str(getattr(online.client, "value", online.client)) != "redis":
+        raise UnsupportedRead("fast online reads need client: redis")
+    if config.entity_key_serialization_version != 3:
+        raise UnsupportedRead("fast online reads need entity key serialization v3")
+    if getattr(config.registry, "enable_online_feature_view_versioning", False):
+        raise UnsupportedRead("versioned online feature views are not supported")
 
 
 def _bulk(data: bytes) -> bytes:
@@ -196,22 +97,189 @@ def _bulk(data: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
-class _ViewPlan:
-    name: str
+class ViewPlan:
+    """How to read one feature view (projection) of a request."""
+
+    name: str  # output view name (projection.name_to_use())
     join_key: str
     value_type: int
     prefix: bytes
-    outputs: tuple[str, ...]  # output column per requested feature
+    features: tuple[str, ...]  # requested feature names, Feast's order
+    outputs: tuple[str, ...]  # output column per feature
+    value_types: tuple[Any, ...]  # feast ValueType per feature (for protos)
     command_tail: bytes  # packed HMGET field list (features + _ts)
     nargs: int
     ttl_s: float | None
 
 
+@dataclass
+class ViewRead:
+    """Decoded replies of one view: per feature a column, per row a timestamp."""
+
+    plan: ViewPlan
+    values: list[list[Any]]  # [feature][row]
+    raw: list[list[bytes | None]]  # HMGET reply per row (features..., _ts)
+    stamps: list[tuple[int, int] | None]  # (seconds, nanos); None: no hash
+    stale: list[bool]
+
+
+def plan_view(view: Any, requested: Sequence[str], *, full: bool) -> ViewPlan:
+    """Plan one ``(feature view with projection, requested features)`` pair."""
+    from feature_platform.feast_compat import feature_field
+
+    projection = view.projection
+    if projection.join_key_map:
+        raise UnsupportedRead(f"view {view.name!r}: join key maps are not supported")
+    if getattr(projection, "version_tag", None) is not None:
+        raise UnsupportedRead(f"view {view.name!r}: versioned reads are not supported")
+    columns = list(view.entity_columns)
+    if len(columns) != 1:
+        raise UnsupportedRead(f"view {view.name!r}: fast reads need one join key")
+    key = columns[0].name
+    vtype = int(columns[0].dtype.to_value_type().value)
+    if vtype not in (VT_INT64, VT_INT32, VT_STRING):
+        raise UnsupportedRead(f"view {view.name!r}: join key type {vtype} unsupported")
+    by_name = {f.name: f for f in view.features}
+    names = list(requested)
+    fields = [feature_field(view.name, n) for n in names]
+    fields.append(f"_ts:{view.name}".encode())
+    use = projection.name_to_use()
+    return ViewPlan(
+        name=use,
+        join_key=key,
+        value_type=vtype,
+        prefix=entity_key_prefix(key, vtype),
+        features=tuple(names),
+        outputs=tuple(f"{use}__{n}" if full else n for n in names),
+        value_types=tuple(
+            by_name[n].dtype.to_value_type() if n in by_name else None for n in names
+        ),
+        command_tail=b"".join(_bulk(f) for f in fields),
+        nargs=2 + len(fields),
+        ttl_s=ttl_seconds(view.ttl),
+    )
+
+
+class ReadPlan:
+    """A planned read of several views: keys, one pipelined fetch, decoding."""
+
+    def __init__(self, views: Sequence[ViewPlan], project: str) -> None:
+        self.views = list(views)
+        self.project = project.encode("utf8")
+        self.join_keys: list[str] = list(dict.fromkeys(p.join_key for p in views))
+        self.feature_names = [o for p in views for o in p.outputs]
+
+    def _keys(self, plan: ViewPlan, values: Sequence[Any]) -> list[bytes]:
+        prefix, project = plan.prefix, self.project
+        if plan.value_type == VT_INT64:
+            import struct
+
+            pack = struct.Struct("<q").pack
+            try:
+                return [prefix + _I64_SIZE + pack(v) + project for v in values]
+            except struct.error as exc:
+                raise UnsupportedRead(f"{plan.join_key}: {exc}") from exc
+        return [
+            prefix + encode_entity_value(v, plan.value_type) + project for v in values
+        ]
+
+    def fetch(self, client: Any, columns: Mapping[str, Sequence[Any]]) -> list[list]:
+        """Raw HMGET replies per view (features..., then ``_ts``) for entity columns."""
+        n = len(next(iter(columns.values()), []))
+        if n == 0:
+            raise ValueError("no entity rows")
+        commands: list[bytes] = []
+        for plan in self.views:
+            if plan.join_key not in columns:
+                raise ValueError(f"entities lack join key {plan.join_key!r}")
+            head = b"*%d\r\n$5\r\nHMGET\r\n" % plan.nargs
+            tail = plan.command_tail
+            for k in self._keys(plan, columns[plan.join_key]):
+                commands.append(b"%s$%d\r\n%s\r\n%s" % (head, len(k), k, tail))
+        replies = round_trip(client, commands)
+        return [replies[i * n : (i + 1) * n] for i in range(len(self.views))]
+
+    def read(
+        self,
+        client: Any,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        now_s: float,
+        enforce_ttl: bool = True,
+    ) -> list[ViewRead]:
+        """Fetch and decode; values past their view's ttl at ``now_s`` withheld."""
+        out: list[ViewRead] = []
+        for plan, block in zip(self.views, self.fetch(client, columns), strict=True):
+            nf = len(plan.features)
+            n = len(block)
+            values: list[list[Any]] = [[None] * n for _ in range(nf)]
+            stamps: list[tuple[int, int] | None] = [None] * n
+            stale = [False] * n
+            ttl_s = plan.ttl_s if enforce_ttl else None
+            for i, reply in enumerate(block):
+                parts = decode_timestamp_parts(reply[nf])
+                if parts is None:
+                    continue
+                stamps[i] = parts
+                if is_stale_epoch(parts[0] + parts[1] / 1e9, ttl_s, now_s):
+                    stale[i] = True
+                    continue
+                for j in range(nf):
+                    values[j][i] = decode_value(reply[j])
+            out.append(ViewRead(plan, values, block, stamps, stale))
+        return out
+
+
+def round_trip(client: Any, commands: list[bytes]) -> list[Any]:
+    """Send pre-packed commands on one pooled connection; read every reply."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command([b"".join(commands)], check_health=False)
+        replies = [conn.read_response() for _ in range(len(commands))]
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+    return replies
+
+
+def plan_read(
+    registry: Any,
+    project: str,
+    features: Any,
+    *,
+    full_feature_names: bool = False,
+) -> tuple[ReadPlan, tuple[Any, ...]]:
+    """Plan a read with Feast's own request resolution; ``(plan, Feast context)``.
+
+    Raises ``UnsupportedRead`` for what the fast path does not cover
+    (on-demand views, request data, entityless views, join key maps, ...), and
+    Feast's own errors for unknown services, views or features.
+    """
+    from feature_platform.feast_compat import online_request_context
+
+    context = online_request_context(registry, project, features, full_feature_names)
+    (_refs, odfvs, _names, _types, _keys, grouped, _rows, request_data, entityless) = (
+        context
+    )
+    if odfvs or request_data or entityless:
+        raise UnsupportedRead("on-demand views, request data or entityless views")
+    if getattr(features, "precompute_online", False):
+        raise UnsupportedRead("precomputed feature service vectors")
+    plans = [plan_view(v, names, full=full_feature_names) for v, names in grouped]
+    outputs = [o for p in plans for o in p.outputs]
+    if len(set(outputs)) != len(outputs):
+        raise UnsupportedRead("colliding output names (Feast reports them)")
+    return ReadPlan(plans, project), context
+
+
 class FastOnlineReader:
     """Reads one feature service (or a fixed feature list) from Redis, fast.
 
-    Build it once per process (it snapshots the registry's definitions) and call
-    :meth:`read` per request. Returns the same dict as
+    Build it once per process (it plans from the registry's current snapshot)
+    and call :meth:`read` per request. Returns the same dict as
     ``store.get_online_features(...).to_dict()``, with freshness enforced.
     """
 
@@ -224,139 +292,43 @@ class FastOnlineReader:
         enforce_ttl: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        from feature_platform.feast_compat import provider, redis_client
+
         if (feature_service is None) == (features is None):
             raise ValueError("pass exactly one of feature_service and features")
-        config = store.config
-        if getattr(config.online_store, "type", None) != "redis":
-            raise UnsupportedStoreError(
-                f"fast online reads need the redis online store, "
-                f"not {getattr(config.online_store, 'type', config.online_store)!r}"
-            )
-        if getattr(config.online_store, "redis_type", "redis") != "redis":
-            raise UnsupportedStoreError("fast online reads need redis_type: redis")
-        if config.entity_key_serialization_version != 3:
-            raise UnsupportedStoreError("fast online reads need entity key v3")
-        if getattr(config.registry, "enable_online_feature_view_versioning", False):
-            raise UnsupportedStoreError("versioned online feature views unsupported")
-        from feast.infra.online_stores.helpers import _mmh3
-
-        self._store = store
-        self._project = config.project.encode("utf8")
-        self._enforce_ttl = enforce_ttl
-        self._clock = clock
-        requests = self._requested(store, feature_service, features)
-        plans: list[_ViewPlan] = []
-        self.join_keys: list[str] = []
-        for view_name, use_name, names in requests:
-            view = store.get_feature_view(view_name, allow_registry_cache=True)
-            columns = list(view.entity_columns)
-            if len(columns) != 1:
-                raise UnsupportedStoreError(
-                    f"view {view_name!r}: fast reads support one join key"
-                )
-            key = columns[0].name
-            vtype = int(columns[0].dtype.to_value_type().value)
-            if vtype not in (_VT_INT64, _VT_INT32, _VT_STRING):
-                raise UnsupportedStoreError(
-                    f"view {view_name!r}: join key type {vtype} unsupported"
-                )
-            fields = [_mmh3(f"{view.name}:{n}") for n in names]
-            fields.append(f"_ts:{view.name}".encode())
-            tail = b"".join(_bulk(f) for f in fields)
-            ttl = view.ttl.total_seconds() if view.ttl else 0.0
-            plans.append(
-                _ViewPlan(
-                    name=use_name,
-                    join_key=key,
-                    value_type=vtype,
-                    prefix=entity_key_prefix(key, vtype),
-                    outputs=tuple(names),
-                    command_tail=tail,
-                    nargs=2 + len(fields),
-                    ttl_s=ttl if ttl > 0 else None,
-                )
-            )
-            if key not in self.join_keys:
-                self.join_keys.append(key)
-        self._plans = plans
-        self.feature_names = [o for p in plans for o in p.outputs]
-        online: Any = store._get_provider().online_store
-        self._client = online._get_client(config.online_store)
-
-    @staticmethod
-    def _requested(
-        store: FeatureStore,
-        feature_service: str | None,
-        features: Sequence[str] | None,
-    ) -> list[tuple[str, str, list[str]]]:
-        out: list[tuple[str, str, list[str]]] = []
-        if feature_service is not None:
-            service = store.get_feature_service(feature_service, allow_cache=True)
-            for proj in service.feature_view_projections:
-                names = _feast_order(f.name for f in proj.features)
-                out.append((proj.name, proj.name_to_use(), names))
-            return out
-        grouped: dict[str, list[str]] = {}
+        check_store_config(store.config)
         for ref in features or []:
             view, sep, feature = ref.partition(":")
             if not sep or not feature:
                 raise ValueError(f"feature reference {ref!r} is not 'view:feature'")
-            grouped.setdefault(view, []).append(feature)
-        return [(v, v, _feast_order(names)) for v, names in grouped.items()]
+        request: Any = (
+            store.get_feature_service(feature_service, allow_cache=True)
+            if feature_service is not None
+            else list(features or [])
+        )
+        self._plan, _context = plan_read(store.registry, store.project, request)
+        self._enforce_ttl = enforce_ttl
+        self._clock = clock
+        self.join_keys = self._plan.join_keys
+        self.feature_names = self._plan.feature_names
+        online = provider(store).online_store
+        self._client = redis_client(online, store.config.online_store)
 
     @property
     def views(self) -> list[tuple[str, tuple[str, ...], float | None]]:
         """``(output view name, output columns, ttl seconds or None)`` per view."""
-        return [(p.name, p.outputs, p.ttl_s) for p in self._plans]
+        return [(p.name, p.outputs, p.ttl_s) for p in self._plan.views]
 
-    def fetch_columns(self, columns: Mapping[str, Sequence[Any]]) -> list[list[Any]]:
-        """Raw HMGET replies per view (see :attr:`views`) for entity columns.
-
-        Each reply lists the serialized values of the view's features in
-        order, then its ``_ts`` field (``None`` where the key does not exist).
-        """
-        n = len(next(iter(columns.values()), []))
-        if n == 0:
-            raise ValueError("no entity rows")
-        commands: list[bytes] = []
-        for plan in self._plans:
-            if plan.join_key not in columns:
-                raise ValueError(f"entities lack join key {plan.join_key!r}")
-            head = b"*%d\r\n$5\r\nHMGET\r\n" % plan.nargs
-            tail = plan.command_tail
-            for k in self._keys_of(plan, columns[plan.join_key]):
-                commands.append(b"%s$%d\r\n%s\r\n%s" % (head, len(k), k, tail))
-        replies = self._fetch(commands, len(commands))
-        return [replies[i * n : (i + 1) * n] for i in range(len(self._plans))]
-
-    def _keys(self, plan: _ViewPlan, entity_rows: Sequence[dict[str, Any]]) -> list:
-        try:
-            values = [row[plan.join_key] for row in entity_rows]
-        except KeyError as exc:
-            raise ValueError(f"entity row lacks join key {plan.join_key!r}") from exc
-        return self._keys_of(plan, values)
-
-    def _keys_of(self, plan: _ViewPlan, values: Sequence[Any]) -> list:
-        prefix, project = plan.prefix, self._project
-        if plan.value_type == _VT_INT64:
-            pack = _I64.pack
-            return [prefix + b"\x08\x00\x00\x00" + pack(v) + project for v in values]
-        return [
-            prefix + _encode_entity_value(v, plan.value_type) + project for v in values
-        ]
-
-    def _fetch(self, commands: list[bytes], count: int) -> list[Any]:
-        pool = self._client.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command([b"".join(commands)], check_health=False)
-            replies = [conn.read_response() for _ in range(count)]
-        except BaseException:
-            conn.disconnect()
-            raise
-        finally:
-            pool.release(conn)
-        return replies
+    def read_views(
+        self, columns: Mapping[str, Sequence[Any]], *, now_s: float | None = None
+    ) -> list[ViewRead]:
+        """Decoded ``ViewRead`` per view for entity columns (freshness applied)."""
+        return self._plan.read(
+            self._client,
+            columns,
+            now_s=self._clock() if now_s is None else now_s,
+            enforce_ttl=self._enforce_ttl,
+        )
 
     def read(
         self,
@@ -373,15 +345,14 @@ class FastOnlineReader:
         """
         if not entity_rows:
             raise ValueError("entity_rows is empty")
-        n = len(entity_rows)
-        commands: list[bytes] = []
-        for plan in self._plans:
-            head = b"*%d\r\n$5\r\nHMGET\r\n" % plan.nargs
-            tail = plan.command_tail
-            for k in self._keys(plan, entity_rows):
-                commands.append(b"%s$%d\r\n%s\r\n%s" % (head, len(k), k, tail))
-        replies = self._fetch(commands, len(commands))
-        now_s = ensure_utc(now, "now").timestamp() if now is not None else self._clock()
+        columns: dict[str, list[Any]] = {}
+        for key in self.join_keys:
+            try:
+                columns[key] = [row[key] for row in entity_rows]
+            except KeyError as exc:
+                raise ValueError(f"entity row lacks join key {key!r}") from exc
+        now_s = ensure_utc(now, "now").timestamp() if now is not None else None
+        reads = self.read_views(columns, now_s=now_s)
 
         result: dict[str, list[Any]] = {}
         # Like Feast: every entity column passed comes back, served keys first.
@@ -391,31 +362,21 @@ class FastOnlineReader:
         for key in entity_columns:
             result[key] = [row.get(key) for row in entity_rows]
         statuses: dict[str, list[str]] = {}
-        offset = 0
-        for plan in self._plans:
-            block = replies[offset : offset + n]
-            offset += n
-            nf = len(plan.outputs)
-            columns: list[list[Any]] = [[None] * n for _ in range(nf)]
-            status_cols: list[list[str]] = [[STATUS_NOT_FOUND] * n for _ in range(nf)]
-            ttl_s = plan.ttl_s if self._enforce_ttl else None
-            for i, reply in enumerate(block):
-                ts_s = decode_timestamp(reply[nf])
-                if ts_s is None:
-                    continue
-                stale = ttl_s is not None and now_s - ts_s > ttl_s
-                for j in range(nf):
-                    if stale:
-                        status_cols[j][i] = STATUS_OUTSIDE_MAX_AGE
-                        continue
-                    value = decode_value(reply[j])
-                    columns[j][i] = value
-                    status_cols[j][i] = (
-                        STATUS_NULL_VALUE if value is None else STATUS_PRESENT
+        for view in reads:
+            for name, column in zip(view.plan.outputs, view.values, strict=True):
+                result[name] = column
+                statuses[name] = [
+                    STATUS_NOT_FOUND
+                    if stamp is None
+                    else STATUS_OUTSIDE_MAX_AGE
+                    if stale
+                    else STATUS_NULL_VALUE
+                    if value is None
+                    else STATUS_PRESENT
+                    for value, stamp, stale in zip(
+                        column, view.stamps, view.stale, strict=True
                     )
-            for name, col, st in zip(plan.outputs, columns, status_cols, strict=True):
-                result[name] = col
-                statuses[name] = st
+                ]
         if include_status:
             result["__status__"] = statuses  # type: ignore[assignment,unused-ignore]
         return result

@@ -1,0 +1,133 @@
+"""Every private Feast and redis-py symbol the platform touches, in one place.
+
+Feast's plugin points (online store, batch engine, offline store) are public,
+but a fast plugin needs a few of Feast's internals: the hash of a Redis field
+name, the cached request resolution of an online read, the Arrow -> proto row
+conversion, the provider of a store, a store's Redis client, and the socket of
+a redis-py connection. They are imported here and nowhere else, each behind a
+small function with the platform's name for it, and each is pinned by
+``tests/unit/test_feast_compat.py``: a Feast or redis-py upgrade that moves one
+fails that test first, and the fix is one line here.
+
+Heavy imports stay inside the functions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from feast import FeatureStore, FeatureView
+
+__all__ = [
+    "arrow_to_proto_rows",
+    "batch_engine",
+    "connection_socket",
+    "feature_field",
+    "online_request_context",
+    "provider",
+    "redis_client",
+    "registry_snapshot_stamp",
+    "version_registry_snapshots",
+]
+
+
+def feature_field(view_name: str, feature: str) -> bytes:
+    """The Redis hash field of a feature: murmur3 of ``"<view>:<feature>"``.
+
+    (``feast.infra.online_stores.helpers._mmh3``.)
+    """
+    from feast.infra.online_stores.helpers import _mmh3
+
+    return _mmh3(f"{view_name}:{feature}")
+
+
+def provider(store: FeatureStore) -> Any:
+    """The store's provider (``FeatureStore._get_provider``)."""
+    return store._get_provider()
+
+
+def batch_engine(store: FeatureStore) -> Any:
+    """The batch engine the store's profile configures (built by the provider)."""
+    return provider(store).batch_engine
+
+
+def redis_client(online_store: Any, online_config: Any) -> Any:
+    """The redis-py client of a Redis online store.
+
+    (``RedisOnlineStore._get_client``.)
+    """
+    return online_store._get_client(online_config)
+
+
+def connection_socket(connection: Any) -> Any:
+    """The socket of a connected redis-py ``Connection`` (``Connection._sock``)."""
+    sock = connection._sock
+    if sock is None:
+        connection.connect()
+        sock = connection._sock
+    return sock
+
+
+def arrow_to_proto_rows(
+    table: pa.Table | pa.RecordBatch, view: FeatureView, join_keys: dict[str, Any]
+) -> list[Any]:
+    """Feast's rows for ``online_write_batch``.
+
+    (``feast.utils._convert_arrow_to_proto``.)
+    """
+    from feast.utils import _convert_arrow_to_proto
+
+    return _convert_arrow_to_proto(table, view, join_keys)
+
+
+def online_request_context(
+    registry: Any, project: str, features: Any, full_feature_names: bool
+) -> tuple[Any, ...]:
+    """Feast's cached resolution of an online read request.
+
+    ``feast.utils._get_cached_request_context``: ``(feature_refs, on-demand views,
+    entity name -> join key map, entity type map, join keys, grouped refs
+    [(view with projection, requested features)], result row names, request
+    data, entityless)``. It raises Feast's own errors for unknown services,
+    views and features, and views Feast would not serve now. The tuple is the
+    same object while the registry cache is unchanged.
+    """
+    from feast.utils import _get_cached_request_context
+
+    return _get_cached_request_context(registry, project, features, full_feature_names)
+
+
+def registry_snapshot_stamp(registry: Any) -> Any:
+    """When the registry's cached snapshot was taken (changes on every refresh)."""
+    return getattr(registry, "cached_registry_proto_created", None)
+
+
+def version_registry_snapshots(registry: Any) -> None:
+    """Give every registry snapshot a unique ``version_id``.
+
+    Feast memoizes its list lookups (``list_entities``, ...) on
+    ``(id(snapshot), snapshot.version_id, project)``. The SQL registry builds its
+    snapshots without a ``version_id``, so a snapshot allocated where a freed one
+    lived (same ``id``) gets the old snapshot's cached lists: stale entities after
+    a refresh, or another registry's entities for the same project name.
+    """
+    build = getattr(registry, "proto", None)
+    if build is None or not hasattr(registry, "cached_registry_proto"):
+        return
+    if getattr(build, "_fp_versioned", False):
+        return
+
+    def versioned():  # type: ignore[no-untyped-def]
+        snapshot = build()
+        if not snapshot.version_id:
+            snapshot.version_id = str(uuid.uuid4())
+        return snapshot
+
+    versioned._fp_versioned = True  # type: ignore[attr-defined]
+    registry.proto = versioned
+    current = registry.cached_registry_proto
+    if current is not None and not current.version_id:
+        current.version_id = str(uuid.uuid4())

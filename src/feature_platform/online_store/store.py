@@ -1,0 +1,499 @@
+"""The platform's online stores, plugged into Feast by class path.
+
+``online_store: type: feature_platform.online_store.PlatformRedisOnlineStore``
+(every Redis profile) makes every Feast entry point carry the platform's read
+and write behaviour: ``FeatureStore.get_online_features`` in a notebook,
+``feast serve`` (and so Feast's remote online store client), the platform's
+own server and functions. It is Feast's ``RedisOnlineStore`` with the same
+config keys (plus ``enforce_ttl``), the same Redis key and value format byte for
+byte, and:
+
+* ``get_online_features`` / ``get_online_features_async``: planned once per
+  registry snapshot and request, one pipelined round trip, values decoded from
+  their wire bytes (``reader``), and a lazily built ``OnlineResponse``: its
+  ``to_dict()``/``to_df()`` come from the decoded columns, its ``proto`` (what
+  ``feast serve`` encodes) is assembled only when asked for;
+* freshness on every read: a value older than its view's ttl comes back null
+  with status ``OUTSIDE_MAX_AGE`` (Feast 0.67 returns it as ``PRESENT``,
+  feast#6821). Reads the fast path does not cover (on-demand views, join key
+  maps, Redis Cluster, ...) take Feast's own path and get the same rule applied
+  to its response; ``online_read`` returns stale rows with null values;
+* ``online_write_batch`` (pushes, Feast's engines): the rows' pii fields are
+  masked (``feature_platform.pii``) and the HSETs go out as one pre-packed
+  pipeline with Feast's skip-if-not-newer rule. Bulk materialization uses the
+  streaming writer (``writer``) through the batch engine plugin.
+
+``PlatformSqliteOnlineStore`` gives the embedded ``local`` profile the same
+freshness rule over Feast's SQLite store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
+from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig
+from feast.online_response import TIMESTAMP_POSTFIX, OnlineResponse
+
+from feature_platform.online_store.reader import (
+    ReadPlan,
+    UnsupportedRead,
+    ViewRead,
+    check_store_config,
+    plan_read,
+)
+
+__all__ = [
+    "PlatformOnlineResponse",
+    "PlatformRedisOnlineStore",
+    "PlatformRedisOnlineStoreConfig",
+    "PlatformSqliteOnlineStore",
+    "PlatformSqliteOnlineStoreConfig",
+]
+
+REDIS_TYPE = "feature_platform.online_store.PlatformRedisOnlineStore"
+SQLITE_TYPE = "feature_platform.online_store.PlatformSqliteOnlineStore"
+_MAX_PLANS = 256
+
+
+class PlatformRedisOnlineStoreConfig(RedisOnlineStoreConfig):
+    """Feast's Redis config keys, plus ``enforce_ttl`` (default on)."""
+
+    type: Literal["feature_platform.online_store.PlatformRedisOnlineStore"] = (  # type: ignore[assignment]
+        "feature_platform.online_store.PlatformRedisOnlineStore"  # type: ignore[assignment]
+    )
+    enforce_ttl: bool = True
+    """Withhold values older than their view's ttl (OUTSIDE_MAX_AGE). Off only
+    to compare with plain Feast."""
+
+
+class PlatformSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
+    """Feast's SQLite config keys, plus ``enforce_ttl`` (default on)."""
+
+    type: Literal["feature_platform.online_store.PlatformSqliteOnlineStore"] = (  # type: ignore[assignment]
+        "feature_platform.online_store.PlatformSqliteOnlineStore"  # type: ignore[assignment]
+    )
+    enforce_ttl: bool = True
+
+
+def _enforcing(config: Any) -> bool:
+    return bool(getattr(config.online_store, "enforce_ttl", True))
+
+
+class _FreshReads:
+    """Freshness over Feast's own read paths (mixed into an online store)."""
+
+    def _fresh(
+        self,
+        response: OnlineResponse,
+        config: Any,
+        registry: Any,
+        project: str,
+        features: Any,
+        full_feature_names: bool,
+    ) -> OnlineResponse:
+        from feature_platform.feast_compat import online_request_context
+        from feature_platform.freshness import column_ttls, enforce_on_response
+
+        if _enforcing(config):
+            context = online_request_context(
+                registry, project, features, full_feature_names
+            )
+            ttls = column_ttls(context[5], full_feature_names=full_feature_names)
+            enforce_on_response(response, ttls)
+        return response
+
+    def _fresh_rows(self, config: Any, table: Any, rows: list) -> list:
+        """``online_read`` rows with values past the view's ttl nulled."""
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        from feature_platform.freshness import is_stale_epoch, now_seconds, ttl_seconds
+
+        ttl_s = ttl_seconds(table.ttl)
+        if ttl_s is None or not _enforcing(config):
+            return rows
+        now_s = now_seconds()
+        out = []
+        for ts, values in rows:
+            event_s = ts.timestamp() if isinstance(ts, datetime) else None
+            if values is not None and is_stale_epoch(event_s, ttl_s, now_s):
+                values = {name: Value() for name in values}
+            out.append((ts, values))
+        return out
+
+
+class PlatformSqliteOnlineStore(_FreshReads, SqliteOnlineStore):
+    """Feast's SQLite online store with the ttl rule applied to every read."""
+
+    def get_online_features(
+        self,
+        config,
+        features,
+        entity_rows,
+        registry,
+        project,
+        full_feature_names=False,
+        include_feature_view_version_metadata=False,
+    ):  # type: ignore[no-untyped-def]
+        response = super().get_online_features(
+            config,
+            features,
+            entity_rows,
+            registry,
+            project,
+            full_feature_names,
+            include_feature_view_version_metadata,
+        )
+        return self._fresh(
+            response, config, registry, project, features, full_feature_names
+        )
+
+    async def get_online_features_async(
+        self,
+        config,
+        features,
+        entity_rows,
+        registry,
+        project,
+        full_feature_names=False,
+        include_feature_view_version_metadata=False,
+    ):  # type: ignore[no-untyped-def]
+        response = await super().get_online_features_async(
+            config,
+            features,
+            entity_rows,
+            registry,
+            project,
+            full_feature_names,
+            include_feature_view_version_metadata,
+        )
+        return self._fresh(
+            response, config, registry, project, features, full_feature_names
+        )
+
+    def online_read(self, config, table, entity_keys, requested_features=None):  # type: ignore[no-untyped-def]
+        rows = super().online_read(config, table, entity_keys, requested_features)
+        return self._fresh_rows(config, table, rows)
+
+
+class PlatformOnlineResponse(OnlineResponse):
+    """An ``OnlineResponse`` built from decoded columns; its proto on demand.
+
+    ``to_dict()`` (and ``to_df``/``to_arrow``, which use it) returns the decoded
+    columns (the same values Feast's proto conversion gives); ``proto`` is
+    assembled the first time it is read (``feast serve`` encodes it), after
+    which every method reads the proto, as Feast's own response does.
+    """
+
+    def __init__(
+        self,
+        entity_columns: dict[str, list[Any]],
+        entity_types: Mapping[str, Any],
+        reads: list[ViewRead],
+        feature_types: dict[str, Any],
+    ) -> None:
+        self._entity_columns = entity_columns
+        self._entity_types = entity_types
+        self._reads = reads
+        self._feature_types = feature_types
+        self._proto: Any = None
+
+    @property  # type: ignore[override]
+    def proto(self) -> Any:
+        if self._proto is None:
+            self._proto = self._build_proto()
+        return self._proto
+
+    @proto.setter
+    def proto(self, value: Any) -> None:
+        self._proto = value
+
+    def _build_proto(self) -> Any:
+        from feast.protos.feast.serving.ServingService_pb2 import (
+            FieldStatus,
+            GetOnlineFeaturesResponse,
+        )
+        from feast.protos.feast.types.Value_pb2 import Value
+        from feast.type_map import python_values_to_proto_values
+        from google.protobuf.timestamp_pb2 import Timestamp
+
+        vector = GetOnlineFeaturesResponse.FeatureVector
+        response = GetOnlineFeaturesResponse(results=[])
+        names = response.metadata.feature_names.val
+        empty_ts = Timestamp()
+        for key, values in self._entity_columns.items():
+            n = len(values)
+            names.append(key)
+            response.results.append(
+                vector(
+                    values=python_values_to_proto_values(
+                        values, self._entity_types[key]
+                    ),
+                    statuses=[FieldStatus.PRESENT] * n,
+                    event_timestamps=[empty_ts] * n,
+                )
+            )
+        for view in self._reads:
+            stamps = [
+                Timestamp(seconds=s[0], nanos=s[1]) if s else empty_ts
+                for s in view.stamps
+            ]
+            for j, name in enumerate(view.plan.outputs):
+                names.append(name)
+                values = [
+                    Value() if stale or reply[j] is None else Value.FromString(reply[j])
+                    for reply, stale in zip(view.raw, view.stale, strict=True)
+                ]
+                statuses = [
+                    FieldStatus.OUTSIDE_MAX_AGE if stale else FieldStatus.PRESENT
+                    for stale in view.stale
+                ]
+                response.results.append(
+                    vector(values=values, statuses=statuses, event_timestamps=stamps)
+                )
+        return response
+
+    def to_dict(self, include_event_timestamps: bool = False) -> dict[str, Any]:
+        if self._proto is not None:  # read (and maybe changed) as a proto
+            return super().to_dict(include_event_timestamps)
+        out: dict[str, Any] = {}
+        for key, values in self._entity_columns.items():
+            out[key] = list(values)
+            if include_event_timestamps:
+                out[key + TIMESTAMP_POSTFIX] = [0] * len(values)
+        for view in self._reads:
+            seconds = [s[0] if s else 0 for s in view.stamps]
+            for name, column in zip(view.plan.outputs, view.values, strict=True):
+                out[name] = list(column)
+                if include_event_timestamps:
+                    out[name + TIMESTAMP_POSTFIX] = list(seconds)
+        return out
+
+
+def _entity_columns(
+    entity_rows: Any, join_keys: Any, entity_types: Mapping[str, Any]
+) -> dict[str, list[Any]]:
+    """Entity rows (list of dicts or columns) as native columns of join keys.
+
+    Only what the fast path can encode exactly as Feast would: native ints for
+    integer keys, ``str`` for string keys. Anything else (protos, entity names,
+    other types) raises ``UnsupportedRead`` and Feast's path answers it.
+    """
+    import numbers
+
+    from feast.value_type import ValueType
+
+    if isinstance(entity_rows, list):
+        if not entity_rows:
+            raise UnsupportedRead("no entity rows")
+        keys = list(entity_rows[0])
+        try:
+            columns = {k: [row[k] for row in entity_rows] for k in keys}
+        except KeyError as exc:
+            raise UnsupportedRead("ragged entity rows") from exc
+        if any(len(row) != len(keys) for row in entity_rows):
+            raise UnsupportedRead("ragged entity rows")
+    elif isinstance(entity_rows, Mapping):
+        columns = {}
+        for k, v in entity_rows.items():
+            if not isinstance(v, Sequence) or isinstance(v, str | bytes):
+                raise UnsupportedRead(f"entity column {k!r} is not a list")
+            columns[k] = list(v)
+    else:
+        raise UnsupportedRead("entity rows of an unknown shape")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise UnsupportedRead("entity columns of different or zero lengths")
+    out: dict[str, list[Any]] = {}
+    for key, values in columns.items():
+        if key not in join_keys:
+            continue  # Feast skips keys that are not join keys
+        vtype = entity_types.get(key)
+        if vtype in (ValueType.INT64, ValueType.INT32):
+            if not all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                for v in values
+            ):
+                raise UnsupportedRead(f"{key}: not all integers")
+            out[key] = [int(v) for v in values]
+        elif vtype == ValueType.STRING:
+            if not all(isinstance(v, str) for v in values):
+                raise UnsupportedRead(f"{key}: not all strings")
+            out[key] = values
+        else:
+            raise UnsupportedRead(f"{key}: entity type {vtype}")
+    return out
+
+
+class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
+    """Feast's Redis online store with the platform's fast, fresh reads and writes."""
+
+    _plans: dict[int, tuple[Any, ReadPlan | None]] | None = None
+
+    # ----------------------------------------------------------------- reads
+
+    def _plan(
+        self, config: Any, registry: Any, project: str, features: Any, full: bool
+    ) -> tuple[ReadPlan, tuple[Any, ...]]:
+        from feature_platform.feast_compat import online_request_context
+
+        check_store_config(config)
+        context = online_request_context(registry, project, features, full)
+        plans = self._plans
+        if plans is None:
+            plans = self._plans = {}
+        hit = plans.get(id(context))
+        if hit is not None and hit[0] is context:
+            if hit[1] is None:
+                raise UnsupportedRead("planned before: not covered")
+            return hit[1], context
+        if len(plans) >= _MAX_PLANS:
+            plans.clear()
+        try:
+            plan, _ = plan_read(registry, project, features, full_feature_names=full)
+        except UnsupportedRead:
+            plans[id(context)] = (context, None)
+            raise
+        plans[id(context)] = (context, plan)
+        return plan, context
+
+    def _fast_read(
+        self,
+        config: Any,
+        features: Any,
+        entity_rows: Any,
+        registry: Any,
+        project: str,
+        full_feature_names: bool,
+    ) -> PlatformOnlineResponse:
+        from feature_platform.feast_compat import (
+            redis_client,
+            version_registry_snapshots,
+        )
+        from feature_platform.freshness import now_seconds
+
+        version_registry_snapshots(registry)
+        plan, context = self._plan(
+            config, registry, project, features, full_feature_names
+        )
+        entity_types, join_keys, grouped = context[3], context[4], context[5]
+        columns = _entity_columns(entity_rows, join_keys, entity_types)
+        reads = plan.read(
+            redis_client(self, config.online_store),
+            columns,
+            now_s=now_seconds(),
+            enforce_ttl=_enforcing(config),
+        )
+        return PlatformOnlineResponse(
+            columns, entity_types, reads, self._build_feature_types(grouped)
+        )
+
+    def get_online_features(
+        self,
+        config,
+        features,
+        entity_rows,
+        registry,
+        project,
+        full_feature_names=False,
+        include_feature_view_version_metadata=False,
+    ):  # type: ignore[no-untyped-def]
+        if not include_feature_view_version_metadata:
+            try:
+                return self._fast_read(
+                    config,
+                    features,
+                    entity_rows,
+                    registry,
+                    project,
+                    full_feature_names,
+                )
+            except UnsupportedRead:
+                pass
+        response = super().get_online_features(
+            config,
+            features,
+            entity_rows,
+            registry,
+            project,
+            full_feature_names,
+            include_feature_view_version_metadata,
+        )
+        return self._fresh(
+            response, config, registry, project, features, full_feature_names
+        )
+
+    async def get_online_features_async(
+        self,
+        config,
+        features,
+        entity_rows,
+        registry,
+        project,
+        full_feature_names=False,
+        include_feature_view_version_metadata=False,
+    ):  # type: ignore[no-untyped-def]
+        if not include_feature_view_version_metadata:
+            try:
+                # One short blocking round trip on a pooled connection, off the
+                # event loop.
+                return await asyncio.to_thread(
+                    self._fast_read,
+                    config,
+                    features,
+                    entity_rows,
+                    registry,
+                    project,
+                    full_feature_names,
+                )
+            except UnsupportedRead:
+                pass
+        response = await super().get_online_features_async(
+            config,
+            features,
+            entity_rows,
+            registry,
+            project,
+            full_feature_names,
+            include_feature_view_version_metadata,
+        )
+        return self._fresh(
+            response, config, registry, project, features, full_feature_names
+        )
+
+    def online_read(self, config, table, entity_keys, requested_features=None):  # type: ignore[no-untyped-def]
+        rows = super().online_read(config, table, entity_keys, requested_features)
+        return self._fresh_rows(config, table, rows)
+
+    async def online_read_async(
+        self, config, table, entity_keys, requested_features=None
+    ):  # type: ignore[no-untyped-def]
+        rows = await super().online_read_async(
+            config, table, entity_keys, requested_features
+        )
+        return self._fresh_rows(config, table, rows)
+
+    # ---------------------------------------------------------------- writes
+
+    def online_write_batch(self, config, table, data, progress):  # type: ignore[no-untyped-def]
+        """Feast's write (same keys, bytes, skip rule, key ttl), pii masked, with
+        the commands pre-packed into one pipeline per round trip."""
+        from feature_platform.pii import mask_proto_rows
+
+        data = mask_proto_rows(table, data)
+        try:
+            check_store_config(config)
+        except UnsupportedRead:
+            return super().online_write_batch(config, table, data, progress)
+        if not data:
+            return None
+        from feature_platform.feast_compat import redis_client
+        from feature_platform.online_store.writer import write_proto_rows
+
+        write_proto_rows(redis_client(self, config.online_store), config, table, data)
+        if progress:
+            progress(len(data))
+        return None
