@@ -1,52 +1,28 @@
-"""Load the definitions in ``feature_repo/`` and plan/apply them to the registry.
+"""Plan and apply the definitions in ``feature_repo/`` to the registry.
 
-Feast's own ``parse_repo`` imports the definition files by module name relative
-to the current directory, and Python caches those modules. A long-lived process
-(tests, the Airflow worker, a notebook) that applies twice, or applies two repo
-directories, would silently reuse stale modules. ``load_definitions`` therefore
-drops the repo's modules from ``sys.modules`` before and after parsing.
+``apply_definitions`` is what ``feature-platform apply`` runs: under the
+project's registry lock, Feast's own apply path (what ``feast apply`` runs),
+with every apply recorded in the audit log (``feature_platform.audit``).
+The definitions are read fresh on every call (``load_definitions``, in
+``feature_platform.governance.schema``, which also reduces them to the schema
+snapshot the governance rules compare).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from feature_platform.governance.schema import load_definitions
 
 if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.repo_contents import RepoContents
 
 __all__ = ["ApplyResult", "apply_definitions", "load_definitions", "plan_definitions"]
-
-_PARSE_LOCK = threading.Lock()  # parse_repo needs the cwd and sys.path
-
-
-def _module_names(repo: Path) -> set[str]:
-    return {p.stem for p in repo.glob("*.py") if p.name != "__init__.py"}
-
-
-def load_definitions(repo: Path | str) -> RepoContents:
-    """Import the Feast objects defined in ``repo`` (fresh, never cached)."""
-    from feast.repo_operations import parse_repo
-
-    repo = Path(repo).resolve()
-    names = _module_names(repo)
-    with _PARSE_LOCK, contextlib.chdir(repo):
-        for name in names:
-            sys.modules.pop(name, None)
-        sys.path.insert(0, str(repo))
-        try:
-            contents = parse_repo(repo)
-        finally:
-            sys.path.remove(str(repo))
-            for name in names:
-                sys.modules.pop(name, None)
-    return contents
 
 
 @dataclass(frozen=True)
@@ -93,7 +69,8 @@ def apply_definitions(store: FeatureStore) -> ApplyResult:
 def _apply_definitions(store: FeatureStore) -> ApplyResult:
     from feast.repo_operations import apply_total_with_repo_instance
 
-    from feature_platform import governance
+    from feature_platform.audit import audit_before_apply, record_apply
+    from feature_platform.governance.schema import snapshot
 
     contents = load_definitions(Path(store.repo_path))
     projects = [p.name for p in contents.projects]
@@ -103,7 +80,7 @@ def _apply_definitions(store: FeatureStore) -> ApplyResult:
             f"{store.project!r}; set FEATURE_PLATFORM_PROJECT consistently"
         )
     registry_diff, _infra_diff, _infra = store.plan(contents)
-    before = governance.audit_before_apply(store)  # audit log: the "before" side
+    before = audit_before_apply(store)  # audit log: the "before" side
     # Feast's own apply path (what `feast apply` runs): validates the sources,
     # applies additions/updates and deletes objects removed from the repo. Its
     # console output is kept in the result instead of printed.
@@ -120,10 +97,10 @@ def _apply_definitions(store: FeatureStore) -> ApplyResult:
         feast_output=feast_output.getvalue(),
     )
     # Audit log: who, when, git commit and the diff, in the registry's database.
-    governance.record_apply(
+    record_apply(
         store,
         before=before,
-        after=governance.snapshot(
+        after=snapshot(
             entities=contents.entities,
             feature_views=contents.feature_views,
             feature_services=contents.feature_services,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from feature_platform.audit import git_state, list_audit
 from feature_platform.cli import main
 from feature_platform.config import NaiveTimestampError, get_store
 from feature_platform.definitions import apply_definitions
@@ -17,8 +18,6 @@ from feature_platform.governance import (
     check_source_utc,
     check_ttl_rule,
     definitions_snapshot,
-    git_state,
-    list_audit,
     require_utc_columns,
     run_check,
 )

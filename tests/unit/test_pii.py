@@ -13,16 +13,20 @@ import pytest
 from feature_platform.config import ConfigError, get_store
 from feature_platform.definitions import apply_definitions
 from feature_platform.governance import (
-    DEV_PII_SALT,
-    PII_SALT_ENV,
     check_pii_definitions,
     check_pii_exposure,
     definitions_snapshot,
+)
+from feature_platform.materialize import materialize_window
+from feature_platform.pii import (
+    DEV_PII_SALT,
+    PII_SALT_ENV,
     is_masked,
+    mask_array,
+    mask_frame,
     mask_value,
     pii_salt,
 )
-from feature_platform.materialize import materialize_window
 from feature_platform.sample_data import PII_COLUMNS, SampleSpec, generate_customers
 from feature_platform.training import build_training_set
 from tests.conftest import TEST_END, copy_repo
@@ -46,6 +50,35 @@ def test_mask_is_salted_deterministic_and_idempotent(monkeypatch) -> None:
     monkeypatch.setenv("FEATURE_PLATFORM_OFFLINE", "bigquery")  # production
     with pytest.raises(ConfigError, match=PII_SALT_ENV):
         pii_salt()
+
+
+@pytest.mark.parametrize(
+    "salt", ["feature-platform-dev-salt", "", "k" * 64, "long-" * 40, "sälz"]
+)
+def test_masker_equals_hmac_sha256(salt: str) -> None:
+    """The hand-written HMAC (precomputed pads) is HMAC-SHA256, for every salt
+    length (empty, one block, longer than a block: hashed first), on every path."""
+    import hashlib
+    import hmac
+
+    import pyarrow as pa
+
+    values = ["ann@example.com", None, "", "ümlaut@x.de", "a" * 500, 7]
+    masked_twice = mask_value("already@masked.com", salt=salt)
+    values.append(masked_twice)  # stays as is
+
+    def reference(v):
+        if v is None:
+            return None
+        digest = hmac.new(salt.encode(), str(v).encode(), hashlib.sha256)
+        return "sha256:" + digest.hexdigest()
+
+    want = [reference(v) for v in values[:-1]] + [masked_twice]
+    assert [mask_value(v, salt=salt) for v in values] == want
+    arr = pa.array([None if v is None else str(v) for v in values], pa.string())
+    assert mask_array(arr, salt=salt).to_pylist() == want
+    frame = mask_frame(pd.DataFrame({"email": values, "n": 1}), ["email"], salt=salt)
+    assert frame["email"].tolist() == want and frame["n"].tolist() == [1] * 7
 
 
 def test_definitions_tag_personal_fields() -> None:
@@ -100,6 +133,21 @@ def _land_raw_emails(repo: Path) -> None:
     source.assign(email=raw).to_parquet(path, index=False)
 
 
+def _write_with_stock_feast(store, name: str, start, end) -> None:
+    """The window's latest rows written raw by Feast's own SQLite online store
+    (what a Feast install without the platform's plugins would write)."""
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
+    from feature_platform.feast_compat import arrow_to_proto_rows
+    from feature_platform.offline import pull_latest
+
+    view = store.get_feature_view(name)
+    table = pull_latest(store, view, start, end).to_arrow()
+    join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
+    rows = arrow_to_proto_rows(table, view, join_keys)
+    SqliteOnlineStore().online_write_batch(store.config, view, rows, None)
+
+
 def test_raw_email_never_reaches_online_store_and_check_catches_bypass(
     local_store, local_repo: Path
 ) -> None:
@@ -126,8 +174,14 @@ def test_raw_email_never_reaches_online_store_and_check_catches_bypass(
     findings = check_pii_exposure(local_store, now=end)
     assert [f.severity for f in findings] == ["info"]
 
-    # Feast's own materialize bypasses the platform's masking: the check fails.
+    # `feast materialize` carries the platform's masking too (its batch engine)...
     local_store.materialize(start, end, feature_views=["customer_stats"])
+    assert [f.severity for f in check_pii_exposure(local_store, now=end)] == ["info"]
+    assert db.read_bytes().find(b"@example.com") == -1
+    # ...so only a writer outside the platform can land raw values (Feast's stock
+    # online store over the same database): the check catches it.
+    _write_with_stock_feast(local_store, "customer_stats", start, end)
+    assert db.read_bytes().find(b"@example.com") != -1
     findings = check_pii_exposure(local_store, now=end)
     assert [(f.subject, f.severity) for f in findings] == [
         ("customer_stats:email", "error")

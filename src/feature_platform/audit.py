@@ -1,0 +1,220 @@
+"""The audit log: every apply of the definitions, who, when, the git commit and
+the diff, in ``feature_platform_audit_log`` in the registry's own database.
+
+``feature_platform.definitions.apply_definitions`` calls
+``audit_before_apply`` (creates the table first, so a registry that cannot hold
+the log fails before anything is applied, and returns the "before" snapshot)
+and ``record_apply`` after Feast's apply; ``list_audit`` reads it back
+(``feature-platform audit``). The schema changes recorded are the
+breaking-change guard's findings between the registry before and the
+definitions applied (``feature_platform.governance``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from feature_platform.config import utc_now
+from feature_platform.governance.breaking import compare_snapshots
+from feature_platform.governance.schema import EMPTY_SNAPSHOT, registry_snapshot
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from sqlalchemy.engine import Engine
+
+__all__ = [
+    "AUDIT_TABLE",
+    "audit_before_apply",
+    "current_actor",
+    "git_state",
+    "list_audit",
+    "record_apply",
+]
+
+AUDIT_TABLE = "feature_platform_audit_log"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Feast colours its diff for terminals
+_ENGINES: dict[str, Engine] = {}
+_ENGINE_LOCK = threading.Lock()
+
+
+def _registry_url(store: FeatureStore) -> str:
+    registry = store.config.registry
+    if getattr(registry, "registry_type", "") != "sql":
+        raise ValueError(
+            "the audit log lives in the SQL registry's database; this profile's "
+            f"registry type is {getattr(registry, 'registry_type', '?')!r}"
+        )
+    return str(registry.path)
+
+
+def _engine(url: str) -> Engine:
+    from sqlalchemy import create_engine
+
+    with _ENGINE_LOCK:
+        if url not in _ENGINES:
+            _ENGINES[url] = create_engine(url, pool_pre_ping=True)
+        return _ENGINES[url]
+
+
+def _audit_table() -> Any:
+    from sqlalchemy import (
+        Column,
+        DateTime,
+        Integer,
+        MetaData,
+        String,
+        Table,
+        Text,
+    )
+
+    meta = MetaData()
+    return Table(
+        AUDIT_TABLE,
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("project", String(255), nullable=False, index=True),
+        Column("applied_at", DateTime(timezone=True), nullable=False),
+        Column("actor", String(255), nullable=False),
+        Column("git_commit", String(64)),
+        Column("git_dirty", String(8)),
+        Column("registry_changes", Text),
+        Column("schema_changes", Text),
+        Column("objects", Text),
+    )
+
+
+def _ensure_audit_table(engine: Engine) -> Any:
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    table = _audit_table()
+    try:
+        table.metadata.create_all(engine, checkfirst=True)
+    except (IntegrityError, OperationalError, ProgrammingError):
+        # Another process created it between the check and the CREATE.
+        table.metadata.create_all(engine, checkfirst=True)
+    return table
+
+
+def current_actor() -> str:
+    """Who applies: ``$FEATURE_PLATFORM_ACTOR`` (CI sets it) or ``user@host``."""
+    from feature_platform.config import settings
+
+    actor = settings().actor
+    if actor:
+        return actor
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def git_state(path: Path | str) -> tuple[str | None, bool | None]:
+    """(HEAD commit, definitions dirty?) of the git work tree holding ``path``."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return head or None, bool(dirty)
+
+
+def audit_before_apply(store: FeatureStore) -> dict[str, Any] | None:
+    """Create the audit table if needed (fail before applying, not after) and
+    return the registry's snapshot, the "before" side of the audit diff."""
+    _ensure_audit_table(_engine(_registry_url(store)))
+    return registry_snapshot(store)
+
+
+def record_apply(
+    store: FeatureStore,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    registry_changes: str,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Write one audit row for an apply; returns it (JSON-able)."""
+    from sqlalchemy import insert
+
+    commit, dirty = git_state(store.repo_path)
+    changes = [
+        f.as_dict()
+        for f in compare_snapshots(
+            before or EMPTY_SNAPSHOT, after, against="previous registry state"
+        )
+    ]
+    row = {
+        "project": store.project,
+        "applied_at": utc_now(),
+        "actor": actor or current_actor(),
+        "git_commit": commit,
+        "git_dirty": None if dirty is None else str(dirty).lower(),
+        "registry_changes": _ANSI.sub("", registry_changes),
+        "schema_changes": json.dumps(changes),
+        "objects": json.dumps(
+            {
+                k: sorted(after[k])
+                for k in ("entities", "feature_views", "feature_services")
+            }
+        ),
+    }
+    engine = _engine(_registry_url(store))
+    table = _ensure_audit_table(engine)
+    with engine.begin() as conn:
+        result = conn.execute(insert(table).values(**row))
+        row_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+    return {**_jsonable(row), "id": row_id}
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("schema_changes", "objects"):
+        if isinstance(out.get(key), str):
+            out[key] = json.loads(out[key])
+    when = out.get("applied_at")
+    if when is not None and hasattr(when, "isoformat"):
+        if when.tzinfo is None:  # SQLite drops the offset; stored values are UTC
+            from datetime import UTC
+
+            when = when.replace(tzinfo=UTC)
+        out["applied_at"] = when.isoformat()
+    return out
+
+
+def list_audit(
+    store: FeatureStore, *, limit: int = 50, project: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest audit rows of a project (default: the store's), newest first."""
+    from sqlalchemy import select
+
+    engine = _engine(_registry_url(store))
+    table = _ensure_audit_table(engine)
+    query = (
+        select(table)
+        .where(table.c.project == (project or store.project))
+        .order_by(table.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    return [_jsonable(r) for r in rows]

@@ -1,0 +1,93 @@
+"""Governance: the rules a change of the definitions, and the data, must pass.
+
+* **TTL rule** (``ttl``): every online feature view's ttl is at least
+  ``TTL_MULTIPLE`` (3) times its materialization interval
+  (``feature_platform.schedules``), so a missed run or two never lets values
+  expire between refreshes.
+* **Breaking-change guard** (``breaking``; never change an existing feature,
+  add a new one): the definitions in ``feature_repo/`` are reduced to a *schema
+  snapshot* (``schema``: entities, views with feature dtypes, ttl and source
+  timestamps, services) and compared with the committed
+  ``feature_repo/schema.lock.json`` and with what the registry holds. Removing a
+  feature, changing a dtype, an entity's join key or value type, a source's
+  timestamp fields, a feature service losing features or a ttl shrinking below
+  the rule are errors; additions pass.
+* **UTC** (``utc``): timestamp columns of sources and entity dataframes must be
+  timezone-aware UTC; anything else is rejected naming the column.
+* **PII** (``pii_rules``): personal-looking fields must be tagged ``pii`` (and
+  be strings); ``check --data`` fails when the online store serves a raw value.
+  The masking itself is ``feature_platform.pii``.
+* ``run_check`` (``check``) runs them all.
+
+The audit log of applies is ``feature_platform.audit``.
+"""
+
+from __future__ import annotations
+
+from feature_platform.governance.breaking import compare_snapshots
+from feature_platform.governance.check import run_check
+from feature_platform.governance.findings import CheckReport, Finding
+from feature_platform.governance.pii_rules import (
+    check_pii_definitions,
+    check_pii_exposure,
+)
+from feature_platform.governance.schema import (
+    LOCK_FILE,
+    SNAPSHOT_VERSION,
+    definitions_snapshot,
+    lock_path,
+    read_lock,
+    registry_snapshot,
+    snapshot,
+    write_lock,
+)
+from feature_platform.governance.ttl import check_ttl_rule
+from feature_platform.governance.utc import check_source_utc, require_utc_columns
+
+# The PII masker lives in feature_platform.pii; these names stay importable from
+# here until every caller imports them from there.
+from feature_platform.pii import (
+    DEV_PII_SALT,
+    MASK_PREFIX,
+    PII_SALT_ENV,
+    PII_TAG,
+    is_masked,
+    mask_value,
+    pii_fields,
+    pii_salt,
+)
+from feature_platform.pii import MASKED as _MASKED  # noqa: F401
+from feature_platform.pii import mask_array as mask_pii_array
+from feature_platform.pii import mask_frame as mask_pii_frame
+from feature_platform.pii import mask_table as mask_pii_table
+
+__all__ = [
+    "DEV_PII_SALT",
+    "LOCK_FILE",
+    "MASK_PREFIX",
+    "PII_SALT_ENV",
+    "PII_TAG",
+    "SNAPSHOT_VERSION",
+    "CheckReport",
+    "Finding",
+    "check_pii_definitions",
+    "check_pii_exposure",
+    "check_source_utc",
+    "check_ttl_rule",
+    "compare_snapshots",
+    "definitions_snapshot",
+    "is_masked",
+    "lock_path",
+    "mask_pii_array",
+    "mask_pii_frame",
+    "mask_pii_table",
+    "mask_value",
+    "pii_fields",
+    "pii_salt",
+    "read_lock",
+    "registry_snapshot",
+    "require_utc_columns",
+    "run_check",
+    "snapshot",
+    "write_lock",
+]

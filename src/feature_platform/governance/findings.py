@@ -1,0 +1,44 @@
+"""What a governance rule returns: findings, and the report of a whole check."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["CheckReport", "Finding"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of a governance rule: ``error`` fails the check."""
+
+    rule: str
+    severity: str  # "error" | "warning" | "info"
+    subject: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass
+class CheckReport:
+    findings: list[Finding] = field(default_factory=list)
+    compared: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "errors": len(self.errors),
+            "warnings": sum(f.severity == "warning" for f in self.findings),
+            "compared": self.compared,
+            "findings": [f.as_dict() for f in self.findings],
+        }

@@ -1,0 +1,168 @@
+"""The schema contract of the definitions, and the committed lock file.
+
+The definitions in ``feature_repo/`` are reduced to a *schema snapshot*
+(entities, views with feature dtypes, ttl, pii fields and source timestamps,
+services): a JSON-able dict in a stable order. ``schema.lock.json`` in the repo
+holds the accepted snapshot; the registry's snapshot is built from the same
+objects read back from Feast.
+
+``load_definitions`` imports a repo's definition files fresh. Feast's own
+``parse_repo`` imports them by module name relative to the current directory,
+and Python caches those modules: a long-lived process (tests, the Airflow
+worker, a notebook) that reads twice, or reads two repo directories, would
+silently reuse stale modules. So the repo's modules are dropped from
+``sys.modules`` before and after parsing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from feature_platform.pii import pii_fields
+
+if TYPE_CHECKING:
+    from feast import FeatureStore, FeatureView
+    from feast.repo_contents import RepoContents
+
+__all__ = [
+    "EMPTY_SNAPSHOT",
+    "LOCK_FILE",
+    "SNAPSHOT_VERSION",
+    "definitions_snapshot",
+    "load_definitions",
+    "lock_path",
+    "read_lock",
+    "registry_snapshot",
+    "snapshot",
+    "write_lock",
+]
+
+LOCK_FILE = "schema.lock.json"
+SNAPSHOT_VERSION = 1
+EMPTY_SNAPSHOT: dict[str, Any] = {
+    "entities": {},
+    "feature_views": {},
+    "feature_services": {},
+}
+_PARSE_LOCK = threading.Lock()  # parse_repo needs the cwd and sys.path
+
+
+def _module_names(repo: Path) -> set[str]:
+    return {p.stem for p in repo.glob("*.py") if p.name != "__init__.py"}
+
+
+def load_definitions(repo: Path | str) -> RepoContents:
+    """Import the Feast objects defined in ``repo`` (fresh, never cached)."""
+    from feast.repo_operations import parse_repo
+
+    repo = Path(repo).resolve()
+    names = _module_names(repo)
+    with _PARSE_LOCK, contextlib.chdir(repo):
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.path.insert(0, str(repo))
+        try:
+            contents = parse_repo(repo)
+        finally:
+            sys.path.remove(str(repo))
+            for name in names:
+                sys.modules.pop(name, None)
+    return contents
+
+
+def _view_snapshot(view: FeatureView) -> dict[str, Any]:
+    source = view.batch_source
+    ttl = view.ttl or timedelta(0)
+    return {
+        "entities": sorted(view.entities),
+        "online": bool(view.online),
+        "ttl_seconds": int(ttl.total_seconds()),
+        "features": {f.name: str(f.dtype) for f in view.features},
+        "pii": sorted(pii_fields(view)),
+        "source": {
+            "name": source.name if source else "",
+            "timestamp_field": source.timestamp_field if source else "",
+            "created_timestamp_column": (source.created_timestamp_column or "")
+            if source
+            else "",
+        },
+    }
+
+
+def snapshot(
+    *,
+    entities: Iterable[Any],
+    feature_views: Iterable[Any],
+    feature_services: Iterable[Any],
+) -> dict[str, Any]:
+    """The schema contract of a set of Feast objects (JSON-able, stable order)."""
+    return {
+        "version": SNAPSHOT_VERSION,
+        "entities": {
+            e.name: {"join_key": e.join_key, "value_type": e.value_type.name}
+            for e in sorted(entities, key=lambda e: e.name)
+            if e.name != "__dummy"
+        },
+        "feature_views": {
+            v.name: _view_snapshot(v)
+            for v in sorted(feature_views, key=lambda v: v.name)
+        },
+        "feature_services": {
+            s.name: sorted(
+                f"{p.name}:{f.name}"
+                for p in s.feature_view_projections
+                for f in p.features
+            )
+            for s in sorted(feature_services, key=lambda s: s.name)
+        },
+    }
+
+
+def definitions_snapshot(repo: Path | str) -> dict[str, Any]:
+    """Snapshot of the definitions in a feature repo directory."""
+    contents = load_definitions(repo)
+    return snapshot(
+        entities=contents.entities,
+        feature_views=contents.feature_views,
+        feature_services=contents.feature_services,
+    )
+
+
+def registry_snapshot(store: FeatureStore) -> dict[str, Any] | None:
+    """Snapshot of what the store's registry holds; ``None`` if nothing is applied."""
+    store.refresh_registry()
+    views = store.list_feature_views(allow_cache=True)
+    entities = store.list_entities(allow_cache=True)
+    if not views and not entities:
+        return None
+    return snapshot(
+        entities=entities,
+        feature_views=views,
+        feature_services=store.list_feature_services(),
+    )
+
+
+def lock_path(repo: Path | str) -> Path:
+    return Path(repo) / LOCK_FILE
+
+
+def read_lock(repo: Path | str) -> dict[str, Any] | None:
+    path = lock_path(repo)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_lock(repo: Path | str) -> dict[str, Any]:
+    """Refresh ``schema.lock.json`` from the definitions (accepts their schema)."""
+    snap = definitions_snapshot(repo)
+    path = lock_path(repo)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(snap, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return snap
