@@ -5,10 +5,12 @@ registry still says each view is materialized up to its watermark, so
 ``materialize_incremental`` would write nothing and reads would return nulls.
 
 * ``online_health(store)`` samples, per online view, entities whose latest
-  offline row lies in the last ttl window (these must be online) and reads them
-  back raw (without the freshness filter). An entity is ``missing`` when the
-  online store has no value for it and ``behind`` when its online event time
-  is older than the offline one. A view is healthy when nothing is missing.
+  offline row lies in the last ttl window (these must be online), with the
+  platform's online-vs-offline sampler (``feature_platform.quality.sampling``),
+  and compares the event time the online store holds for each with the
+  offline one. An entity is ``missing`` when the online store holds no value
+  for it and ``behind`` when its online event time is older than the offline
+  one. A view is healthy when nothing is missing.
 * ``recover(store)`` re-materializes ``[end - ttl, end]`` for every unhealthy
   view (every view with ``force=True``), then checks again. Materializing a
   window is idempotent, so running it on a healthy store changes nothing.
@@ -20,10 +22,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.config import ensure_utc, utc_now
+from feature_platform.quality.sampling import lookback, sample_online
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
@@ -32,53 +35,30 @@ __all__ = ["DEFAULT_SAMPLE", "online_health", "recover"]
 
 log = logging.getLogger(__name__)
 DEFAULT_SAMPLE = 200
-_DEFAULT_TTL = timedelta(days=1)  # for a view without ttl
 
 
 def _window(view: FeatureView, end: datetime) -> tuple[datetime, datetime]:
-    ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else _DEFAULT_TTL
-    return end - ttl, end
-
-
-def _offline_latest(store: FeatureStore, view: FeatureView, end: datetime):
-    """Latest offline row per entity in the view's last ttl window (pandas)."""
-    from feature_platform.governance import batch_source
-    from feature_platform.materialize import pull_latest
-
-    start, end = _window(view, end)
-    job = pull_latest(store, view, start, end)
-    return job.to_df(), batch_source(view).timestamp_field
+    return end - lookback(view), end
 
 
 def _view_health(
     store: FeatureStore, view: FeatureView, end: datetime, sample: int, seed: int
 ) -> dict[str, Any]:
-    import pandas as pd
-
-    latest, ts_field = _offline_latest(store, view, end)
-    keys = [e.name for e in view.entity_columns]
-    if latest.empty:
-        return {"sampled": 0, "missing": 0, "behind": 0, "healthy": True}
-    picked = latest.sample(min(sample, len(latest)), random_state=seed)
-    rows = [
-        {
-            k: (v.item() if hasattr(v, "item") else v)
-            for k, v in zip(keys, row, strict=True)
-        }
-        for row in picked[keys].itertuples(index=False, name=None)
-    ]
-    feature = view.features[0].name
-    online = store.get_online_features(
-        features=[f"{view.name}:{feature}"], entity_rows=rows
-    ).to_dict(include_event_timestamps=True)
-    online_ts = pd.Series(online[f"{feature}__ts"], dtype="int64").to_numpy()
-    offline_ts = (
-        pd.to_datetime(picked[ts_field], utc=True).astype("int64").to_numpy() // 10**9
+    got = sample_online(
+        store,
+        view,
+        as_of=end,
+        size=sample,
+        seed=seed,
+        features=[view.features[0].name],
+        event_times=True,
     )
-    missing = int((online_ts <= 0).sum())
-    behind = int(((online_ts > 0) & (online_ts < offline_ts)).sum())
+    online_s = got.online_event_seconds or []
+    offline_s = [int(t.timestamp()) for t in got.offline_event_times]
+    missing = sum(s <= 0 for s in online_s)
+    behind = sum(0 < s < o for s, o in zip(online_s, offline_s, strict=True))
     return {
-        "sampled": len(rows),
+        "sampled": got.sampled,
         "missing": missing,
         "behind": behind,
         "healthy": missing == 0,

@@ -1,11 +1,12 @@
 """Offline-vs-online skew check: does the online store serve what the offline data says?
 
-After a materialization, sample N entities per online feature view, read their
-values through the store's online read path, and compare each feature with the
-offline "latest row within ttl as of ``end``" (newest event time, created time
-breaking ties), the value the materialization should have written. The
-comparison is type-aware: floats within a relative tolerance (Float32 features
-round-trip through float32), integers and strings exactly, null equals null.
+After a materialization, sample N entities per online feature view and compare
+what the online store serves for them with the offline "latest row within ttl
+as of ``end``" (newest event time, created time breaking ties), the value the
+materialization should have written. The sample and the type-aware comparison
+(floats within a relative tolerance, as Float32 features round-trip through
+float32; integers and strings exactly; null equals null) are the platform's one
+online-vs-offline sampler, ``feature_platform.quality.sampling``.
 
 Which entities are sampled: with ``start`` (the window a run just materialized)
 the entities that have a source row in ``[start, end]``, i.e. the ones the run
@@ -18,12 +19,13 @@ feature, with a few examples; the check fails above ``max_mismatch_rate``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.config import ensure_utc, ensure_utc_column
+from feature_platform.offline import batch_source
+from feature_platform.quality.sampling import sample_online, values_match
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["SkewCheckFailed", "check_online_skew", "expected_latest", "values_match"]
 
 log = logging.getLogger(__name__)
-_FLOAT_KINDS = {"FLOAT", "DOUBLE"}
-_INT_KINDS = {"INT32", "INT64"}
 MAX_EXAMPLES = 5
 
 
@@ -60,44 +60,11 @@ class SkewCheckFailed(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def _is_null(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(value != value)  # NaN, pd.NA-safe enough for scalars
-    except (TypeError, ValueError):
-        return False
-
-
-def values_match(
-    offline: Any,
-    online: Any,
-    kind: str,
-    *,
-    rel_tol: float = 1e-6,
-    abs_tol: float = 1e-9,
-) -> bool:
-    """Whether an online value equals the offline one (Feast value type ``kind``)."""
-    if _is_null(offline) or _is_null(online):
-        return _is_null(offline) and _is_null(online)
-    if kind in _FLOAT_KINDS:
-        return math.isclose(
-            float(offline), float(online), rel_tol=rel_tol, abs_tol=abs_tol
-        )
-    if kind in _INT_KINDS:
-        return int(offline) == int(online)
-    if kind == "STRING":
-        return str(offline) == str(online)
-    return bool(offline == online)
-
-
 def expected_latest(
     frame: pd.DataFrame, view: FeatureView, end: datetime
 ) -> pd.DataFrame:
     """Per entity, the row valid online at ``end``: newest event in [end-ttl, end]."""
     import pandas as pd
-
-    from feature_platform.governance import batch_source
 
     source = batch_source(view)
     ts = source.timestamp_field
@@ -117,15 +84,6 @@ def expected_latest(
         .tail(1)
         .reset_index(drop=True)
     )
-
-
-def _mask_pii(frame: pd.DataFrame, view: FeatureView) -> pd.DataFrame:
-    """Fields tagged ``pii`` are served masked: compare with masked offline values."""
-    try:
-        from feature_platform.governance import mask_pii_frame, pii_fields
-    except ImportError:  # pragma: no cover - governance not installed
-        return frame
-    return mask_pii_frame(frame, pii_fields(view))
 
 
 def _empty_report() -> dict[str, Any]:
@@ -162,67 +120,41 @@ def _check_view(
     rel_tol: float,
     abs_tol: float,
 ) -> dict[str, Any]:
-    import pandas as pd
-
-    from feature_platform.governance import batch_source
-    from feature_platform.validation import read_source
-
-    ts = batch_source(view).timestamp_field
-    keys = [c.name for c in view.entity_columns]
-    lo = end - view.ttl if view.ttl else None
-    frame = read_source(store, view, start=lo, end=end)
-    expected = expected_latest(frame, view, end)
-    candidates = expected
-    if start is not None:
-        recent = expected[expected[ts] >= pd.Timestamp(start)]
-        candidates = recent
-    n = min(sample_size, len(candidates))
-    sample = candidates.sample(n=n, random_state=seed) if n else candidates
-    sample = _mask_pii(sample, view)
-    features = [(f.name, f.dtype.to_value_type().name) for f in view.features]
-    report = {**_empty_report(), "candidates": len(candidates), "sampled": n}
+    sample = sample_online(
+        store,
+        view,
+        as_of=end,
+        start=start,
+        size=sample_size,
+        seed=seed,
+        rel_tol=rel_tol,
+        abs_tol=abs_tol,
+    )
+    n = sample.sampled
+    report = {**_empty_report(), "candidates": sample.candidates, "sampled": n}
     if not n:
         return report
-    entity_rows = [
-        {
-            k: (v.item() if hasattr(v, "item") else v)
-            for k, v in zip(keys, row, strict=True)
-        }
-        for row in sample[keys].itertuples(index=False, name=None)
-    ]
-    online = store.get_online_features(
-        features=[f"{view.name}:{name}" for name, _ in features],
-        entity_rows=entity_rows,
-    ).to_dict()
     total_nulls = 0
-    for name, kind in features:
-        got = online[name]
-        want = sample[name].tolist()
-        mismatches = 0
-        nulls = sum(_is_null(v) for v in got)
-        for entity, a, b in zip(entity_rows, want, got, strict=True):
-            if values_match(a, b, kind, rel_tol=rel_tol, abs_tol=abs_tol):
-                continue
-            mismatches += 1
-            if len(report["examples"]) < MAX_EXAMPLES:
-                report["examples"].append(
-                    {
-                        "entity": entity,
-                        "feature": name,
-                        "offline": None
-                        if _is_null(a)
-                        else (a.item() if hasattr(a, "item") else a),
-                        "online": b,
-                    }
-                )
+    for name in sample.kinds:
+        mismatches = sample.mismatches(name)
+        nulls = sample.nulls(name)
+        for cell in mismatches[: max(0, MAX_EXAMPLES - len(report["examples"]))]:
+            report["examples"].append(
+                {
+                    "entity": cell.entity,
+                    "feature": name,
+                    "offline": cell.offline,
+                    "online": cell.online,
+                }
+            )
         report["by_feature"][name] = {
-            "mismatches": mismatches,
-            "mismatch_rate": mismatches / n,
+            "mismatches": len(mismatches),
+            "mismatch_rate": len(mismatches) / n,
             "null_rate": nulls / n,
         }
-        report["mismatches"] += mismatches
+        report["mismatches"] += len(mismatches)
         total_nulls += nulls
-    report["compared"] = n * len(features)
+    report["compared"] = n * len(sample.kinds)
     report["mismatch_rate"] = report["mismatches"] / report["compared"]
     report["null_rate"] = total_nulls / report["compared"]
     return report
