@@ -9,9 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feature_platform.governance import is_masked, list_audit, run_check
+from feature_platform.audit import list_audit
+from feature_platform.governance import run_check
 from feature_platform.materialize import materialize_window
 from feature_platform.monitoring import Window, run_monitor, write_report
+from feature_platform.pii import is_masked
 from feature_platform.skew import check_online_skew
 from feature_platform.validation import ValidationFailed, validate_sources
 from tests.conftest import TEST_END

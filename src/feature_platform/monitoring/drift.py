@@ -1,0 +1,228 @@
+"""Drift: PSI per feature between a reference and a current window of source rows.
+
+Per-window feature statistics use Feast's own ``MetricsCalculator`` (the code
+behind ``feast monitor run``: row/null counts, mean, p50..p99, top values), on
+rows read with the offline store (``feature_platform.offline.pull_window``).
+``feast monitor`` itself has no drift metric, so drift is computed here: PSI
+on shared bins (deciles of the reference window; categories as bins; nulls as
+their own bin), flagged above ``PSI_THRESHOLD`` (0.2). ``pii``-tagged features
+are never profiled (their distributions would leak).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from feature_platform.monitoring.window import Window, as_utc
+from feature_platform.offline import batch_source, pull_window
+from feature_platform.pii import pii_fields
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from feast import FeatureStore, FeatureView
+
+__all__ = [
+    "MAX_ROWS_PER_WINDOW",
+    "PSI_THRESHOLD",
+    "drift",
+    "psi_categorical",
+    "psi_numeric",
+]
+
+PSI_THRESHOLD = 0.2
+PSI_BINS = 10
+PSI_EPSILON = 1e-4  # floor of a bin's share, so empty bins do not give infinity
+MAX_ROWS_PER_WINDOW = 200_000
+NULL_BIN = "(null)"
+OTHER_BIN = "(other)"
+MAX_CATEGORIES = 20
+
+
+def _psi(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
+    import numpy as np
+
+    r = np.clip(ref_share, PSI_EPSILON, None)
+    c = np.clip(cur_share, PSI_EPSILON, None)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def psi_numeric(
+    reference: Sequence[float] | np.ndarray,
+    current: Sequence[float] | np.ndarray,
+    *,
+    bins: int = PSI_BINS,
+) -> dict[str, Any]:
+    """PSI of a numeric feature on the reference window's quantile bins.
+
+    Bin edges are the reference deciles (deduplicated for discrete values),
+    open at both ends; nulls form their own bin when either window has any.
+    """
+    import numpy as np
+
+    ref = np.asarray(reference, dtype="float64")
+    cur = np.asarray(current, dtype="float64")
+    ref_ok, cur_ok = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    if ref_ok.size == 0 or cur.size == 0:
+        return {"psi": None, "bins": [], "reference": [], "current": []}
+    qs = np.quantile(ref_ok, np.linspace(0, 1, bins + 1)[1:-1])
+    edges = np.unique(qs)
+    labels = []
+    bounds = [-math.inf, *edges.tolist(), math.inf]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        labels.append(f"[{_num(lo)}, {_num(hi)})")
+
+    def shares(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        counts = np.bincount(
+            np.searchsorted(edges, ok, side="right"), minlength=len(edges) + 1
+        ).astype("float64")
+        nulls = float(values.size - ok.size)
+        return np.append(counts, nulls) / max(values.size, 1)
+
+    r, c = shares(ref, ref_ok), shares(cur, cur_ok)
+    if r[-1] == 0 and c[-1] == 0:
+        r, c = r[:-1], c[:-1]
+    else:
+        labels.append(NULL_BIN)
+    return {
+        "psi": round(_psi(r, c), 6),
+        "bins": labels,
+        "edges": [float(e) for e in edges],
+        "reference": [round(float(x), 6) for x in r],
+        "current": [round(float(x), 6) for x in c],
+    }
+
+
+def psi_categorical(
+    reference: Sequence[Any],
+    current: Sequence[Any],
+    *,
+    max_categories: int = MAX_CATEGORIES,
+) -> dict[str, Any]:
+    """PSI of a categorical feature: one bin per reference category (top N), plus
+    ``(other)`` for unseen/rare values and ``(null)``."""
+    import numpy as np
+    import pandas as pd
+
+    ref = pd.Series(list(reference), dtype="object")
+    cur = pd.Series(list(current), dtype="object")
+    if ref.empty or cur.empty:
+        return {"psi": None, "bins": [], "reference": [], "current": []}
+    top = ref.dropna().astype(str).value_counts().index[:max_categories].tolist()
+
+    def bucket(s: pd.Series) -> pd.Series:
+        b = s.astype(str).where(s.notna(), NULL_BIN)
+        return b.where(b.isin([*top, NULL_BIN]), OTHER_BIN)
+
+    labels = [*top, OTHER_BIN, NULL_BIN]
+    r = bucket(ref).value_counts(normalize=True).reindex(labels, fill_value=0.0)
+    c = bucket(cur).value_counts(normalize=True).reindex(labels, fill_value=0.0)
+    keep = (r > 0) | (c > 0)
+    r, c = r[keep], c[keep]
+    return {
+        "psi": round(_psi(np.asarray(r), np.asarray(c)), 6),
+        "bins": [str(x) for x in r.index],
+        "reference": [round(float(x), 6) for x in r],
+        "current": [round(float(x), 6) for x in c],
+    }
+
+
+def _num(x: float) -> str:
+    if math.isinf(x):
+        return "-inf" if x < 0 else "inf"
+    return f"{x:.4g}"
+
+
+def _profiled_features(view: FeatureView) -> list[tuple[str, str]]:
+    """(name, numeric|categorical) of the view's features, pii excluded."""
+    from feast.monitoring.metrics_calculator import MetricsCalculator
+
+    pii = set(pii_fields(view))
+    out = []
+    for f in view.features:
+        kind = MetricsCalculator.classify_feature(f.dtype)
+        if kind and f.name not in pii:
+            out.append((f.name, kind))
+    return out
+
+
+def _window_rows(
+    store: FeatureStore,
+    view: FeatureView,
+    features: list[str],
+    window: Window,
+    *,
+    max_rows: int,
+    seed: int,
+) -> pd.DataFrame:
+    df = pull_window(store, view, window.start, window.end, features=features).to_df()
+    if len(df) > max_rows:
+        df = df.sample(max_rows, random_state=seed)
+    return df
+
+
+def _stats(df: pd.DataFrame, name: str, kind: str) -> dict[str, Any]:
+    """Feast's own per-window metrics (the ``feast monitor`` calculator)."""
+    import pyarrow as pa
+    from feast.monitoring.metrics_calculator import MetricsCalculator
+
+    calc = MetricsCalculator()
+    column = pa.array(df[name].tolist(), from_pandas=True)
+    if kind == "numeric":
+        column = column.cast(pa.float64())
+        metrics = calc.compute_numeric(column)
+    else:
+        metrics = calc.compute_categorical(column.cast(pa.string()))
+    metrics.pop("histogram", None)
+    metrics.pop("feature_type", None)
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def drift(
+    store: FeatureStore,
+    views: Sequence[FeatureView],
+    *,
+    reference: Window,
+    current: Window,
+    max_rows: int = MAX_ROWS_PER_WINDOW,
+    seed: int = 0,
+    newest: dict[str, datetime | None] | None = None,
+) -> dict[str, Any]:
+    """PSI per feature between the reference and the current window (source rows).
+
+    ``newest`` (if given) receives each view's newest event in the current window.
+    """
+    out: dict[str, Any] = {}
+    newest = newest if newest is not None else {}
+    for view in views:
+        feats = _profiled_features(view)
+        if not feats:
+            continue
+        names = [n for n, _ in feats]
+        ref = _window_rows(store, view, names, reference, max_rows=max_rows, seed=seed)
+        cur = _window_rows(store, view, names, current, max_rows=max_rows, seed=seed)
+        ts = batch_source(view).timestamp_field
+        if len(cur) and ts in cur.columns:
+            newest[view.name] = as_utc(cur[ts].max().to_pydatetime())
+        per: dict[str, Any] = {}
+        for name, kind in feats:
+            if kind == "numeric":
+                result = psi_numeric(
+                    ref[name].astype("float64"), cur[name].astype("float64")
+                )
+            else:
+                result = psi_categorical(ref[name], cur[name])
+            psi = result["psi"]
+            per[name] = {
+                "kind": kind,
+                **result,
+                "drifted": psi is not None and psi > PSI_THRESHOLD,
+                "rows": {"reference": len(ref), "current": len(cur)},
+                "reference_stats": _stats(ref, name, kind) if len(ref) else {},
+                "current_stats": _stats(cur, name, kind) if len(cur) else {},
+            }
+        out[view.name] = per
+    return out
