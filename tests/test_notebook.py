@@ -49,6 +49,18 @@ def test_notebook_is_valid_and_stripped() -> None:
         assert not cell.get("attachments"), "no embedded attachments"
 
 
+def test_notebook_reads_features_with_feasts_own_api() -> None:
+    """Data scientists write FeatureStore calls; the platform only for the model."""
+    source = "\n".join(c.source for c in _load().cells if c.cell_type == "code")
+    assert "get_store(" in source  # the front door
+    assert "store.get_historical_features(" in source
+    assert "store.get_online_features(" in source
+    for side_path in ("build_training_set", "read_online", "predict_online"):
+        assert side_path not in source, side_path
+    for step in ("as_training_set", "split_training_set", "train(", "evaluate("):
+        assert step in source, step  # the shared training steps
+
+
 @pytest.fixture
 def notebook_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     repo = make_repo(tmp_path / "repo")
@@ -88,6 +100,14 @@ def test_notebook_runs_headless(notebook_env: Path, tmp_path: Path) -> None:
     assert auc > 0.6, auc_line
     # Online features were written and read back with a prediction.
     assert "rows written" in everything and "churn_probability" in everything
+    # The model step wrote the same metadata as `feature-platform train` and KFP.
+    from feature_platform.training import ModelMetadata, load_model
+
+    saved = load_model(tmp_path / "artifacts" / "notebook" / "churn_model").metadata
+    assert set(saved) == set(ModelMetadata.__annotations__) - {"published_at", "gate"}
+    assert saved["feature_service"] == "churn_prediction_service"
+    assert saved["hyperparameters"]["n_estimators"] == 200
+    assert saved["metrics"]["roc_auc"] == auc
     # The distribution plot rendered as an image.
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 1
