@@ -31,11 +31,24 @@ def test_quick_bench_writes_results(
             assert set(target) == {"target", "measured", "met"}
     res = result["results"]
     assert res["online"]["fast_equals_feast_on_50_rows"] is True
+    assert res["online"]["plugin_equals_feast_on_50_rows"] is True
     for batch in ("batch_1", "batch_100"):
-        assert res["online"]["latency"][batch]["platform_fast_reader"]["n"] > 0
+        lat = res["online"]["latency"][batch]
+        for name in (
+            "feast_sdk_plain",
+            "feast_sdk_plugin",
+            "platform_fast_reader",
+            "floor_redis_py_hmget",
+        ):
+            assert lat[name]["n"] > 0
     mats = res["materialize"]["runs"]
-    assert {r["engine"] for r in mats} == {"feast", "platform"}
-    # Both engines wrote one Redis hash per source row.
+    assert {r["engine"] for r in mats} == {
+        "feast",
+        "feast_api_platform_engine_gate",
+        "feast_api_platform_engine_no_gate",
+        "platform",
+    }
+    # Every engine wrote one Redis hash per source row.
     assert all("error" not in r and r["redis_keys"] == r["rows"] for r in mats)
     pits = res["pit"]["runs"]
     assert all("error" not in r and r["all_entity_rows_kept"] for r in pits)
