@@ -4,7 +4,7 @@ One home for "what does materializing ``[start, end]`` read": the offline
 store's ``pull_latest_from_table_or_query`` (latest row per entity with an event
 time in ``[start, end]``, the created timestamp breaking ties), used by the
 batch engine's generic write path, the Spark writer, recovery, governance and
-the online-vs-offline sampler; ``pull_window`` reads every row of a window
+the online-vs-offline sampler; ``window_rows_job`` reads every row of a window
 (monitoring's drift windows). A low-layer module: it imports nothing of the
 platform but nothing above it.
 """
@@ -19,7 +19,12 @@ if TYPE_CHECKING:
     from feast.data_source import DataSource
     from feast.infra.offline_stores.offline_store import RetrievalJob
 
-__all__ = ["batch_source", "latest_rows_job", "pull_latest", "pull_window"]
+__all__ = [
+    "batch_source",
+    "latest_rows_job",
+    "pull_latest",
+    "window_rows_job",
+]
 
 
 def batch_source(view: FeatureView) -> DataSource:
@@ -28,6 +33,29 @@ def batch_source(view: FeatureView) -> DataSource:
     if source is None:
         raise ValueError(f"feature view {view.name!r} has no batch source")
     return source
+
+
+def _query(
+    config: Any,
+    view: FeatureView,
+    start: datetime,
+    end: datetime,
+    features: list[str] | None,
+) -> dict[str, Any]:
+    """The arguments of an offline store's pull over ``view``'s batch source."""
+    source = batch_source(view)
+    return {
+        "config": config,
+        "data_source": source,
+        "join_key_columns": [e.name for e in view.entity_columns],
+        "feature_name_columns": (
+            [f.name for f in view.features] if features is None else features
+        ),
+        "timestamp_field": source.timestamp_field,
+        "created_timestamp_column": source.created_timestamp_column or None,
+        "start_date": start,
+        "end_date": end,
+    }
 
 
 def latest_rows_job(
@@ -42,18 +70,25 @@ def latest_rows_job(
     """The offline store's latest row per entity of ``view`` with an event time
     in ``[start, end]``: what materializing that window writes. ``features``
     defaults to all of the view's features."""
-    source = batch_source(view)
     return offline_store.pull_latest_from_table_or_query(
-        config=config,
-        data_source=source,
-        join_key_columns=[e.name for e in view.entity_columns],
-        feature_name_columns=(
-            [f.name for f in view.features] if features is None else features
-        ),
-        timestamp_field=source.timestamp_field,
-        created_timestamp_column=source.created_timestamp_column or None,
-        start_date=start,
-        end_date=end,
+        **_query(config, view, start, end, features)
+    )
+
+
+def window_rows_job(
+    config: Any,
+    offline_store: Any,
+    view: FeatureView,
+    start: datetime,
+    end: datetime,
+    *,
+    features: list[str] | None = None,
+) -> RetrievalJob:
+    """Every source row of ``view`` with an event time in ``[start, end]``
+    (Feast's ``pull_all_from_table_or_query``: DuckDB, BigQuery and Spark
+    alike). ``features`` defaults to all of the view's features."""
+    return offline_store.pull_all_from_table_or_query(
+        **_query(config, view, start, end, features)
     )
 
 
@@ -68,39 +103,7 @@ def pull_latest(
     """``latest_rows_job`` with the store's config and offline store."""
     from feature_platform.feast_compat import provider
 
+    offline_store = provider(store).offline_store
     return latest_rows_job(
-        store.config,
-        provider(store).offline_store,
-        view,
-        start,
-        end,
-        features=features,
-    )
-
-
-def pull_window(
-    store: FeatureStore,
-    view: FeatureView,
-    start: datetime,
-    end: datetime,
-    *,
-    features: list[str] | None = None,
-) -> RetrievalJob:
-    """Every source row of ``view`` with an event time in ``[start, end]``
-    (Feast's ``pull_all_from_table_or_query``: DuckDB, BigQuery and Spark alike).
-    ``features`` defaults to all of the view's features."""
-    from feature_platform.feast_compat import provider
-
-    source = batch_source(view)
-    return provider(store).offline_store.pull_all_from_table_or_query(
-        config=store.config,
-        data_source=source,
-        join_key_columns=[e.name for e in view.entity_columns],
-        feature_name_columns=(
-            [f.name for f in view.features] if features is None else features
-        ),
-        timestamp_field=source.timestamp_field,
-        created_timestamp_column=source.created_timestamp_column or None,
-        start_date=start,
-        end_date=end,
+        store.config, offline_store, view, start, end, features=features
     )

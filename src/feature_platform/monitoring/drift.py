@@ -2,7 +2,7 @@
 
 Per-window feature statistics use Feast's own ``MetricsCalculator`` (the code
 behind ``feast monitor run``: row/null counts, mean, p50..p99, top values), on
-rows read with the offline store (``feature_platform.offline.pull_window``).
+rows read with the offline store (``feature_platform.offline.window_rows_job``).
 ``feast monitor`` itself has no drift metric, so drift is computed here: PSI
 on shared bins (deciles of the reference window; categories as bins; nulls as
 their own bin), flagged above ``PSI_THRESHOLD`` (0.2). ``pii``-tagged features
@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.monitoring.window import Window, as_utc
-from feature_platform.offline import batch_source, pull_window
+from feature_platform.offline import batch_source, window_rows_job
 from feature_platform.pii import pii_fields
 
 if TYPE_CHECKING:
@@ -158,7 +158,12 @@ def _window_rows(
     max_rows: int,
     seed: int,
 ) -> pd.DataFrame:
-    df = pull_window(store, view, window.start, window.end, features=features).to_df()
+    from feature_platform.feast_compat import provider
+
+    offline_store = provider(store).offline_store
+    df = window_rows_job(
+        store.config, offline_store, view, window.start, window.end, features=features
+    ).to_df()
     if len(df) > max_rows:
         df = df.sample(max_rows, random_state=seed)
     return df
