@@ -23,15 +23,17 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc, ensure_utc_column
-from feature_platform.offline import batch_source
-from feature_platform.quality.sampling import sample_online, values_match
+from feature_platform.config import ensure_utc
+from feature_platform.quality.sampling import (
+    OnlineSample,
+    sample_online,
+    values_match,
+)
 
 if TYPE_CHECKING:
-    import pandas as pd
     from feast import FeatureStore, FeatureView
 
-__all__ = ["SkewCheckFailed", "check_online_skew", "expected_latest", "values_match"]
+__all__ = ["SkewCheckFailed", "check_online_skew", "values_match"]
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
@@ -60,32 +62,6 @@ class SkewCheckFailed(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def expected_latest(
-    frame: pd.DataFrame, view: FeatureView, end: datetime
-) -> pd.DataFrame:
-    """Per entity, the row valid online at ``end``: newest event in [end-ttl, end]."""
-    import pandas as pd
-
-    source = batch_source(view)
-    ts = source.timestamp_field
-    created = source.created_timestamp_column or None
-    frame = ensure_utc_column(frame, ts)
-    order = [ts]
-    if created and created in frame.columns:
-        frame = ensure_utc_column(frame, created)
-        order.append(created)
-    end_ts = pd.Timestamp(ensure_utc(end, "end"))
-    lo = end_ts - pd.Timedelta(view.ttl) if view.ttl else frame[ts].min()
-    window = frame[(frame[ts] >= lo) & (frame[ts] <= end_ts)]
-    keys = [c.name for c in view.entity_columns]
-    return (
-        window.sort_values(order, kind="stable")
-        .groupby(keys, as_index=False)
-        .tail(1)
-        .reset_index(drop=True)
-    )
-
-
 def _empty_report() -> dict[str, Any]:
     return {
         "candidates": 0,
@@ -109,27 +85,8 @@ def _materialized_after(view: FeatureView, end: datetime) -> datetime | None:
     return newest if newest is not None and newest > end else None
 
 
-def _check_view(
-    store: FeatureStore,
-    view: FeatureView,
-    *,
-    start: datetime | None,
-    end: datetime,
-    sample_size: int,
-    seed: int,
-    rel_tol: float,
-    abs_tol: float,
-) -> dict[str, Any]:
-    sample = sample_online(
-        store,
-        view,
-        as_of=end,
-        start=start,
-        size=sample_size,
-        seed=seed,
-        rel_tol=rel_tol,
-        abs_tol=abs_tol,
-    )
+def _view_report(sample: OnlineSample) -> dict[str, Any]:
+    """Mismatch and online null rates of one view's sample, with a few examples."""
     n = sample.sampled
     report = {**_empty_report(), "candidates": sample.candidates, "sampled": n}
     if not n:
@@ -211,16 +168,17 @@ def check_online_skew(
                 f"{newer.isoformat()}, after {end.isoformat()}",
             }
             continue
-        report = _check_view(
+        sample = sample_online(
             store,
             view,
+            as_of=end,
             start=start,
-            end=end,
-            sample_size=sample_size,
+            size=sample_size,
             seed=seed,
             rel_tol=rel_tol,
             abs_tol=abs_tol,
         )
+        report = _view_report(sample)
         summary["views"][view.name] = report
         log.info(
             "skew %s: %s/%s values differ, null rate %.3f",
