@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
 from feature_platform.redact import redact_url
@@ -36,7 +35,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 CONN_ID = "feature_platform_webhook"
-ENV_VAR = "FEATURE_PLATFORM_WEBHOOK_URL"
+ENV_VAR = "FEATURE_PLATFORM_WEBHOOK_URL"  # read by feature_platform.config
 DEFAULT_TIMEOUT_S = 10.0
 _MAX_TEXT = 3000  # Slack truncates long texts; keep alerts readable
 
@@ -71,7 +70,9 @@ def _url_from_connection(conn_id: str) -> str | None:
 
 def resolve_webhook_url(*, conn_id: str = CONN_ID) -> str | None:
     """The webhook URL from the Airflow connection or the environment, else None."""
-    return _url_from_connection(conn_id) or os.environ.get(ENV_VAR) or None
+    from feature_platform.config import settings
+
+    return _url_from_connection(conn_id) or settings().webhook_url or None
 
 
 def post_message(
