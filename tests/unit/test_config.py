@@ -24,7 +24,11 @@ def test_local_profile_is_embedded(sample_repo: Path) -> None:
     assert cfg.registry.registry_type == "sql"
     # Relative SQLite paths become absolute against the repo, not the cwd.
     assert cfg.registry.path == f"sqlite:///{sample_repo / 'data' / 'registry.db'}"
-    assert cfg.online_store.type == "sqlite"
+    # Feast's SQLite store through the platform's plugin (freshness at read).
+    assert cfg.online_store.type == (
+        "feature_platform.online_store.PlatformSqliteOnlineStore"
+    )
+    assert cfg.batch_engine_config["type"] == "feature_platform.engine.PlatformEngine"
     # Feast's DuckDB store plus the platform's fast PIT join (a Feast plugin).
     assert cfg.offline_store.type == "feature_platform.pit_store.FastPitOfflineStore"
     assert cfg.entity_key_serialization_version == 3
@@ -41,7 +45,13 @@ def test_services_profile_uses_env_with_defaults(
     )
     assert cfg.registry.path.endswith("/registry_db")
     assert cfg.registry.cache_ttl_seconds == 60
-    assert cfg.online_store.type == "redis"
+    from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+
+    # Feast's Redis store keys through the platform's plugin.
+    assert cfg.online_store.type == (
+        "feature_platform.online_store.PlatformRedisOnlineStore"
+    )
+    assert isinstance(cfg.online_store, RedisOnlineStoreConfig)
     assert cfg.online_store.connection_string.startswith("127.0.0.1:6390,")
 
 

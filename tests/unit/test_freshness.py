@@ -1,4 +1,4 @@
-"""Freshness at read: the pure rule, the response/dict filters, and read_online."""
+"""Freshness at read: the one rule, the response filter, and read_online."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 
 from feature_platform.freshness import (
-    STATUS_OUTSIDE_MAX_AGE,
-    STATUS_PRESENT,
-    enforce_on_dict,
+    as_of,
+    column_ttls,
     enforce_on_response,
     is_stale,
+    is_stale_epoch,
+    now_seconds,
     output_ttls,
+    ttl_seconds,
 )
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -47,28 +49,44 @@ def test_is_stale_rejects_naive_times() -> None:
         is_stale(NOW, H6, datetime(2026, 1, 1))
 
 
-def test_enforce_on_dict_nulls_only_stale_cells() -> None:
-    fresh = int((NOW - timedelta(hours=1)).timestamp())
-    old = int((NOW - timedelta(hours=7)).timestamp())
-    result = {
-        "driver_id": [1, 2, 3],
-        "avg_rating": [4.5, 3.9, None],
-        "avg_rating__ts": [fresh, old, 0],
-        "total_orders": [10, 20, 30],
-        "total_orders__ts": [old, old, old],  # 7 h old, but its ttl is 3 days
-    }
-    statuses = {"avg_rating": [STATUS_PRESENT] * 3}
-    ttls = {"avg_rating": H6, "total_orders": timedelta(days=3)}
-    assert enforce_on_dict(result, ttls, now=NOW, statuses=statuses) == 1
-    assert result["avg_rating"] == [4.5, None, None]
-    assert statuses["avg_rating"][1] == STATUS_OUTSIDE_MAX_AGE
-    assert result["total_orders"] == [10, 20, 30]
-    assert result["driver_id"] == [1, 2, 3]
+@pytest.mark.parametrize(
+    ("event_s", "ttl_s", "stale"),
+    [
+        (NOW.timestamp() - 3600, H6.total_seconds(), False),
+        (NOW.timestamp() - H6.total_seconds(), H6.total_seconds(), False),  # edge
+        (NOW.timestamp() - H6.total_seconds() - 1e-6, H6.total_seconds(), True),
+        (NOW.timestamp() - 1e9, None, False),  # no ttl: never expires
+        (None, H6.total_seconds(), False),  # no value
+        (0.0, H6.total_seconds(), False),  # Feast's "no timestamp"
+    ],
+)
+def test_is_stale_epoch_is_the_rule(event_s, ttl_s, stale: bool) -> None:
+    assert is_stale_epoch(event_s, ttl_s, NOW.timestamp()) is stale
+    assert ttl_seconds(timedelta(0)) is None and ttl_seconds(None) is None
 
 
-def test_enforce_on_dict_needs_timestamps() -> None:
-    with pytest.raises(KeyError, match="include_event_timestamps"):
-        enforce_on_dict({"avg_rating": [1.0]}, {"avg_rating": H6}, now=NOW)
+def test_as_of_pins_the_clock_for_the_block() -> None:
+    assert abs(now_seconds() - datetime.now(UTC).timestamp()) < 5
+    with as_of(NOW):
+        assert now_seconds() == NOW.timestamp()
+        with as_of(None):  # None changes nothing
+            assert now_seconds() == NOW.timestamp()
+    assert abs(now_seconds() - datetime.now(UTC).timestamp()) < 5
+    with pytest.raises(ValueError, match="no timezone"), as_of(datetime(2026, 1, 1)):
+        pass
+
+
+def test_column_ttls_follow_projections(applied_local_store) -> None:
+    service = applied_local_store.get_feature_service("driver_matching_service")
+    grouped = [
+        (applied_local_store.get_feature_view(p.name), [f.name for f in p.features])
+        for p in service.feature_view_projections
+    ]
+    ttls = column_ttls(grouped, full_feature_names=False)
+    assert ttls["avg_rating"] == timedelta(hours=6)
+    assert ttls["preferred_category"] == timedelta(days=3)
+    full = column_ttls(grouped, full_feature_names=True)
+    assert full["driver_stats__avg_rating"] == timedelta(hours=6)
 
 
 def _response(ts_seconds: list[int]):
@@ -138,7 +156,7 @@ def test_output_ttls(applied_local_store) -> None:
 def test_read_online_never_serves_values_past_ttl(tmp_path: Path) -> None:
     """Data whose newest rows are 8 h old: drivers (ttl 6 h) come back null,
     customers (ttl 3 days) present; Feast alone returns both as present."""
-    from feature_platform.config import get_store, utc_now
+    from feature_platform.config import PLAIN_FEAST_LOCAL, get_store, utc_now
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_window
     from feature_platform.online import read_online
@@ -158,10 +176,16 @@ def test_read_online_never_serves_values_past_ttl(tmp_path: Path) -> None:
     rows = [{"driver_id": int(d), "customer_id": int(c)} for d, c in ids]
     refs = ["driver_stats:avg_rating", "customer_stats:total_orders"]
 
-    raw = store.get_online_features(features=refs, entity_rows=rows).to_dict()
+    # Plain Feast (stock SQLite store) over the same registry and online store.
+    plain = get_store("local", repo=repo, overrides=PLAIN_FEAST_LOCAL)
+    raw = plain.get_online_features(features=refs, entity_rows=rows).to_dict()
     assert all(v is not None for v in raw["avg_rating"])  # feast#6821
 
+    # Feast's own call on the platform's profile goes through the plugin.
+    sdk = store.get_online_features(features=refs, entity_rows=rows).to_dict()
+    assert sdk["avg_rating"] == [None, None, None]
     got = read_online(store, rows, features=refs)
+    assert got == sdk
     assert got["avg_rating"] == [None, None, None]
     assert got["total_orders"] == raw["total_orders"]
     assert all(v is not None for v in got["total_orders"])

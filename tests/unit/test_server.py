@@ -184,7 +184,7 @@ def test_other_endpoints_pass_through(client: Any) -> None:
     ("argv", "message"),
     [
         (["--tls-key-file", "k.pem"], "both --tls-key-file and --tls-cert-file"),
-        (["--max-entity-rows", "0"], "FP_SERVER_MAX_ENTITY_ROWS must be positive"),
+        (["--max-entity-rows", "0"], "--max-entity-rows must be positive"),
     ],
 )
 def test_bad_serve_options_fail_before_starting(
@@ -228,7 +228,7 @@ def test_stale_values_are_null_unless_ttl_enforcement_is_off(client: Any) -> Non
     (feast#6821)."""
     from fastapi.testclient import TestClient
 
-    from feature_platform.config import get_store
+    from feature_platform.config import PLAIN_FEAST_LOCAL, get_store
     from feature_platform.server import build_app
 
     stale = datetime.now(UTC).replace(microsecond=0).timestamp() - 7 * 3600
@@ -243,7 +243,7 @@ def test_stale_values_are_null_unless_ttl_enforcement_is_off(client: Any) -> Non
     assert column["values"] == [None]
     assert column["statuses"] == ["OUTSIDE_MAX_AGE"]
 
-    raw_store = get_store("local", repo=client.repo)
+    raw_store = get_store("local", repo=client.repo, overrides=PLAIN_FEAST_LOCAL)
     with TestClient(build_app(raw_store, enforce_ttl=False)) as raw:
         column = raw.post("/get-online-features", json=read).json()["results"][1]
     assert column["values"] == [1.5]
@@ -365,11 +365,24 @@ def test_fast_path_timestamps_match_feast(seconds: int, nanos: int) -> None:
 def test_server_flags(
     raw: str, expected: bool | type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feature_platform.server import _env_flag
+    from feature_platform.config import settings
 
     monkeypatch.setenv("FP_SERVER_FAST_READS", raw)
     if expected is ValueError:
         with pytest.raises(ValueError, match="FP_SERVER_FAST_READS"):
-            _env_flag("FP_SERVER_FAST_READS", default=True)
+            settings()
     else:
-        assert _env_flag("FP_SERVER_FAST_READS", default=True) is expected
+        assert settings().server_fast_reads is expected
+
+
+def test_bad_server_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from feature_platform.config import ConfigError, settings
+
+    monkeypatch.setenv("FP_SERVER_MAX_ENTITY_ROWS", "0")
+    with pytest.raises(ConfigError, match="FP_SERVER_MAX_ENTITY_ROWS.*positive"):
+        settings()
+    monkeypatch.setenv("FP_SERVER_MAX_ENTITY_ROWS", "ten")
+    with pytest.raises(ConfigError, match="FP_SERVER_MAX_ENTITY_ROWS"):
+        settings()
