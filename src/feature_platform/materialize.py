@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.config import ensure_utc, utc_now
-from feature_platform.offline import pull_latest
+from feature_platform.offline import online_views, pull_latest
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
@@ -51,23 +51,6 @@ Progress = Callable[[str, int, int], None]
 
 class FutureWindowError(ValueError):
     """A materialization window ends in the future (would skip late data)."""
-
-
-def online_views(
-    store: FeatureStore, names: Iterable[str] | None = None
-) -> list[FeatureView]:
-    """The registry's online batch feature views, optionally restricted by name."""
-    views = [v for v in store.list_feature_views() if v.online]
-    if names is None:
-        return views
-    wanted = list(names)
-    known = {v.name for v in views}
-    unknown = sorted(set(wanted) - known)
-    if unknown:
-        raise ValueError(
-            f"unknown feature view(s) {unknown}; online views are {sorted(known)}"
-        )
-    return [v for v in views if v.name in wanted]
 
 
 def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:

@@ -11,6 +11,7 @@ platform but nothing above it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "batch_source",
     "latest_rows_job",
+    "online_views",
     "pull_latest",
     "window_rows_job",
 ]
@@ -107,3 +109,20 @@ def pull_latest(
     return latest_rows_job(
         store.config, offline_store, view, start, end, features=features
     )
+
+
+def online_views(
+    store: FeatureStore, names: Iterable[str] | None = None
+) -> list[FeatureView]:
+    """The registry's online batch feature views, optionally restricted by name."""
+    views = [v for v in store.list_feature_views() if v.online]
+    if names is None:
+        return views
+    wanted = list(names)
+    known = {v.name for v in views}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown feature view(s) {unknown}; online views are {sorted(known)}"
+        )
+    return [v for v in views if v.name in wanted]

@@ -74,7 +74,7 @@ def online_health(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Sample each online view's entities and report missing / behind values."""
-    from feature_platform.materialize import online_views
+    from feature_platform.offline import online_views
 
     end = ensure_utc(end, "end") if end is not None else utc_now()
     store.refresh_registry()

@@ -141,7 +141,7 @@ def check_online_skew(
     :class:`SkewCheckFailed` when a view's mismatch rate exceeds
     ``max_mismatch_rate`` (unless ``raise_on_failure`` is false).
     """
-    from feature_platform.materialize import online_views
+    from feature_platform.offline import online_views
 
     end = ensure_utc(end, "end")
     start = ensure_utc(start, "start") if start is not None else None

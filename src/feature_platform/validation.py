@@ -480,7 +480,7 @@ def validate_sources(
     is a table of the failed expectations) when any suite fails, unless
     ``raise_on_failure`` is false.
     """
-    from feature_platform.materialize import online_views
+    from feature_platform.offline import online_views
 
     store = _as_store(store_or_repo)
     start = ensure_utc(start, "start")

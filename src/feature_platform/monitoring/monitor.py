@@ -34,7 +34,7 @@ def run_monitor(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Freshness, drift, online null rate and latency of the online views."""
-    from feature_platform.materialize import online_views
+    from feature_platform.offline import online_views
 
     now = ensure_utc(now, "now") if now else utc_now()
     store.refresh_registry()
