@@ -193,11 +193,10 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
             out[key] = json.loads(out[key])
     when = out.get("applied_at")
     if when is not None and hasattr(when, "isoformat"):
-        if when.tzinfo is None:  # SQLite drops the offset; stored values are UTC
-            from datetime import UTC
+        from feature_platform.config import stored_utc
 
-            when = when.replace(tzinfo=UTC)
-        out["applied_at"] = when.isoformat()
+        # SQLite drops the offset; stored values are UTC.
+        out["applied_at"] = stored_utc(when).isoformat()
     return out
 
 

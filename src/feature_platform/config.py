@@ -62,6 +62,7 @@ __all__ = [
     "parse_utc",
     "repo_dir",
     "resolve_profile",
+    "stored_utc",
     "utc_now",
 ]
 
@@ -480,6 +481,16 @@ def ensure_utc(value: datetime, name: str = "timestamp") -> datetime:
         # in arithmetic (`end - timedelta(...)` drops tzinfo=UTC): return a plain one.
         value = datetime(*value.timetuple()[:6], value.microsecond, tzinfo=UTC)
     return value
+
+
+def stored_utc(value: datetime) -> datetime:
+    """A timestamp a store returned (Feast's intervals, a source's max, a SQLite
+    column), as aware UTC: the stores write UTC and some drop the offset, so
+    naive here means UTC. Input from users goes through ``ensure_utc`` instead,
+    which rejects naive values."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def parse_utc(text: str | datetime, name: str = "timestamp") -> datetime:

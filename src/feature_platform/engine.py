@@ -117,7 +117,9 @@ class PlatformMaterializationJob(MaterializationJob):
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    from feature_platform.config import stored_utc
+
+    return stored_utc(value)
 
 
 def _gate(

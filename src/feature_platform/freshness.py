@@ -229,13 +229,9 @@ def enforce_on_response(
 
 
 def _redacted_registry(store: FeatureStore) -> str:
-    path = str(getattr(store.config.registry, "path", ""))
-    try:
-        from sqlalchemy.engine import make_url
+    from feature_platform.redact import redact_url
 
-        return make_url(path).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a URL (file registry)
-        return path
+    return redact_url(str(getattr(store.config.registry, "path", "")))
 
 
 def ensure_registry_current(store: FeatureStore) -> None:

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc, utc_now
+from feature_platform.config import ensure_utc, stored_utc, utc_now
 from feature_platform.offline import online_views, pull_latest
 
 if TYPE_CHECKING:
@@ -218,6 +218,4 @@ def _watermark(view: FeatureView) -> datetime | None:
         return None
     # Feast records materialization intervals in UTC; older registries return
     # them naive.
-    if watermark.tzinfo is None:
-        watermark = watermark.replace(tzinfo=UTC)
-    return watermark.astimezone(UTC)
+    return stored_utc(watermark)

@@ -263,7 +263,7 @@ def write_sample_data(
     so no store, offline or online, ever holds a raw address, whichever tool
     materializes it (plain ``feast materialize`` included).
     """
-    from feature_platform.governance import mask_pii_frame
+    from feature_platform.pii import mask_frame as mask_pii_frame
 
     spec = spec or SampleSpec()
     data_dir = Path(data_dir)

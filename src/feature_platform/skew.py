@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc
+from feature_platform.config import ensure_utc, stored_utc
 from feature_platform.quality.sampling import (
     OnlineSample,
     sample_online,
@@ -77,10 +77,7 @@ def _empty_report() -> dict[str, Any]:
 
 def _materialized_after(view: FeatureView, end: datetime) -> datetime | None:
     """The newest materialized end recorded for ``view`` if it is after ``end``."""
-    ends = [
-        ensure_utc(e if e.tzinfo else e.replace(tzinfo=UTC), "end")
-        for _, e in view.materialization_intervals
-    ]
+    ends = [stored_utc(e) for _, e in view.materialization_intervals]
     newest = max(ends, default=None)
     return newest if newest is not None and newest > end else None
 

@@ -74,7 +74,8 @@ def assert_online_equals_offline(
     store, repo: Path, name: str, *, start: datetime, end: datetime
 ) -> int:
     """Every entity with a source row in [start, end] reads back its latest row."""
-    from feature_platform.governance import mask_pii_frame, pii_fields
+    from feature_platform.pii import mask_frame as mask_pii_frame
+    from feature_platform.pii import pii_fields
 
     view = store.get_feature_view(name)
     key = KEYS[name]

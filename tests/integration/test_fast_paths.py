@@ -30,7 +30,7 @@ def _hashes(store, *, mask_pii: bool = False) -> dict[bytes, dict[bytes, bytes]]
     from feast.infra.online_stores.helpers import _mmh3
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from feature_platform.governance import mask_value, pii_fields
+    from feature_platform.pii import mask_value, pii_fields
 
     pii = {
         _mmh3(f"{view.name}:{name}")

@@ -228,8 +228,8 @@ def test_online_values_are_the_same_in_every_profile(
     profile_runs: dict[str, ProfileRun], scale_repo: Path
 ) -> None:
     """Every entity, every feature (pii masked), local == services == scale."""
-    from feature_platform.governance import mask_pii_frame
     from feature_platform.online import read_online
+    from feature_platform.pii import mask_frame as mask_pii_frame
 
     for view, (key, features, ttl) in VIEWS.items():
         source = _source(scale_repo, view)

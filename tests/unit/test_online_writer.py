@@ -153,8 +153,7 @@ def test_mask_array_equals_hmac(salt: str) -> None:
         if v is None
         else v
         if v.startswith("sha256:")
-        else "sha256:"
-        + hmac.new(salt.encode(), v.encode(), hashlib.sha256).hexdigest()
+        else "sha256:" + hmac.new(salt.encode(), v.encode(), hashlib.sha256).hexdigest()
         for v in values
     ]
     assert got == expected

@@ -44,29 +44,8 @@ from feature_platform.governance.schema import (
 from feature_platform.governance.ttl import check_ttl_rule
 from feature_platform.governance.utc import check_source_utc, require_utc_columns
 
-# The PII masker lives in feature_platform.pii; these names stay importable from
-# here until every caller imports them from there.
-from feature_platform.pii import (
-    DEV_PII_SALT,
-    MASK_PREFIX,
-    PII_SALT_ENV,
-    PII_TAG,
-    is_masked,
-    mask_value,
-    pii_fields,
-    pii_salt,
-)
-from feature_platform.pii import MASKED as _MASKED  # noqa: F401
-from feature_platform.pii import mask_array as mask_pii_array
-from feature_platform.pii import mask_frame as mask_pii_frame
-from feature_platform.pii import mask_table as mask_pii_table
-
 __all__ = [
-    "DEV_PII_SALT",
     "LOCK_FILE",
-    "MASK_PREFIX",
-    "PII_SALT_ENV",
-    "PII_TAG",
     "SNAPSHOT_VERSION",
     "CheckReport",
     "Finding",
@@ -76,14 +55,7 @@ __all__ = [
     "check_ttl_rule",
     "compare_snapshots",
     "definitions_snapshot",
-    "is_masked",
     "lock_path",
-    "mask_pii_array",
-    "mask_pii_frame",
-    "mask_pii_table",
-    "mask_value",
-    "pii_fields",
-    "pii_salt",
     "read_lock",
     "registry_snapshot",
     "require_utc_columns",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from feature_platform.config import artifacts_dir, ensure_utc
@@ -41,9 +41,9 @@ class Window:
 
 def as_utc(value: datetime | None) -> datetime | None:
     """A timestamp Feast or a source returned, as aware UTC (naive means UTC)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    from feature_platform.config import stored_utc
+
+    return None if value is None else stored_utc(value)
 
 
 def default_windows(

@@ -86,6 +86,98 @@ def _enforcing(config: Any) -> bool:
 class _FreshReads:
     """Freshness over Feast's own read paths (mixed into an online store)."""
 
+    _fast = False  # a store with a fast read path sets it and has _fast_read
+
+    def _fast_read(  # type: ignore[no-untyped-def]
+        self, config, features, entity_rows, registry, project, full_feature_names
+    ):
+        raise UnsupportedRead("no fast read path")
+
+    def get_online_features(  # type: ignore[no-untyped-def]
+        self,
+        config,
+        features,
+        entity_rows,
+        registry,
+        project,
+        full_feature_names=False,
+        include_feature_view_version_metadata=False,
+    ):
+        if self._fast and not include_feature_view_version_metadata:
+            try:
+                return self._fast_read(
+                    config,
+                    features,
+                    entity_rows,
+                    registry,
+                    project,
+                    full_feature_names,
+                )
+            except UnsupportedRead:
+                pass
+        response = super().get_online_features(  # type: ignore[misc]
+            config,
+            features,
+            entity_rows,
+            registry,
+            project,
+            full_feature_names,
+            include_feature_view_version_metadata,
+        )
+        return self._fresh(
+            response, config, registry, project, features, full_feature_names
+        )
+
+    async def get_online_features_async(  # type: ignore[no-untyped-def]
+        self,
+        config,
+        features,
+        entity_rows,
+        registry,
+        project,
+        full_feature_names=False,
+        include_feature_view_version_metadata=False,
+    ):
+        if self._fast and not include_feature_view_version_metadata:
+            try:
+                # One short blocking round trip on a pooled connection, off the
+                # event loop.
+                return await asyncio.to_thread(
+                    self._fast_read,
+                    config,
+                    features,
+                    entity_rows,
+                    registry,
+                    project,
+                    full_feature_names,
+                )
+            except UnsupportedRead:
+                pass
+        response = await super().get_online_features_async(  # type: ignore[misc]
+            config,
+            features,
+            entity_rows,
+            registry,
+            project,
+            full_feature_names,
+            include_feature_view_version_metadata,
+        )
+        return self._fresh(
+            response, config, registry, project, features, full_feature_names
+        )
+
+    def online_read(self, config, table, entity_keys, requested_features=None):  # type: ignore[no-untyped-def]
+        rows = super().online_read(config, table, entity_keys, requested_features)  # type: ignore[misc]
+        return self._fresh_rows(config, table, rows)
+
+    async def online_read_async(  # type: ignore[no-untyped-def]
+        self, config, table, entity_keys, requested_features=None
+    ):
+        rows = await super().online_read_async(  # type: ignore[misc]
+            config, table, entity_keys, requested_features
+        )
+        return self._fresh_rows(config, table, rows)
+
     def _fresh(
         self,
         response: OnlineResponse,
@@ -127,56 +219,6 @@ class _FreshReads:
 
 class PlatformSqliteOnlineStore(_FreshReads, SqliteOnlineStore):
     """Feast's SQLite online store with the ttl rule applied to every read."""
-
-    def get_online_features(
-        self,
-        config,
-        features,
-        entity_rows,
-        registry,
-        project,
-        full_feature_names=False,
-        include_feature_view_version_metadata=False,
-    ):  # type: ignore[no-untyped-def]
-        response = super().get_online_features(
-            config,
-            features,
-            entity_rows,
-            registry,
-            project,
-            full_feature_names,
-            include_feature_view_version_metadata,
-        )
-        return self._fresh(
-            response, config, registry, project, features, full_feature_names
-        )
-
-    async def get_online_features_async(
-        self,
-        config,
-        features,
-        entity_rows,
-        registry,
-        project,
-        full_feature_names=False,
-        include_feature_view_version_metadata=False,
-    ):  # type: ignore[no-untyped-def]
-        response = await super().get_online_features_async(
-            config,
-            features,
-            entity_rows,
-            registry,
-            project,
-            full_feature_names,
-            include_feature_view_version_metadata,
-        )
-        return self._fresh(
-            response, config, registry, project, features, full_feature_names
-        )
-
-    def online_read(self, config, table, entity_keys, requested_features=None):  # type: ignore[no-untyped-def]
-        rows = super().online_read(config, table, entity_keys, requested_features)
-        return self._fresh_rows(config, table, rows)
 
 
 class PlatformOnlineResponse(OnlineResponse):
@@ -331,16 +373,21 @@ def _entity_columns(
 class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
     """Feast's Redis online store with the platform's fast, fresh reads and writes."""
 
-    _plans: dict[int, tuple[Any, ReadPlan | None]] | None = None
+    _fast = True
+    _plans: dict[int, tuple[Any, ReadPlan | None, dict[str, Any]]] | None = None
 
     # ----------------------------------------------------------------- reads
 
     def _plan(
         self, config: Any, registry: Any, project: str, features: Any, full: bool
-    ) -> tuple[ReadPlan, tuple[Any, ...]]:
-        from feature_platform.feast_compat import online_request_context
+    ) -> tuple[ReadPlan, tuple[Any, ...], dict[str, Any]]:
+        """The read plan of a request, kept while Feast's resolution of it (the
+        same context object until the registry cache refreshes) is unchanged."""
+        from feature_platform.feast_compat import (
+            online_request_context,
+            version_registry_snapshots,
+        )
 
-        check_store_config(config)
         context = online_request_context(registry, project, features, full)
         plans = self._plans
         if plans is None:
@@ -349,16 +396,19 @@ class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
         if hit is not None and hit[0] is context:
             if hit[1] is None:
                 raise UnsupportedRead("planned before: not covered")
-            return hit[1], context
+            return hit[1], context, hit[2]
         if len(plans) >= _MAX_PLANS:
             plans.clear()
+        version_registry_snapshots(registry)
+        feature_types = self._build_feature_types(context[5])
         try:
+            check_store_config(config)
             plan, _ = plan_read(registry, project, features, full_feature_names=full)
         except UnsupportedRead:
-            plans[id(context)] = (context, None)
+            plans[id(context)] = (context, None, feature_types)
             raise
-        plans[id(context)] = (context, plan)
-        return plan, context
+        plans[id(context)] = (context, plan, feature_types)
+        return plan, context, feature_types
 
     def _fast_read(
         self,
@@ -369,17 +419,13 @@ class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
         project: str,
         full_feature_names: bool,
     ) -> PlatformOnlineResponse:
-        from feature_platform.feast_compat import (
-            redis_client,
-            version_registry_snapshots,
-        )
+        from feature_platform.feast_compat import redis_client
         from feature_platform.freshness import now_seconds
 
-        version_registry_snapshots(registry)
-        plan, context = self._plan(
+        plan, context, feature_types = self._plan(
             config, registry, project, features, full_feature_names
         )
-        entity_types, join_keys, grouped = context[3], context[4], context[5]
+        entity_types, join_keys = context[3], context[4]
         columns = _entity_columns(entity_rows, join_keys, entity_types)
         reads = plan.read(
             redis_client(self, config.online_store),
@@ -387,94 +433,7 @@ class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
             now_s=now_seconds(),
             enforce_ttl=_enforcing(config),
         )
-        return PlatformOnlineResponse(
-            columns, entity_types, reads, self._build_feature_types(grouped)
-        )
-
-    def get_online_features(
-        self,
-        config,
-        features,
-        entity_rows,
-        registry,
-        project,
-        full_feature_names=False,
-        include_feature_view_version_metadata=False,
-    ):  # type: ignore[no-untyped-def]
-        if not include_feature_view_version_metadata:
-            try:
-                return self._fast_read(
-                    config,
-                    features,
-                    entity_rows,
-                    registry,
-                    project,
-                    full_feature_names,
-                )
-            except UnsupportedRead:
-                pass
-        response = super().get_online_features(
-            config,
-            features,
-            entity_rows,
-            registry,
-            project,
-            full_feature_names,
-            include_feature_view_version_metadata,
-        )
-        return self._fresh(
-            response, config, registry, project, features, full_feature_names
-        )
-
-    async def get_online_features_async(
-        self,
-        config,
-        features,
-        entity_rows,
-        registry,
-        project,
-        full_feature_names=False,
-        include_feature_view_version_metadata=False,
-    ):  # type: ignore[no-untyped-def]
-        if not include_feature_view_version_metadata:
-            try:
-                # One short blocking round trip on a pooled connection, off the
-                # event loop.
-                return await asyncio.to_thread(
-                    self._fast_read,
-                    config,
-                    features,
-                    entity_rows,
-                    registry,
-                    project,
-                    full_feature_names,
-                )
-            except UnsupportedRead:
-                pass
-        response = await super().get_online_features_async(
-            config,
-            features,
-            entity_rows,
-            registry,
-            project,
-            full_feature_names,
-            include_feature_view_version_metadata,
-        )
-        return self._fresh(
-            response, config, registry, project, features, full_feature_names
-        )
-
-    def online_read(self, config, table, entity_keys, requested_features=None):  # type: ignore[no-untyped-def]
-        rows = super().online_read(config, table, entity_keys, requested_features)
-        return self._fresh_rows(config, table, rows)
-
-    async def online_read_async(
-        self, config, table, entity_keys, requested_features=None
-    ):  # type: ignore[no-untyped-def]
-        rows = await super().online_read_async(
-            config, table, entity_keys, requested_features
-        )
-        return self._fresh_rows(config, table, rows)
+        return PlatformOnlineResponse(columns, entity_types, reads, feature_types)
 
     # ---------------------------------------------------------------- writes
 

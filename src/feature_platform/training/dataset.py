@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from feature_platform.config import ensure_utc, ensure_utc_column
+from feature_platform.redact import redact_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -135,7 +136,8 @@ def build_training_set(
 
 def _mask_pii(store: FeatureStore, service: str, df: pd.DataFrame) -> pd.DataFrame:
     """Mask the service's ``pii``-tagged features (see feature_platform.governance)."""
-    from feature_platform.governance import mask_pii_frame, pii_fields
+    from feature_platform.pii import mask_frame as mask_pii_frame
+    from feature_platform.pii import pii_fields
 
     fs = store.get_feature_service(service)
     columns = [f for proj in fs.feature_view_projections for f in pii_fields(proj)]
@@ -304,16 +306,6 @@ def read_training_set(path: Path | str) -> TrainingSet:
         project=info["project"],
         registry=info["registry"],
     )
-
-
-def redact_url(url: str) -> str:
-    """Drop credentials from a database URL before it is written anywhere."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL (file registry): keep as is
-        return url
 
 
 # ------------------------------------------------------------------- the split
