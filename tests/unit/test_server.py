@@ -15,14 +15,10 @@ from typing import Any
 
 import pytest
 
-from feature_platform.server import (
-    Catalog,
-    RequestError,
-    add_serve_arguments,
-    check_push,
-    check_read,
-    serve,
-)
+from feature_platform.server import add_serve_arguments, serve
+from feature_platform.serving.catalog import Catalog
+from feature_platform.serving.errors import RequestError
+from feature_platform.serving.requests import check_push, check_read
 from tests.conftest import make_repo
 
 
@@ -205,7 +201,7 @@ def test_catalog_cache_survives_a_registry_outage(
     applied_local_store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failed refresh keeps the last snapshot; with none yet it is a 503."""
-    from feature_platform.server import _CatalogCache
+    from feature_platform.serving.catalog import _CatalogCache
 
     cache = _CatalogCache(applied_local_store, ttl=0)  # rebuild on every call
     first = cache.get()
@@ -318,7 +314,7 @@ def test_catalog_refresh_runs_in_the_background(
     while a background thread rebuilds it."""
     import threading
 
-    from feature_platform.server import _CatalogCache
+    from feature_platform.serving.catalog import _CatalogCache
 
     cache = _CatalogCache(applied_local_store, ttl=0)  # due on every call
     first = cache.get()
@@ -351,7 +347,7 @@ def test_fast_path_timestamps_match_feast(seconds: int, nanos: int) -> None:
     from feast.feature_server_utils import _timestamp_to_str
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    from feature_platform.server import _timestamp_json
+    from feature_platform.serving.fast_reads import _timestamp_json
 
     expected = _timestamp_to_str(Timestamp(seconds=seconds, nanos=nanos))
     assert _timestamp_json(seconds, nanos) == expected

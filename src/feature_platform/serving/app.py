@@ -1,0 +1,356 @@
+"""The HTTP feature server: Feast's FastAPI app behind a request guard.
+
+``feast serve`` (``feast.feature_server``) answers many bad requests with a 500
+(unknown feature in a known view, malformed feature reference, missing join key,
+empty ``entities``, wrong key type, ragged columns, a push with missing columns
+or an unparsable timestamp, an unknown push mode) and silently accepts others
+(extra entity keys are ignored, ``1.5`` is truncated to driver ``1``, a feature
+service *and* a feature list at once, any batch size). This module keeps Feast's
+app and endpoints (``feast.feature_server.get_app``: same JSON in and out,
+metrics, permissions) and adds:
+
+* ``RequestGuard``: an ASGI middleware that reads the body of
+  ``POST /get-online-features`` and ``POST /push`` (size-capped), parses it and
+  checks it against a cached snapshot of the registry (``Catalog``) before Feast
+  sees it. Each problem is a 4xx with ``{"error": <code>, "detail": <message>}``;
+  correct requests are replayed to Feast unchanged (so a ``curl -d`` without a
+  JSON content type works too).
+* exception handlers that turn Feast errors into their own 4xx status with a
+  plain message, an unreachable online store into a 503, and keep 500 for real
+  server faults.
+
+* ``FastReads``: on a Redis online store, a validated ``/get-online-features``
+  (feature service or feature list) is answered by
+  ``feature_platform.online_store.reader`` in the same worker-thread
+  hop as its validation: the same JSON as Feast's endpoint, ttl rule included,
+  without Feast's per-request registry lookups, proto assembly and three
+  thread hops. Other stores and the cases it does not cover go to Feast.
+* the registry catalog is refreshed in a background thread (a request never
+  waits on PostgreSQL for a periodic refresh).
+
+``main`` serves it with uvicorn (``make serve``): no gunicorn worker recycling
+(``feast serve`` restarts each worker after ``max_requests``, which stalls the
+requests queued on it), an app factory so ``--workers N`` works, and
+``gc.freeze()`` after startup (a full collection over the startup heap took
+100-150 ms under load: the >50 ms stalls).
+
+Limits come from keyword arguments or the settings
+(``feature_platform.config.Settings``):
+``FP_SERVER_MAX_ENTITY_ROWS`` (rows per read or push, default 1000),
+``FP_SERVER_MAX_BODY_BYTES`` (default 1 MiB) and ``FP_SERVER_BODY_TIMEOUT_S``
+(seconds to receive a body, default 10); ``FP_SERVER_FAST_READS=0`` sends every
+read through Feast's endpoint and ``FP_SERVER_GC_FREEZE=0`` skips the freeze.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from feature_platform.config import settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from feast import FeatureStore
+
+
+from feature_platform.serving.catalog import Catalog, _CatalogCache
+from feature_platform.serving.errors import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_ENTITY_ROWS,
+    DEFAULT_REGISTRY_TTL_SEC,
+    RequestError,
+)
+from feature_platform.serving.fast_reads import FastReads
+from feature_platform.serving.guard import RequestGuard
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_ENTITY_ROWS",
+    "Catalog",
+    "FastReads",
+    "RequestError",
+    "RequestGuard",
+    "build_app",
+    "create_app",
+    "add_serve_arguments",
+    "main",
+    "serve",
+]
+
+# ------------------------------------------------------------------------- app
+
+
+def build_app(
+    store: FeatureStore,
+    *,
+    max_entity_rows: int | None = None,
+    max_body_bytes: int | None = None,
+    registry_ttl_sec: int = DEFAULT_REGISTRY_TTL_SEC,
+    enforce_ttl: bool = True,
+    fast_reads: bool = True,
+) -> FastAPI:
+    """Feast's feature server app for ``store`` with the request guard and handlers.
+
+    Freshness is the online store plugin's (``feature_platform.online_store``):
+    values older than their view's ttl come back ``null`` with status
+    ``OUTSIDE_MAX_AGE`` on Feast's endpoint as on the fast one. ``enforce_ttl``
+    only switches it for the fast JSON path (tests compare with plain Feast).
+
+    With ``fast_reads`` (default) validated reads on a Redis online store are
+    answered by ``FastReads`` (the same JSON, without Feast's per-request
+    registry lookups, proto assembly and thread hops); other stores, and
+    requests it does not cover, go to Feast's endpoint.
+    """
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from feast.errors import FeastError
+    from feast.feature_server import get_app
+    from feast.permissions.server.utils import (
+        ServerType,
+        init_auth_manager,
+        init_security_manager,
+        str_to_auth_manager_type,
+    )
+    from starlette.requests import Request
+
+    # What feast's start_server does before building the app.
+    auth_type = str_to_auth_manager_type(store.config.auth_config.type)
+    init_security_manager(auth_type=auth_type, fs=store)
+    init_auth_manager(
+        auth_type=auth_type,
+        server_type=ServerType.REST,
+        auth_config=store.config.auth_config,
+    )
+    cache = _CatalogCache(store, ttl=max(1, registry_ttl_sec))
+    app = get_app(store, registry_ttl_sec=registry_ttl_sec)
+
+    async def feast_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FeastError)
+        status = exc.http_status_code()
+        if status >= 500:
+            log.error("feast error on %s: %s", request.url.path, exc)
+        return JSONResponse(
+            status_code=status,
+            content={"error": type(exc).__name__, "detail": str(exc)},
+        )
+
+    async def invalid_body(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            status_code=422,
+            content={"error": "invalid_request", "detail": "; ".join(problems)},
+        )
+
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, FeastError):
+            return await feast_error(request, exc)
+        if _is_unavailable(exc):
+            log.error("online store unavailable on %s: %s", request.url.path, exc)
+            return JSONResponse(
+                status_code=503,
+                content={
+                    "error": "unavailable",
+                    "detail": f"online store unavailable: {exc}",
+                },
+            )
+        log.exception("internal error on %s", request.url.path, exc_info=exc)
+        return JSONResponse(
+            status_code=500,
+            content={
+                "error": "internal_error",
+                "detail": f"{type(exc).__name__}: {exc}",
+            },
+        )
+
+    app.add_exception_handler(FeastError, feast_error)
+    app.add_exception_handler(RequestValidationError, invalid_body)
+    app.add_exception_handler(Exception, server_error)
+
+    current = settings()
+    app.add_middleware(
+        RequestGuard,
+        catalog=lambda fresh: cache.get(fresh=fresh),
+        max_entity_rows=max_entity_rows or current.server_max_entity_rows,
+        max_body_bytes=max_body_bytes or current.server_max_body_bytes,
+        body_timeout_s=current.server_body_timeout_s,
+        fast_reads=FastReads(store, enforce_ttl=enforce_ttl) if fast_reads else None,
+    )
+    return app
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    try:
+        import redis.exceptions as redis_errors
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError)
+
+
+def create_app(
+    profile: str | None = None, repo: str | None = None, **limits: Any
+) -> FastAPI:
+    """The served app: the profile's store, limits from ``limits`` or the settings
+    (``feature_platform.config.Settings``: ``FP_SERVER_*``). uvicorn calls it
+    without arguments in each worker process (``--factory``)."""
+    from feature_platform.config import get_store
+
+    current = settings()
+    store = get_store(profile, repo=repo)
+    app = build_app(
+        store,
+        max_entity_rows=limits.get("max_entity_rows"),
+        max_body_bytes=limits.get("max_body_bytes"),
+        registry_ttl_sec=limits.get("registry_ttl_sec")
+        or current.server_registry_ttl_s,
+        fast_reads=current.server_fast_reads,
+    )
+    if current.server_gc_freeze:
+        _freeze_heap_after_startup(app)
+    return app
+
+
+def _freeze_heap_after_startup(app: FastAPI) -> None:
+    """``gc.freeze()`` once the app has started.
+
+    After ``import feast`` and startup the process holds a few hundred thousand
+    long-lived objects; every full (generation 2) collection walks them all,
+    50-150 ms with the GIL held, which stalls every request in flight. Frozen
+    objects are skipped by the collector (they live as long as the process
+    anyway); objects created later are collected as usual.
+    """
+    import gc
+    from contextlib import asynccontextmanager
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> Any:
+        async with inner(app_) as state:
+            gc.collect()
+            gc.freeze()
+            log.info("gc: froze %d startup objects", gc.get_freeze_count())
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The server's options (shared by ``python -m`` and ``feature-platform serve``);
+    defaults come from the settings (``FP_SERVER_*``)."""
+    parser.add_argument("--host", help="default $FP_SERVER_HOST or 127.0.0.1")
+    parser.add_argument("--port", type=int, help="default $FP_SERVER_PORT or 6566")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="uvicorn worker processes, no recycling (default $FP_SERVER_WORKERS, 1)",
+    )
+    parser.add_argument(
+        "--max-entity-rows",
+        type=int,
+        help=f"rows per read/push (default {DEFAULT_MAX_ENTITY_ROWS}, "
+        "or $FP_SERVER_MAX_ENTITY_ROWS)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        help=f"request body cap (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    parser.add_argument(
+        "--registry-ttl-sec",
+        type=int,
+        help=f"registry refresh period (default {DEFAULT_REGISTRY_TTL_SEC})",
+    )
+    parser.add_argument(
+        "--tls-key-file",
+        help="serve HTTPS with this key (with --tls-cert-file)",
+    )
+    parser.add_argument(
+        "--tls-cert-file",
+        help="serve HTTPS with this certificate chain",
+    )
+    parser.add_argument("--no-access-log", action="store_true")
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run uvicorn on the app (one process) or the app factory (``--workers N``)."""
+    current = settings()  # a bad FP_SERVER_* value fails here, before uvicorn
+    profile = getattr(args, "profile", None)
+    repo = getattr(args, "repo", None)
+    limits = {
+        "max_entity_rows": args.max_entity_rows,
+        "max_body_bytes": args.max_body_bytes,
+        "registry_ttl_sec": args.registry_ttl_sec,
+    }
+    for name, value in limits.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive")
+    key_file = args.tls_key_file or current.server_tls_key_file
+    cert_file = args.tls_cert_file or current.server_tls_cert_file
+    if bool(key_file) != bool(cert_file):
+        raise ValueError("HTTPS needs both --tls-key-file and --tls-cert-file")
+    workers = args.workers or current.server_workers
+    from feature_platform.config import load_repo_config
+
+    load_repo_config(profile, repo=repo)  # fail fast on a bad profile
+
+    import uvicorn
+
+    options: dict[str, Any] = {
+        "host": args.host or current.server_host,
+        "port": args.port or current.server_port,
+        "access_log": not args.no_access_log,
+        "timeout_keep_alive": 30,
+        "ssl_keyfile": key_file,
+        "ssl_certfile": cert_file,
+        "log_level": current.server_log_level,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(profile, repo, **limits), **options)
+        return 0
+    # Worker processes build their own app from the environment they inherit:
+    # the one place the package hands values on through it, explicitly.
+    import os
+
+    for var, value in {
+        "FEATURE_PLATFORM_PROFILE": profile,
+        "FEATURE_PLATFORM_REPO": repo,
+        "FP_SERVER_MAX_ENTITY_ROWS": args.max_entity_rows,
+        "FP_SERVER_MAX_BODY_BYTES": args.max_body_bytes,
+        "FP_SERVER_REGISTRY_TTL_SEC": args.registry_ttl_sec,
+    }.items():
+        if value is not None:
+            os.environ[var] = str(value)
+    uvicorn.run(
+        "feature_platform.serving.app:create_app",
+        factory=True,
+        workers=workers,
+        **options,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m feature_platform.server``: serve the profile's store with uvicorn."""
+    parser = argparse.ArgumentParser(
+        prog="python -m feature_platform.server",
+        description="Feast feature server with request validation (uvicorn).",
+    )
+    parser.add_argument("--profile", help="local, services or production")
+    parser.add_argument(
+        "--repo", help="feature repo directory (default: feature_repo/)"
+    )
+    add_serve_arguments(parser)
+    return serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,308 @@
+"""Validation of ``/get-online-features`` and ``/push`` bodies against the catalog.
+
+Each problem is a ``RequestError`` (a 4xx with ``{"error": code, "detail":
+message}``) naming what was wrong; a correct request passes unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    pass
+
+
+from feature_platform.serving.catalog import _INT_BITS, Catalog
+from feature_platform.serving.errors import RequestError, _bad, _not_found
+
+log = logging.getLogger(__name__)
+
+_READ_FIELDS = {
+    "entities",
+    "feature_service",
+    "features",
+    "full_feature_names",
+    "include_feature_view_version_metadata",
+}
+_PUSH_FIELDS = {
+    "push_source_name",
+    "df",
+    "to",
+    "allow_registry_cache",
+    "transform_on_write",
+}
+_PUSH_MODES = ("online", "offline", "online_and_offline")
+
+# ------------------------------------------------------------------- validation
+
+
+def _names(values: Sequence[str]) -> str:
+    return ", ".join(sorted(values)) or "(none)"
+
+
+def _check_value(value: Any, kind: str, *, where: str, nullable: bool) -> None:
+    if value is None:
+        if nullable:
+            return
+        raise _bad(f"{where} is null; entity keys must have a value", "invalid_value")
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    ok = {
+        "int32": is_int,
+        "int64": is_int,
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "string": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "timestamp": isinstance(value, str | int) and not isinstance(value, bool),
+    }.get(kind, True)
+    if not ok:
+        expected = {
+            "int32": "an integer",
+            "int64": "an integer",
+            "float": "a number",
+            "string": "a string",
+        }
+        raise _bad(
+            f"{where} must be {expected.get(kind, kind)}, got {json.dumps(value)}",
+            "invalid_value",
+        )
+    bits = _INT_BITS.get(kind)
+    if bits and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise _bad(
+            f"{where}={value} is out of range for a {bits}-bit integer",
+            "invalid_value",
+        )
+    if kind == "float" and is_int and not -(2**63) <= value < 2**63:
+        # pandas/pyarrow cannot take such an int as a number (Feast: a 500).
+        raise _bad(
+            f"{where}={value} is too large an integer; send it as a float "
+            f"(e.g. {float(value):.6e})",
+            "invalid_value",
+        )
+
+
+def _columns(
+    data: Any, *, what: str, max_rows: int
+) -> tuple[dict[str, list[Any]], int]:
+    """An object of equal-length, non-empty lists; returns it and the row count."""
+    if not isinstance(data, dict) or not data:
+        raise _bad(f"{what} must be a non-empty object of column -> list of values")
+    lengths = {}
+    for name, values in data.items():
+        if not isinstance(values, list):
+            raise _bad(
+                f"{what}.{name} must be a list of values, got {json.dumps(values)}"
+            )
+        lengths[name] = len(values)
+    sizes = set(lengths.values())
+    if len(sizes) > 1:
+        raise _bad(
+            f"{what} columns have different lengths: {lengths}", "ragged_columns"
+        )
+    rows = sizes.pop()
+    if rows == 0:
+        raise _bad(f"{what} has no rows")
+    if rows > max_rows:
+        raise RequestError(
+            413,
+            "batch_too_large",
+            f"{what} has {rows} rows; the limit is {max_rows} per request "
+            "(split the batch or raise FP_SERVER_MAX_ENTITY_ROWS)",
+        )
+    return data, rows
+
+
+def _check_fields(payload: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise _bad(f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    for flag in allowed - {"entities", "features", "feature_service", "df"}:
+        value = payload.get(flag)
+        if flag in {"push_source_name", "to", "feature_service"}:
+            continue
+        if value is not None and not isinstance(value, bool):
+            raise _bad(f"{flag} must be true or false, got {json.dumps(value)}")
+
+
+def check_read(
+    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+) -> None:
+    """Validate a ``/get-online-features`` body; raise ``RequestError`` if bad."""
+    if not isinstance(payload, dict):
+        raise _bad("the request body must be a JSON object")
+    _check_fields(payload, _READ_FIELDS)
+    service = payload.get("feature_service")
+    features = payload.get("features")
+    if service is not None and features:
+        raise _bad("pass either feature_service or features, not both")
+    if service is None and not features:
+        raise _bad(
+            "pass a feature_service name or a non-empty features list "
+            "('<feature_view>:<feature>' references)"
+        )
+    if "entities" not in payload:
+        raise _bad("entities is required: an object of join key -> list of values")
+    entities, _rows = _columns(payload["entities"], what="entities", max_rows=max_rows)
+
+    catalog = catalog_for(False)
+    # (view, features, join key map) triples being read.
+    reads: list[tuple[str, list[str], dict[str, str]]]
+    if service is not None:
+        if not isinstance(service, str):
+            raise _bad(f"feature_service must be a string, got {json.dumps(service)}")
+        if service not in catalog.services:
+            catalog = catalog_for(True)
+        if service not in catalog.services:
+            raise _not_found(
+                f"unknown feature service {service!r}; available: "
+                f"{_names(list(catalog.services))}",
+                "unknown_feature_service",
+            )
+        reads = catalog.services[service]
+    else:
+        if not isinstance(features, list) or not all(
+            isinstance(f, str) for f in features
+        ):
+            raise _bad("features must be a list of '<feature_view>:<feature>' strings")
+        by_view: dict[str, list[str]] = {}
+        for ref in features:
+            view_name, sep, feature = ref.partition(":")
+            if not sep or not view_name or not feature or ":" in feature:
+                raise _bad(
+                    f"invalid feature reference {ref!r}; expected "
+                    "'<feature_view>:<feature>'",
+                    "invalid_feature_reference",
+                )
+            by_view.setdefault(view_name, []).append(feature)
+        if any(v not in catalog.views for v in by_view):
+            catalog = catalog_for(True)
+        for view_name, names in by_view.items():
+            view = catalog.views.get(view_name)
+            if view is None:
+                raise _not_found(
+                    f"unknown feature view {view_name!r}; available: "
+                    f"{_names(list(catalog.views))}",
+                    "unknown_feature_view",
+                )
+            missing = [n for n in names if n not in view.features]
+            if missing:
+                raise _not_found(
+                    f"unknown feature(s) {missing} in feature view {view_name!r}; "
+                    f"available: {_names(list(view.features))}",
+                    "unknown_feature",
+                )
+        reads = [(v, f, {}) for v, f in by_view.items()]
+
+    required: dict[str, tuple[str, str]] = {}  # request key -> (kind, view)
+    optional: dict[str, str] = {}
+    for view_name, _features, key_map in reads:
+        view = catalog.views.get(view_name)
+        if view is None:  # a service pointing at a deleted view: Feast reports it
+            continue
+        for key, kind in view.keys.items():
+            required.setdefault(key_map.get(key, key), (kind, view_name))
+        optional.update(view.request_fields)
+    for name, kind in optional.items():
+        required.setdefault(name, (kind, "request data"))
+    missing_keys = sorted(set(required) - set(entities))
+    if missing_keys:
+        needs = {k: required[k][1] for k in missing_keys}
+        raise _bad(
+            f"missing entity key(s) {missing_keys} (needed by {needs}); "
+            f"this request needs {sorted(required)}",
+            "missing_entity_key",
+        )
+    extra = sorted(set(entities) - set(required))
+    if extra:
+        raise _bad(
+            f"unexpected entity key(s) {extra}; this request needs exactly "
+            f"{sorted(required)}",
+            "unexpected_entity_key",
+        )
+    for key, values in entities.items():
+        kind = required[key][0]
+        for i, value in enumerate(values):
+            _check_value(value, kind, where=f"entities.{key}[{i}]", nullable=False)
+
+
+def _parse_timestamp(value: Any, where: str) -> None:
+    if not isinstance(value, str):
+        raise _bad(
+            f"{where} must be an ISO-8601 string with a UTC offset "
+            f"(e.g. '2026-01-01T12:00:00Z'), got {json.dumps(value)}",
+            "invalid_timestamp",
+        )
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(
+            f"{where}={value!r} is not an ISO-8601 timestamp", "invalid_timestamp"
+        ) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise _bad(
+            f"{where}={value!r} has no timezone; send UTC ('...Z' or '+00:00')",
+            "invalid_timestamp",
+        )
+
+
+def check_push(
+    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+) -> None:
+    """Validate a ``/push`` body; raise ``RequestError`` if bad."""
+    if not isinstance(payload, dict):
+        raise _bad("the request body must be a JSON object")
+    _check_fields(payload, _PUSH_FIELDS)
+    name = payload.get("push_source_name")
+    if not isinstance(name, str) or not name:
+        raise _bad("push_source_name is required (a string)")
+    mode = payload.get("to", "online")
+    if mode not in _PUSH_MODES:
+        raise _bad(f"to must be one of {list(_PUSH_MODES)}, got {json.dumps(mode)}")
+    if "df" not in payload:
+        raise _bad("df is required: an object of column -> list of values")
+    df, _rows = _columns(payload["df"], what="df", max_rows=max_rows)
+    catalog = catalog_for(False)
+    if name not in catalog.push_sources:
+        catalog = catalog_for(True)
+    source = catalog.push_sources.get(name)
+    if source is None:
+        raise _not_found(
+            f"unknown push source {name!r}; available: "
+            f"{_names(list(catalog.push_sources))}",
+            "unknown_push_source",
+        )
+    columns: dict[str, tuple[str, bool]] = {
+        source.timestamp_field: ("timestamp", False)
+    }
+    for view_name in source.views:
+        view = catalog.views[view_name]
+        for key, kind in view.keys.items():
+            columns[key] = (kind, False)
+        for feature, kind in view.features.items():
+            columns.setdefault(feature, (kind, True))
+    missing = sorted(set(columns) - set(df))
+    if missing:
+        raise _bad(
+            f"df is missing column(s) {missing}; push source {name!r} needs "
+            f"{sorted(columns)}",
+            "missing_column",
+        )
+    allowed = set(columns) | ({source.created_field} if source.created_field else set())
+    extra = sorted(set(df) - allowed)
+    if extra:
+        raise _bad(
+            f"df has unexpected column(s) {extra}; push source {name!r} takes "
+            f"{sorted(allowed)}",
+            "unexpected_column",
+        )
+    for column, values in df.items():
+        kind, nullable = columns.get(column, ("timestamp", False))
+        for i, value in enumerate(values):
+            where = f"df.{column}[{i}]"
+            if kind == "timestamp":
+                _parse_timestamp(value, where)
+            else:
+                _check_value(value, kind, where=where, nullable=nullable)
