@@ -28,7 +28,6 @@ definitions as code).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -355,9 +354,25 @@ def _observed(result: Any) -> str:
 
 
 def _silence_gx() -> None:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # Analytics are switched off in the context's own config (_gx_context), not
+    # through GX_ANALYTICS_ENABLED: the package writes no environment variable.
     for name in ("great_expectations", "great_expectations._docs_decorators"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _gx_context() -> Any:
+    """An in-memory GE context with analytics off and no progress bars."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+    )
+
+    config = DataContextConfig(
+        analytics_enabled=False,
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
 
 
 def validate_frame(
@@ -395,7 +410,7 @@ def validate_frame(
         for col in naive:
             checked[col] = checked[col].dt.tz_localize("UTC")
 
-    context = gx.get_context(mode="ephemeral")
+    context = _gx_context()
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     asset = context.data_sources.add_pandas(f"{view.name}_source").add_dataframe_asset(
         view.name
