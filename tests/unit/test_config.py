@@ -171,3 +171,43 @@ def test_registry_snapshots_are_versioned(applied_local_store) -> None:
         "customer",
         "driver",
     }
+
+
+def test_every_setting_is_documented() -> None:
+    """docs/profiles.md lists every variable Settings reads (it cannot drift)."""
+    from feature_platform.config import _VARIABLES
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "profiles.md").read_text()
+    missing = [var for _f, var, _p, _d, _m in _VARIABLES if f"`{var}`" not in page]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("FEATURE_PLATFORM_OFFLINE", "parquet", "one of file, bigquery, spark"),
+        ("FEATURE_PLATFORM_LOCK_TIMEOUT", "-1", ">= 0"),
+        ("FEATURE_PLATFORM_REGISTRY_LOCK", "maybe", "not a boolean"),
+        ("FP_SERVER_PORT", "http", "invalid"),
+    ],
+)
+def test_bad_settings_name_the_variable(
+    var: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feature_platform.config import ConfigError, settings
+
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError, match=var) as info:
+        settings()
+    assert message in str(info.value)
+
+
+def test_loading_a_profile_writes_no_environment_variable(sample_repo: Path) -> None:
+    import os
+
+    from feature_platform.config import load_repo_config, offline_kind
+
+    before = dict(os.environ)
+    load_repo_config("local", repo=sample_repo)
+    assert dict(os.environ) == before
+    assert offline_kind() == "file"
