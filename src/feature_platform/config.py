@@ -392,13 +392,7 @@ def load_repo_config(
         online["path"] = str(prof.repo_dir / online.get("path", "data/online.db"))
     raw["repo_path"] = prof.repo_dir
     if _OFFLINE_KIND[prof.name] == "spark":
-        # Spark's Python workers must run this interpreter (it has feast and
-        # the platform installed), not whatever `python3` is first on PATH.
-        for section in ("offline_store", "batch_engine"):
-            conf = (raw.get(section) or {}).get("spark_conf")
-            if isinstance(conf, dict):
-                conf.setdefault("spark.pyspark.python", sys.executable)
-                conf.setdefault("spark.pyspark.driver.python", sys.executable)
+        _spark_workers_run_this_interpreter()
     # The definitions pick their physical sources and project from this.
     _ACTIVE.update(profile=prof.name, project=str(raw["project"]))
     try:
@@ -430,6 +424,18 @@ def feast_cli(
         env.setdefault("PYSPARK_PYTHON", sys.executable)
     feast = str(Path(sys.executable).with_name("feast"))
     return [feast, "-f", str(prof.yaml_path), *args], env, prof.repo_dir
+
+
+def _spark_workers_run_this_interpreter() -> None:
+    """Spark's Python workers must run this interpreter (it has feast and the
+    platform installed), not whatever ``python3`` is first on PATH.
+
+    The package's one environment write, and only on the Spark profile: PySpark
+    reads its workers' interpreter from ``PYSPARK_PYTHON`` alone
+    (``SparkContext.pythonExec``; ``spark.pyspark.python`` is not consulted for
+    local workers). An explicit ``PYSPARK_PYTHON`` is kept.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def get_store(

@@ -195,6 +195,12 @@ def read_source_rows(
             end_date=include_after or end,
         )
         frame = job.to_df()
+        # An offline store returns UTC (Spark hands pandas naive values in its
+        # session zone, UTC): naive from a store means UTC (config.stored_utc).
+        # The strict check is for files, whose bytes are the data contract.
+        for col in (ts, source.created_timestamp_column):
+            if col and col in frame.columns and frame[col].dt.tz is None:
+                frame[col] = frame[col].dt.tz_localize("UTC")
     if ts not in frame.columns or (start is None and end is None):
         return frame
     stamps = frame[ts]

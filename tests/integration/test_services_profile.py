@@ -22,7 +22,10 @@ def test_apply_materialize_and_read_online(services_store, local_repo: Path) -> 
 
     # The registry really is PostgreSQL and the online store Redis.
     assert services_store.config.registry.path.startswith("postgresql+psycopg://")
-    assert services_store.config.online_store.type == "redis"
+    # Feast's Redis store through the platform's plugin.
+    assert services_store.config.online_store.type == (
+        "feature_platform.online_store.PlatformRedisOnlineStore"
+    )
     assert {v.name for v in services_store.list_feature_views()} == {
         "customer_stats",
         "driver_stats",

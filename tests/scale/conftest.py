@@ -90,10 +90,10 @@ def profile_runs(
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FP_PG_DATABASE", pg_database)
         mp.setenv("FP_REDIS_CLUSTER_NODES", redis_cluster.nodes_string)
-        # get_store sets these process-wide; restore them for later tests.
-        mp.setenv("FEATURE_PLATFORM_OFFLINE", "file")
-        mp.delenv("PYSPARK_PYTHON", raising=False)
-        mp.delenv("PYSPARK_DRIVER_PYTHON", raising=False)
+        # Each profile builds its own sources (config.offline_kind follows the
+        # loaded profile); no override may force one kind on all three.
+        mp.delenv("FEATURE_PLATFORM_OFFLINE", raising=False)
+        mp.delenv("PYSPARK_PYTHON", raising=False)  # restored for later tests
         try:
             for name in PROFILES:
                 mp.setenv("FEATURE_PLATFORM_PROJECT", f"{PROJECT}_{name}")

@@ -100,7 +100,7 @@ def test_scale_profile_resolves_spark_engine_and_redis_cluster(
     from feature_platform.definitions import load_definitions
 
     monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
-    monkeypatch.setenv("FEATURE_PLATFORM_OFFLINE", "file")  # restored afterwards
+    monkeypatch.delenv("FEATURE_PLATFORM_OFFLINE", raising=False)
     cfg = load_repo_config("scale", repo=sample_repo)
     conf = cfg.offline_store.spark_conf
     assert cfg.offline_store.type == "spark"
