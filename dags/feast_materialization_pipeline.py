@@ -29,7 +29,7 @@ check the online store against the offline data, and notify.
 
 **One DAG per schedule.** The product spec says every 4 hours, and ttl must be at
 least 3x the interval. `driver_stats` has a 6 h ttl, so it cannot run every 4 h:
-this file generates one DAG per entry of `feature_platform.schedules.SCHEDULES`:
+this file generates one DAG per entry of SCHEDULES in feature_repo/operations.py:
 `feast_materialization_pipeline` (`0 */4 * * *`: customer_stats) and
 `feast_materialization_pipeline_every_2_hours` (`0 */2 * * *`: driver_stats).
 """

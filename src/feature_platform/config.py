@@ -51,6 +51,7 @@ __all__ = [
     "active_profile",
     "offline_kind",
     "project_name",
+    "repo_module",
     "settings",
     "artifacts_dir",
     "data_dir",
@@ -401,6 +402,30 @@ def load_repo_config(
         raise ConfigError(f"profile {prof.name!r} is invalid: {exc}") from exc
     config.repo_path = prof.repo_dir
     return config
+
+
+def repo_module(name: str) -> Any:
+    """A plain-data module of the feature repo (e.g. ``operations``), loaded from
+    its file (the repo is not a package and Feast imports its files by name);
+    cached until the file changes."""
+    import importlib.util
+
+    path = repo_dir() / f"{name}.py"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist (the feature repo's {name}.py)")
+    key = (str(path), path.stat().st_mtime_ns)
+    cached = _REPO_MODULES.get(key)
+    if cached is not None:
+        return cached
+    spec = importlib.util.spec_from_file_location(f"_feature_repo_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _REPO_MODULES[key] = module
+    return module
+
+
+_REPO_MODULES: dict[tuple[str, int], Any] = {}
 
 
 def feast_cli(

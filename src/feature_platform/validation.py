@@ -42,9 +42,9 @@ if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
 __all__ = [
-    "RULES",
     "batch_source",
     "SourceRules",
+    "rules_for",
     "ValidationFailed",
     "format_failures",
     "read_source",
@@ -72,43 +72,20 @@ class SourceRules:
     max_staleness: timedelta = timedelta(days=1)
 
 
-RULES: dict[str, SourceRules] = {
-    "customer_stats": SourceRules(
-        ranges={
-            "total_orders": (0, None),
-            "avg_order_amount": (0, None),
-            "lifetime_value": (0, None),
-            "churn_risk_score": (0, 1),
-        },
-        # avg_order_amount is null before a first order; categories and risk
-        # scores are occasionally missing upstream.
-        max_null_rate={
-            "total_orders": 0.0,
-            "avg_order_amount": 0.10,
-            "lifetime_value": 0.0,
-            "preferred_category": 0.10,
-            "churn_risk_score": 0.05,
-        },
-        # Daily snapshots: the newest row may be a day old (plus landing delay).
-        max_staleness=timedelta(hours=26),
-    ),
-    "driver_stats": SourceRules(
-        ranges={
-            "avg_rating": (1, 5),
-            "total_trips": (0, None),
-            "acceptance_rate": (0, 1),
-            "avg_delivery_time_min": (0, None),
-        },
-        max_null_rate={
-            "avg_rating": 0.05,
-            "total_trips": 0.0,
-            "acceptance_rate": 0.0,
-            "avg_delivery_time_min": 0.05,
-        },
-        # Snapshotted every two hours.
-        max_staleness=timedelta(hours=4),
-    ),
-}
+def _rules() -> dict[str, SourceRules]:
+    """Each view's rules, from ``feature_repo/operations.py`` (``VALIDATION``)."""
+    from feature_platform.config import repo_module
+
+    return {
+        view: SourceRules(**rules)
+        for view, rules in repo_module("operations").VALIDATION.items()
+    }
+
+
+def rules_for(view: str) -> SourceRules:
+    """The rules of one view (defaults for a view the metadata does not name)."""
+    return _rules().get(view, SourceRules())
+
 
 # Feast value type -> pandas dtypes accepted in the source (as GE reports them).
 _DTYPES: dict[str, list[str]] = {
@@ -397,7 +374,7 @@ def validate_frame(
 
     end = ensure_utc(end, "end")
     now = ensure_utc(now, "now")
-    rules = rules or RULES.get(view.name, SourceRules())
+    rules = rules or rules_for(view.name)
     source = batch_source(view)
     stamps = [source.timestamp_field]
     if source.created_timestamp_column:
@@ -551,7 +528,7 @@ def validate_view_window(
     reads (extended back to the view's freshness horizon, plus any row stamped
     after ``now``): the gate every materialization path passes through
     (``feature_platform.engine``). A JSON-able report with the failures."""
-    rules = RULES.get(view.name, SourceRules())
+    rules = rules_for(view.name)
     lo = min(start, end - rules.max_staleness)
     frame = read_source_rows(
         config, offline_store, view, start=lo, end=end, include_after=now + FUTURE_GRACE

@@ -45,7 +45,7 @@ def check_ttl_rule(snap: dict[str, Any]) -> list[Finding]:
                     "error",
                     name,
                     f"online view {name} has no materialization schedule; add it to "
-                    "feature_platform.schedules.SCHEDULES",
+                    "SCHEDULES in feature_repo/operations.py",
                 )
             )
             continue

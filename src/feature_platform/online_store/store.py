@@ -374,40 +374,55 @@ class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
     """Feast's Redis online store with the platform's fast, fresh reads and writes."""
 
     _fast = True
-    _plans: dict[int, tuple[Any, ReadPlan | None, dict[str, Any]]] | None = None
+    _plans: dict[tuple[Any, ...], tuple[Any, Any, Any]] | None = None
 
     # ----------------------------------------------------------------- reads
 
     def _plan(
         self, config: Any, registry: Any, project: str, features: Any, full: bool
     ) -> tuple[ReadPlan, tuple[Any, ...], dict[str, Any]]:
-        """The read plan of a request, kept while Feast's resolution of it (the
-        same context object until the registry cache refreshes) is unchanged."""
+        """The read plan of a request, kept while the registry snapshot it was
+        made from is current (same snapshot, cache not expired). Keyed per
+        registry: Feast keeps one process-wide resolution cache that stores with
+        other registries (a second FeatureStore) keep clearing.
+        """
         from feature_platform.feast_compat import (
             online_request_context,
+            registry_snapshot_stamp,
             version_registry_snapshots,
         )
 
-        context = online_request_context(registry, project, features, full)
+        name = getattr(features, "name", None)
+        wanted = ("__fs__", name) if name is not None else tuple(features)
+        key = (id(registry), project, wanted, full)
         plans = self._plans
         if plans is None:
             plans = self._plans = {}
-        hit = plans.get(id(context))
-        if hit is not None and hit[0] is context:
-            if hit[1] is None:
+        hit = plans.get(key)
+        stamp = registry_snapshot_stamp(registry)
+        if (
+            hit is not None
+            and hit[0] is registry
+            and stamp is not None
+            and hit[1] == stamp
+            and registry.is_cache_valid()
+        ):
+            cached_context, cached_plan, cached_types = hit[2]
+            if cached_plan is None:
                 raise UnsupportedRead("planned before: not covered")
-            return hit[1], context, hit[2]
+            return cached_plan, cached_context, cached_types
         if len(plans) >= _MAX_PLANS:
             plans.clear()
         version_registry_snapshots(registry)
+        context = online_request_context(registry, project, features, full)
         feature_types = self._build_feature_types(context[5])
+        plan: ReadPlan | None = None
         try:
             check_store_config(config)
-            plan, _ = plan_read(registry, project, features, full_feature_names=full)
-        except UnsupportedRead:
-            plans[id(context)] = (context, None, feature_types)
-            raise
-        plans[id(context)] = (context, plan, feature_types)
+            plan = plan_read(registry, project, features, full_feature_names=full)[0]
+        finally:  # planned (or found not coverable) for this snapshot
+            entry = (context, plan, feature_types)
+            plans[key] = (registry, registry_snapshot_stamp(registry), entry)
         return plan, context, feature_types
 
     def _fast_read(

@@ -1,0 +1,75 @@
+"""Operating metadata of the feature views: how often each one is materialized
+and what its source rows must satisfy before they are written online.
+
+It lives next to the definitions (not in the platform package) so that a team
+changing a view changes its cadence and its expectations in the same review.
+Pure data, standard library only: the Airflow DAG files read the schedules at
+parse time (through ``feature_platform.schedules``), the validation gate reads
+the rules (``feature_platform.validation``), ``feast apply`` ignores this file
+(it defines no Feast object). The pii columns are tags on the fields
+(``features.py``).
+
+Cadence rule (the product spec): a view's ttl is at least 3x its materialization
+interval. ``driver_stats`` has a 6-hour ttl, so the spec's 4-hourly schedule
+would break it (3 x 4 h = 12 h > 6 h); it is refreshed every 2 hours instead
+(its source lands every 2 hours anyway). ``customer_stats`` (3-day ttl) runs
+every 4 hours as specified.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+# name -> cron, interval, the views it materializes (one Airflow DAG each)
+SCHEDULES = {
+    "every_4_hours": {
+        "cron": "0 */4 * * *",
+        "interval": timedelta(hours=4),
+        "feature_views": ("customer_stats",),
+    },
+    "every_2_hours": {
+        "cron": "0 */2 * * *",
+        "interval": timedelta(hours=2),
+        "feature_views": ("driver_stats",),
+    },
+}
+
+# view -> rules beyond its schema: value ranges (lo, hi; None = open), null-rate
+# ceilings per feature (default 5 %), and how old the newest source row may be.
+VALIDATION = {
+    "customer_stats": {
+        "ranges": {
+            "total_orders": (0, None),
+            "avg_order_amount": (0, None),
+            "lifetime_value": (0, None),
+            "churn_risk_score": (0, 1),
+        },
+        # avg_order_amount is null before a first order; categories and risk
+        # scores are occasionally missing upstream.
+        "max_null_rate": {
+            "total_orders": 0.0,
+            "avg_order_amount": 0.10,
+            "lifetime_value": 0.0,
+            "preferred_category": 0.10,
+            "churn_risk_score": 0.05,
+        },
+        # Daily snapshots: the newest row may be a day old (plus landing delay).
+        "max_staleness": timedelta(hours=26),
+    },
+    "driver_stats": {
+        "ranges": {
+            "avg_rating": (1, 5),
+            "total_trips": (0, None),
+            "acceptance_rate": (0, 1),
+            "avg_delivery_time_min": (0, None),
+        },
+        "max_null_rate": {
+            "avg_rating": 0.05,
+            "total_trips": 0.0,
+            "acceptance_rate": 0.0,
+            "avg_delivery_time_min": 0.05,
+        },
+        # Snapshotted every two hours.
+        "max_staleness": timedelta(hours=4),
+    },
+}
