@@ -13,6 +13,7 @@ Freshness and the fast Redis path live in the online store plugin
 
 from __future__ import annotations
 
+import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,12 +45,28 @@ def read_online(
     if not entity_rows:
         raise ValueError("entity_rows is empty")
     ensure_registry_current(store)
-    refs: Any = (
-        store.get_feature_service(feature_service, allow_cache=True)
-        if feature_service
-        else features
-    )
+    refs: Any = _service(store, feature_service) if feature_service else features
     with as_of(now):
         return store.get_online_features(
             features=refs, entity_rows=entity_rows
         ).to_dict()
+
+
+# Per store: feature service name -> (registry snapshot, FeatureService). Feast
+# rebuilds the service object from the registry proto on every lookup.
+_SERVICES: weakref.WeakKeyDictionary[Any, dict[str, tuple[Any, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _service(store: FeatureStore, name: str) -> Any:
+    from feature_platform.feast_compat import registry_snapshot_stamp
+
+    stamp = registry_snapshot_stamp(store.registry)
+    cached = _SERVICES.setdefault(store, {})
+    hit = cached.get(name)
+    if hit is not None and stamp is not None and hit[0] == stamp:
+        return hit[1]
+    service = store.get_feature_service(name, allow_cache=True)
+    cached[name] = (registry_snapshot_stamp(store.registry), service)
+    return service
