@@ -25,6 +25,7 @@ server into Feast's JSON, ``FastOnlineReader`` into a ``to_dict``-style dict.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ __all__ = [
 ]
 
 _I64_SIZE = b"\x08\x00\x00\x00"
+_PACK_I64 = struct.Struct("<q").pack
 
 
 class UnsupportedRead(ValueError):
@@ -171,17 +173,17 @@ class ReadPlan:
 
     def _keys(self, plan: ViewPlan, values: Sequence[Any]) -> list[bytes]:
         prefix, project = plan.prefix, self.project
-        if plan.value_type == VT_INT64:
-            import struct
-
-            pack = struct.Struct("<q").pack
-            try:
+        try:
+            if plan.value_type == VT_INT64:
+                pack = _PACK_I64
                 return [prefix + _I64_SIZE + pack(v) + project for v in values]
-            except struct.error as exc:
-                raise UnsupportedRead(f"{plan.join_key}: {exc}") from exc
-        return [
-            prefix + encode_entity_value(v, plan.value_type) + project for v in values
-        ]
+            return [
+                prefix + encode_entity_value(v, plan.value_type) + project
+                for v in values
+            ]
+        except (struct.error, TypeError, ValueError) as exc:
+            # Out of range or not a number: Feast's path reports it its way.
+            raise UnsupportedRead(f"{plan.join_key}: {exc}") from exc
 
     def fetch(self, client: Any, columns: Mapping[str, Sequence[Any]]) -> list[list]:
         """Raw HMGET replies per view (features..., then ``_ts``) for entity columns."""
