@@ -25,6 +25,7 @@ __all__ = [
     "arrow_to_proto_rows",
     "batch_engine",
     "connection_socket",
+    "fail_fast_redis",
     "feature_field",
     "online_request_context",
     "provider",
@@ -60,6 +61,30 @@ def redis_client(online_store: Any, online_config: Any) -> Any:
     (``RedisOnlineStore._get_client``.)
     """
     return online_store._get_client(online_config)
+
+
+def fail_fast_redis(
+    client: Any, *, connect_timeout_s: float, read_timeout_s: float
+) -> None:
+    """Make a redis-py client (as Feast built it) fail fast: timeouts where the
+    connection string set none, and no retries. Sets redis-py's connection-pool
+    keyword arguments (``connection_pool.connection_kwargs``) before the first
+    connection is made. (The platform's store overrides
+    ``RedisOnlineStore._get_client`` to call this.)"""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    no_retry = Retry(NoBackoff(), 0)
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:  # a cluster client: it routes and retries on its own
+        return
+    kwargs = pool.connection_kwargs
+    if kwargs.get("socket_connect_timeout") is None:
+        kwargs["socket_connect_timeout"] = connect_timeout_s
+    if kwargs.get("socket_timeout") is None:
+        kwargs["socket_timeout"] = read_timeout_s
+    kwargs["retry"] = no_retry
+    client.set_retry(no_retry)
 
 
 def connection_socket(connection: Any) -> Any:

@@ -30,7 +30,10 @@ freshness rule over Feast's SQLite store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -47,6 +50,7 @@ from feature_platform.online_store.reader import (
 )
 
 __all__ = [
+    "OnlineStoreUnavailable",
     "PlatformOnlineResponse",
     "PlatformRedisOnlineStore",
     "PlatformRedisOnlineStoreConfig",
@@ -68,6 +72,12 @@ class PlatformRedisOnlineStoreConfig(RedisOnlineStoreConfig):
     enforce_ttl: bool = True
     """Withhold values older than their view's ttl (OUTSIDE_MAX_AGE). Off only
     to compare with plain Feast."""
+    connect_timeout_s: float = 0.25
+    """Connect timeout of the client (unless the connection string sets one)."""
+    read_timeout_s: float = 2.0
+    """Read timeout of the client (unless the connection string sets one)."""
+    breaker_cooldown_s: float = 0.5
+    """After a failed read, reads fail at once for this long, then one tries."""
 
 
 class PlatformSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
@@ -88,6 +98,11 @@ class _FreshReads:
 
     _fast = False  # a store with a fast read path sets it and has _fast_read
 
+    @contextlib.contextmanager
+    def _reading(self, config: Any) -> Iterator[None]:
+        """Around every read; the Redis store fails fast through it."""
+        yield
+
     def _fast_read(  # type: ignore[no-untyped-def]
         self, config, features, entity_rows, registry, project, full_feature_names
     ):
@@ -102,6 +117,27 @@ class _FreshReads:
         project,
         full_feature_names=False,
         include_feature_view_version_metadata=False,
+    ):
+        with self._reading(config):
+            return self._read(
+                config,
+                features,
+                entity_rows,
+                registry,
+                project,
+                full_feature_names,
+                include_feature_view_version_metadata,
+            )
+
+    def _read(  # type: ignore[no-untyped-def]
+        self,
+        config,
+        features,
+        entity_rows,
+        registry,
+        project,
+        full_feature_names,
+        include_feature_view_version_metadata,
     ):
         if self._fast and not include_feature_view_version_metadata:
             try:
@@ -137,6 +173,27 @@ class _FreshReads:
         project,
         full_feature_names=False,
         include_feature_view_version_metadata=False,
+    ):
+        with self._reading(config):
+            return await self._read_async(
+                config,
+                features,
+                entity_rows,
+                registry,
+                project,
+                full_feature_names,
+                include_feature_view_version_metadata,
+            )
+
+    async def _read_async(  # type: ignore[no-untyped-def]
+        self,
+        config,
+        features,
+        entity_rows,
+        registry,
+        project,
+        full_feature_names,
+        include_feature_view_version_metadata,
     ):
         if self._fast and not include_feature_view_version_metadata:
             try:
@@ -219,6 +276,51 @@ class _FreshReads:
 
 class PlatformSqliteOnlineStore(_FreshReads, SqliteOnlineStore):
     """Feast's SQLite online store with the ttl rule applied to every read."""
+
+
+def _unavailable_base() -> type[Exception]:
+    import redis.exceptions as redis_errors
+
+    return redis_errors.ConnectionError
+
+
+class OnlineStoreUnavailable(_unavailable_base()):  # type: ignore[misc]
+    """The online store cannot be read now (a redis ``ConnectionError``, so the
+    feature server answers 503)."""
+
+
+class _Breaker:
+    """A small circuit breaker: open for ``cooldown_s`` after a failure."""
+
+    def __init__(self, cooldown_s: float, target: str) -> None:
+        self.cooldown_s = cooldown_s
+        self.target = target.split(",", 1)[0]  # host:port, never the password
+        self._open_until = 0.0
+        self._last: str = ""
+        self._lock = threading.Lock()
+
+    def closed(self) -> bool:
+        return time.monotonic() >= self._open_until
+
+    def describe(self) -> str:
+        return (
+            f"online store (Redis {self.target}) is unavailable: {self._last}; "
+            f"reads fail at once for {self.cooldown_s:g}s, then retry"
+        )
+
+    def before(self) -> None:
+        if not self.closed():
+            raise OnlineStoreUnavailable(self.describe())
+
+    def failure(self, exc: BaseException) -> None:
+        with self._lock:
+            self._last = f"{type(exc).__name__}: {exc}"
+            self._open_until = time.monotonic() + self.cooldown_s
+
+    def success(self) -> None:
+        if self._open_until:
+            with self._lock:
+                self._open_until = 0.0
 
 
 class PlatformOnlineResponse(OnlineResponse):
@@ -374,6 +476,57 @@ class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
     """Feast's Redis online store with the platform's fast, fresh reads and writes."""
 
     _fast = True
+    _breaker: _Breaker | None = None
+
+    # ------------------------------------------------------- failing fast
+
+    def _get_client(self, online_store_config: Any) -> Any:  # type: ignore[override]
+        """Feast's client, made to fail fast: connect/read timeouts (unless the
+        connection string sets them) and no blind retries (redis-py retries a
+        refused connection with backoff for seconds by default)."""
+        fresh = self._client is None
+        client = super()._get_client(online_store_config)
+        if fresh:
+            from feature_platform.feast_compat import fail_fast_redis
+
+            fail_fast_redis(
+                client,
+                connect_timeout_s=getattr(
+                    online_store_config, "connect_timeout_s", 0.25
+                ),
+                read_timeout_s=getattr(online_store_config, "read_timeout_s", 2.0),
+            )
+        return client
+
+    @contextlib.contextmanager
+    def _reading(self, config: Any) -> Iterator[None]:
+        """Reads through a circuit breaker: after a connection failure, reads
+        fail at once (``OnlineStoreUnavailable``, a redis ``ConnectionError``)
+        for ``breaker_cooldown_s``, then the next read tries Redis again."""
+        import redis.exceptions as redis_errors
+
+        breaker = self._breaker
+        if breaker is None:
+            breaker = self._breaker = _Breaker(
+                float(getattr(config.online_store, "breaker_cooldown_s", 0.5)),
+                str(getattr(config.online_store, "connection_string", "")),
+            )
+        breaker.before()
+        try:
+            yield
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            if isinstance(exc, OnlineStoreUnavailable):
+                raise
+            breaker.failure(exc)
+            raise OnlineStoreUnavailable(breaker.describe()) from exc
+        breaker.success()
+
+    def ping(self, config: Any) -> None:
+        """Raise ``OnlineStoreUnavailable`` unless Redis answers (through the
+        breaker, so a health probe and the reads see the same state)."""
+        with self._reading(config):
+            self._get_client(config.online_store).ping()
+
     _plans: dict[tuple[Any, ...], tuple[Any, Any, Any]] | None = None
 
     # ----------------------------------------------------------------- reads

@@ -67,6 +67,7 @@ __all__ = [
 
 BATCH_ROWS = 50_000
 DUCKDB_MEMORY_LIMIT = "384MB"
+BULK_REPLY_TIMEOUT_S = 60.0
 
 
 def source_path(view: FeatureView) -> str | None:
@@ -121,6 +122,9 @@ class _RawPipe:
         self._pool = client.connection_pool
         self._conn = self._pool.get_connection()
         self._sock = connection_socket(self._conn)
+        # Bulk writes wait longer than a read for their replies (the client's
+        # read timeout is set for reads), but never forever.
+        self._sock.settimeout(BULK_REPLY_TIMEOUT_S)
         self._reader = hiredis.Reader()
 
     def send(self, payload: bytes) -> None:

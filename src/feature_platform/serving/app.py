@@ -128,6 +128,7 @@ def build_app(
     )
     cache = _CatalogCache(store, ttl=max(1, registry_ttl_sec))
     app = get_app(store, registry_ttl_sec=registry_ttl_sec)
+    _health_with_online_store(app, store)
 
     async def feast_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, FeastError)
@@ -185,6 +186,39 @@ def build_app(
         fast_reads=FastReads(store, enforce_ttl=enforce_ttl) if fast_reads else None,
     )
     return app
+
+
+def _health_with_online_store(app: FastAPI, store: FeatureStore) -> None:
+    """``GET /health``: Feast's registry check plus the online store (a PING
+    through the store's circuit breaker); 503 with the reason when either is
+    down."""
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    from feature_platform.feast_compat import provider
+
+    app.router.routes = [
+        r for r in app.router.routes if getattr(r, "path", None) != "/health"
+    ]
+
+    def check() -> tuple[int, dict[str, str]]:
+        try:
+            store.registry.list_projects(allow_cache=True)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            return 503, {"registry": f"unavailable: {type(exc).__name__}"}
+        online = provider(store).online_store
+        ping = getattr(online, "ping", None)
+        if ping is not None:
+            try:
+                ping(store.config)
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                return 503, {"registry": "ok", "online_store": str(exc)}
+        return 200, {"registry": "ok", "online_store": "ok"}
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        status, body = await run_in_threadpool(check)
+        return JSONResponse(status_code=status, content=body)
 
 
 def _is_unavailable(exc: BaseException) -> bool:

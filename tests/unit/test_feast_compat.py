@@ -1,0 +1,101 @@
+"""Pins every private Feast / redis-py symbol the platform reaches through
+``feature_platform.feast_compat``: an upgrade that moves one fails here first."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from feature_platform import feast_compat
+
+
+def test_feature_field_is_feasts_murmur3_field() -> None:
+    from feast.infra.online_stores.helpers import _mmh3
+
+    assert feast_compat.feature_field("driver_stats", "avg_rating") == _mmh3(
+        "driver_stats:avg_rating"
+    )
+    assert len(feast_compat.feature_field("v", "f")) == 4
+
+
+def test_provider_engine_and_request_context(applied_local_store) -> None:
+    from feast import FeatureService
+
+    store = applied_local_store
+    prov = feast_compat.provider(store)
+    assert prov is store._get_provider()
+    assert type(feast_compat.batch_engine(store)).__name__ == "PlatformEngine"
+    service = store.get_feature_service("driver_matching_service")
+    assert isinstance(service, FeatureService)
+    context = feast_compat.online_request_context(
+        store.registry, store.project, service, False
+    )
+    assert len(context) == 9
+    grouped = context[5]
+    assert {view.name for view, _names in grouped} == {"driver_stats", "customer_stats"}
+    again = feast_compat.online_request_context(
+        store.registry, store.project, service, False
+    )
+    assert again is context  # Feast's cache: the same object while unchanged
+    assert feast_compat.registry_snapshot_stamp(store.registry) is not None
+
+
+def test_version_registry_snapshots_is_idempotent(applied_local_store) -> None:
+    registry = applied_local_store.registry
+    feast_compat.version_registry_snapshots(registry)
+    wrapped = registry.proto
+    feast_compat.version_registry_snapshots(registry)
+    assert registry.proto is wrapped
+    assert registry.proto().version_id  # every snapshot gets one
+
+
+def test_arrow_to_proto_rows(applied_local_store) -> None:
+    from datetime import UTC, datetime
+
+    view = applied_local_store.get_feature_view("driver_stats")
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    table = pa.table(
+        {
+            "driver_id": [5001],
+            "avg_rating": [4.5],
+            "total_trips": [10],
+            "acceptance_rate": [0.9],
+            "avg_delivery_time_min": [21.0],
+            "event_timestamp": [now],
+        }
+    )
+    join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
+    [(key, values, ts, _created)] = feast_compat.arrow_to_proto_rows(
+        table, view, join_keys
+    )
+    assert key.join_keys == ["driver_id"] and key.entity_values[0].int64_val == 5001
+    assert values["avg_rating"].double_val == 4.5
+    from feature_platform.config import stored_utc
+
+    assert stored_utc(ts) == now  # Feast hands back naive UTC
+
+
+@pytest.fixture
+def redis_client(redis_available):
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    yield client
+    client.close()
+
+
+@pytest.mark.integration
+def test_fail_fast_and_connection_socket(redis_client) -> None:
+    feast_compat.fail_fast_redis(redis_client, connect_timeout_s=0.25, read_timeout_s=2)
+    kwargs = redis_client.connection_pool.connection_kwargs
+    assert kwargs["socket_connect_timeout"] == 0.25
+    assert kwargs["socket_timeout"] == 2
+    assert kwargs["retry"].get_retries() == 0
+    conn = redis_client.connection_pool.get_connection()
+    try:
+        sock = feast_compat.connection_socket(conn)
+        sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+        assert sock.recv(64).startswith(b"+PONG")
+    finally:
+        conn.disconnect()
+        redis_client.connection_pool.release(conn)
