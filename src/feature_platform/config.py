@@ -47,6 +47,7 @@ __all__ = [
     "PROFILES",
     "ConfigError",
     "Profile",
+    "RegistryNotApplied",
     "Settings",
     "active_profile",
     "offline_kind",
@@ -62,6 +63,7 @@ __all__ = [
     "load_repo_config",
     "parse_utc",
     "repo_dir",
+    "require_applied",
     "resolve_profile",
     "stored_utc",
     "utc_now",
@@ -87,6 +89,10 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 class ConfigError(ValueError):
     """A profile cannot be resolved (unknown name, missing variable, bad yaml)."""
+
+
+class RegistryNotApplied(ConfigError):
+    """The profile's registry holds no definitions: ``apply`` was never run."""
 
 
 class NaiveTimestampError(ValueError):
@@ -152,6 +158,7 @@ _VARIABLES: tuple[tuple[str, str, Any, Any, str], ...] = (
     ("server_registry_ttl_s", "FP_SERVER_REGISTRY_TTL_SEC", _positive_int, 5, ""),
     ("server_fast_reads", "FP_SERVER_FAST_READS", _flag, True, "fast JSON reads"),
     ("server_gc_freeze", "FP_SERVER_GC_FREEZE", _flag, True, "gc.freeze at start"),
+    ("server_admin_endpoints", "FP_SERVER_ADMIN_ENDPOINTS", _flag, False, "admin"),
     ("server_tls_key_file", "FP_SERVER_TLS_KEY_FILE", _text, None, "HTTPS key"),
     ("server_tls_cert_file", "FP_SERVER_TLS_CERT_FILE", _text, None, "HTTPS cert"),
     ("server_log_level", "FP_SERVER_LOG_LEVEL", _text, "info", "uvicorn log level"),
@@ -185,6 +192,7 @@ class Settings:
     server_registry_ttl_s: int = 5
     server_fast_reads: bool = True
     server_gc_freeze: bool = True
+    server_admin_endpoints: bool = False
     server_tls_key_file: str | None = None
     server_tls_cert_file: str | None = None
     server_log_level: str = "info"
@@ -483,11 +491,50 @@ def get_store(
         category=DeprecationWarning,
     )
     config = load_repo_config(profile, repo=repo, overrides=overrides)
+    _sqlite_registry_dir(config)
     store = FeatureStore(config=config, repo_path=str(config.repo_path))
     from feature_platform.feast_compat import version_registry_snapshots
 
     version_registry_snapshots(store.registry)
     return store
+
+
+def _sqlite_registry_dir(config: RepoConfig) -> None:
+    """Create the directory of a SQLite registry file (a never-generated repo has
+    no ``data/``): SQLite cannot create a file in a missing directory, and Feast
+    opens the registry as soon as the store is built, ``apply`` included."""
+    path = str(getattr(config.registry, "path", "") or "")
+    prefix = "sqlite:///"
+    if getattr(config.registry, "registry_type", "") == "sql" and path.startswith(
+        prefix
+    ):
+        Path(path[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _registry_location(store: FeatureStore) -> str:
+    """The registry's address without credentials (for error messages)."""
+    path = str(getattr(store.config.registry, "path", "") or "")
+    if "://" in path and "@" in path:  # scheme://user:password@host/... -> host/...
+        scheme, rest = path.split("://", 1)
+        path = f"{scheme}://{rest.rsplit('@', 1)[1]}"
+    return path
+
+
+def require_applied(store: FeatureStore) -> None:
+    """Raise :class:`RegistryNotApplied` unless the store's registry holds the
+    project's definitions (at least one feature view).
+
+    The one check every command and DAG task that reads definitions runs first:
+    against a registry that was never applied they would otherwise fail with a
+    database error or an empty "unknown feature view" message.
+    """
+    views = store.registry.list_feature_views(store.project, allow_cache=False)
+    if not views:
+        raise RegistryNotApplied(
+            f"the registry {_registry_location(store)} has no definitions for "
+            f"project {store.project!r}: run `feature-platform apply` (or "
+            "`feature-platform feast apply`) on this profile first"
+        )
 
 
 # --------------------------------------------------------------------------- time

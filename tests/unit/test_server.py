@@ -382,3 +382,37 @@ def test_bad_server_settings_name_the_variable(
     monkeypatch.setenv("FP_SERVER_MAX_ENTITY_ROWS", "ten")
     with pytest.raises(ConfigError, match="FP_SERVER_MAX_ENTITY_ROWS"):
         settings()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/materialize", {"start_ts": None, "end_ts": None}),
+        ("POST", "/materialize-incremental", {"end_ts": "2026-11-29T00:00:00"}),
+        ("POST", "/write-to-online-store", {"df": {"": None}, "feature_view_name": ""}),
+        ("POST", "/search", {}),
+        ("POST", "/retrieve-online-documents", {}),
+        ("GET", "/v1/vector_stores", None),
+        ("POST", "/chat", {}),
+    ],
+)
+def test_admin_and_unused_endpoints_are_closed(
+    client: Any, method: str, path: str, body: Any
+) -> None:
+    """Feast's endpoints that write around the platform (no gate, lock or pii
+    masking) or that it does not serve answer 403 with a JSON error."""
+    r = client.request(method, path, json=body)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"] == "endpoint_disabled"
+    assert path in r.json()["detail"] and "POST /push" in r.json()["detail"]
+
+
+def test_admin_endpoints_need_an_authenticated_profile(
+    applied_local_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feature_platform.config import ConfigError
+    from feature_platform.server import build_app
+
+    monkeypatch.setenv("FP_SERVER_ADMIN_ENDPOINTS", "1")
+    with pytest.raises(ConfigError, match="needs an authenticated profile"):
+        build_app(applied_local_store)

@@ -177,6 +177,14 @@ def build_app(
     app.add_exception_handler(Exception, server_error)
 
     current = settings()
+    if current.server_admin_endpoints and store.config.auth_config.type == "no_auth":
+        from feature_platform.config import ConfigError
+
+        raise ConfigError(
+            "FP_SERVER_ADMIN_ENDPOINTS=1 needs an authenticated profile (auth: "
+            "oidc or kubernetes, with an admin role in feature_repo/permissions.py); "
+            "this profile's auth is no_auth, which would open the endpoints to anyone"
+        )
     app.add_middleware(
         RequestGuard,
         catalog=lambda fresh: cache.get(fresh=fresh),
@@ -184,6 +192,7 @@ def build_app(
         max_body_bytes=max_body_bytes or current.server_max_body_bytes,
         body_timeout_s=current.server_body_timeout_s,
         fast_reads=FastReads(store, enforce_ttl=enforce_ttl) if fast_reads else None,
+        admin_endpoints=current.server_admin_endpoints,
     )
     return app
 

@@ -21,6 +21,20 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# Feast's endpoints that write around the platform (a materialization without
+# the gate and the lock, online writes without validation or pii masking) or
+# that the platform does not serve (documents, vector stores): closed unless
+# the server is started with FP_SERVER_ADMIN_ENDPOINTS=1 on an authenticated
+# profile. /push stays open: it is validated (check_push) and masked.
+CLOSED_PREFIXES = (
+    "/materialize",
+    "/write-to-online-store",
+    "/search",
+    "/retrieve-online-documents",
+    "/v1/vector_stores",
+    "/chat",
+)
+
 # ------------------------------------------------------------------ middleware
 
 
@@ -36,8 +50,10 @@ class RequestGuard:
         max_body_bytes: int,
         body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
         fast_reads: FastReads | None = None,
+        admin_endpoints: bool = False,
     ) -> None:
         self.app = app
+        self.admin_endpoints = admin_endpoints
         self.catalog = catalog
         self.fast_reads = fast_reads if fast_reads and fast_reads.enabled else None
         self.max_rows = max_entity_rows
@@ -51,6 +67,22 @@ class RequestGuard:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not self.admin_endpoints and path.startswith(CLOSED_PREFIXES):
+            from starlette.responses import JSONResponse
+
+            closed = RequestError(
+                403,
+                "endpoint_disabled",
+                f"{scope.get('method', '')} {path} is disabled on this server: "
+                "materialize with `feature-platform materialize` or the DAG (the "
+                "validation gate, the lock and pii masking run there), write "
+                "online values with POST /push. Set FP_SERVER_ADMIN_ENDPOINTS=1 "
+                "on an authenticated server to open it for its admin role.",
+            )
+            response = JSONResponse(status_code=closed.status, content=closed.body())
+            await response(scope, receive, send)
+            return
         check = (
             self.checks.get(scope.get("path", "")) if scope["type"] == "http" else None
         )
