@@ -18,10 +18,49 @@ def _print(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-def _store(args: argparse.Namespace):
-    from feature_platform.config import get_store
+def _store(args: argparse.Namespace, *, applied: bool = True):
+    """The profile's store; with ``applied`` (every command that reads the
+    definitions) a registry that was never applied is a clear error."""
+    from feature_platform.config import get_store, require_applied
 
-    return get_store(args.profile)
+    store = get_store(args.profile)
+    if applied:
+        require_applied(store)
+    return store
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum`` (argparse names the option)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer >= {minimum}, got {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer >= {minimum}, got {value}"
+            )
+        return value
+
+    return parse
+
+
+def _positive(text: str) -> float:
+    """An argparse ``type``: a finite number > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number > 0, got {text!r}"
+        ) from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -42,14 +81,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from feature_platform.definitions import plan_definitions
 
-    print(plan_definitions(_store(args)) or "no changes")
+    print(plan_definitions(_store(args, applied=False)) or "no changes")
     return 0
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from feature_platform.definitions import apply_definitions
 
-    result = apply_definitions(_store(args))
+    result = apply_definitions(_store(args, applied=False))
     print(result.registry_changes, file=sys.stderr)
     _print(result.summary())
     return 0
@@ -59,18 +98,15 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from feature_platform.config import parse_utc
     from feature_platform.materialize import materialize_incremental, materialize_window
 
-    store = _store(args)
     end = parse_utc(args.end, "--end") if args.end else None
+    start = parse_utc(args.start, "--start") if args.start else None
+    if start is not None and end is None:
+        raise ValueError("--start needs --end (an explicit UTC window)")
     validate = False if args.skip_validation else None  # None: the engine's config
-    if args.start:
-        if end is None:
-            raise ValueError("--start needs --end (an explicit UTC window)")
+    store = _store(args)
+    if start is not None and end is not None:
         result = materialize_window(
-            store,
-            parse_utc(args.start, "--start"),
-            end,
-            views=args.views,
-            validate=validate,
+            store, start, end, views=args.views, validate=validate
         )
     else:
         result = materialize_incremental(
@@ -123,6 +159,8 @@ def cmd_online(args: argparse.Namespace) -> int:
             if i >= len(rows):
                 rows.append({})
             rows[i][key] = value
+    if not rows:
+        raise ValueError("entity_rows is empty: give --customer-id and/or --driver-id")
     _print(
         read_online(
             _store(args),
@@ -144,8 +182,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from feature_platform.config import parse_utc
     from feature_platform.recovery import online_health, recover
 
-    store = _store(args)
     end = parse_utc(args.end, "--end") if args.end else None
+    store = _store(args)
     if args.check:
         report = online_health(store, end=end, views=args.views, sample=args.sample)
     else:
@@ -179,7 +217,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from feature_platform.audit import list_audit
 
-    _print(list_audit(_store(args), limit=args.limit, project=args.project))
+    _print(
+        list_audit(_store(args, applied=False), limit=args.limit, project=args.project)
+    )
     return 0
 
 
@@ -290,11 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    from feature_platform.sample_data import MIN_DAYS  # stdlib-only at import
+
     p = add("generate", cmd_generate, "Generate deterministic sample sources + labels.")
-    p.add_argument("--customers", type=int, default=10_000)
-    p.add_argument("--drivers", type=int, default=1_000)
-    p.add_argument("--days", type=int, default=90)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--customers", type=_at_least(1), default=10_000)
+    p.add_argument("--drivers", type=_at_least(1), default=1_000)
+    p.add_argument(
+        "--days",
+        type=_at_least(MIN_DAYS),
+        default=90,
+        help=f"days of history (>= {MIN_DAYS})",
+    )
+    p.add_argument("--seed", type=_at_least(0), default=42)
     p.add_argument("--end", help="newest timestamp (UTC ISO); default now")
     p.add_argument("--out", help="output directory; default the profile's data dir")
 
@@ -330,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-service", default="churn_prediction_service")
     p.add_argument("--start")
     p.add_argument("--end")
-    p.add_argument("--n-estimators", type=int, default=200)
+    p.add_argument("--n-estimators", type=_at_least(1), default=200)
 
     p = add("online", cmd_online, "Read online features for entities.")
     group = p.add_mutually_exclusive_group(required=True)
@@ -352,12 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
         "recover",
         cmd_recover,
         "Check the online store against the offline store (sampled entities) and "
-        "re-materialize the last ttl window of every view with missing values "
-        "(e.g. after a Redis restart). Exit 1 if still unhealthy.",
+        "re-materialize the last ttl window of every view with missing or stale "
+        "values (e.g. after a Redis restart). Exit 1 if still unhealthy.",
     )
     p.add_argument("--end", help="end of the ttl window (UTC ISO); default now")
     p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument("--sample", type=int, default=200, help="entities per view")
+    p.add_argument("--sample", type=_at_least(1), default=200, help="entities per view")
     p.add_argument("--force", action="store_true", help="re-materialize every view")
     p.add_argument("--check", action="store_true", help="only report health")
 
@@ -385,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show info lines")
 
     p = add("audit", cmd_audit, "List the audit log of applies (newest first).")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=_at_least(1), default=20)
     p.add_argument("--project", help="default: the profile's project")
 
     p = add(
@@ -400,9 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--current-start", help="default: the last 24 hours")
     p.add_argument("--current-end")
     p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument("--sample", type=int, default=200, help="entities read per view")
     p.add_argument(
-        "--latency-reads", type=int, default=100, help="timed reads per view"
+        "--sample", type=_at_least(1), default=200, help="entities read per view"
+    )
+    p.add_argument(
+        "--latency-reads", type=_at_least(1), default=100, help="timed reads per view"
     )
     p.add_argument(
         "--fail-on-alert", action="store_true", help="exit 1 when anything is flagged"
@@ -416,7 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--start", help="default: --end minus --hours")
     p.add_argument("--end", help="default now (UTC)")
-    p.add_argument("--hours", type=float, default=4, help="window length (default 4)")
+    p.add_argument(
+        "--hours", type=_positive, default=4, help="window length (default 4)"
+    )
     p.add_argument("--views", nargs="+", help="feature views (default: all online)")
     p.add_argument("--json", action="store_true", help="print the JSON summary")
 

@@ -3,7 +3,8 @@
 * :func:`profile_name` - the profile a task runs against: Airflow Variable
   ``feature_platform_profile``, else ``$FEATURE_PLATFORM_PROFILE``, else ``local``.
 * :func:`run_materialization` - ``materialize_window`` for the run's data
-  interval, turning an unreachable online store into one clear error.
+  interval, turning a never-applied registry and an unreachable online store
+  into clear errors.
 * :func:`day_chunks` - split a backfill range into chunks (one mapped task each).
 * :func:`online_asset_uri` - the Airflow asset a view's materialization updates
   (training DAGs schedule on it).
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from feature_platform.config import ensure_utc, settings
+from feature_platform.config import ensure_utc, require_applied, settings
 
 __all__ = [
     "OWNER",
@@ -105,11 +106,14 @@ def run_materialization(
 
     A failed write never advances the registry watermark (it is recorded after
     the writes), and re-running the window is idempotent, so a retry is safe.
+    A registry that was never applied raises
+    :class:`~feature_platform.config.RegistryNotApplied` (run ``apply`` first).
     """
     from feature_platform.materialize import materialize_window
 
     start = ensure_utc(start, "start")
     end = ensure_utc(end, "end")
+    require_applied(store)
     try:
         return materialize_window(store, start, end, views=views)
     except Exception as exc:

@@ -10,7 +10,9 @@ registry still says each view is materialized up to its watermark, so
   and compares the event time the online store holds for each with the
   offline one. An entity is ``missing`` when the online store holds no value
   for it and ``behind`` when its online event time is older than the offline
-  one. A view is healthy when nothing is missing.
+  one. A view is healthy when nothing is missing and nothing is behind: values
+  that are present but older than the offline latest (a late row, a window that
+  was never materialized) are stale data served as current.
 * ``recover(store)`` re-materializes ``[end - ttl, end]`` for every unhealthy
   view (every view with ``force=True``), then checks again. Materializing a
   window is idempotent, so running it on a healthy store changes nothing.
@@ -61,7 +63,7 @@ def _view_health(
         "sampled": got.sampled,
         "missing": missing,
         "behind": behind,
-        "healthy": missing == 0,
+        "healthy": missing == 0 and behind == 0,
     }
 
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CATEGORIES",
+    "MIN_DAYS",
     "PII_COLUMNS",
     "SampleSpec",
     "generate_customers",
@@ -49,6 +50,10 @@ _FIRST = ["ana", "ben", "chloe", "dev", "eli", "fatima", "gus", "hana", "ivan", 
 _LAST = ["smith", "garcia", "kim", "muller", "rossi", "nowak", "silva", "khan"]
 DRIVER_SLOT_HOURS = 2
 _BLOCK = 20_000  # customers per generation block
+# Labels depend on the previous full day's state, so two days is the minimum;
+# labels start after a 14-day warm-up when the history is long enough.
+MIN_DAYS = 2
+_LABEL_WARMUP_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,20 @@ class SampleSpec:
     seed: int = 42
     end: datetime | None = None
     labels_per_customer: int = 2
+
+    def __post_init__(self) -> None:
+        for name, minimum in (
+            ("customers", 1),
+            ("drivers", 1),
+            ("days", MIN_DAYS),
+            ("seed", 0),
+            ("labels_per_customer", 1),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < minimum:
+                raise ValueError(
+                    f"{name} must be an integer >= {minimum}, got {value!r}"
+                )
 
     def resolved_end(self) -> datetime:
         end = ensure_utc(self.end, "end") if self.end else utc_now()
@@ -177,7 +196,12 @@ def _customer_block(
     # last full day before t (strictly earlier than t).
     m = spec.labels_per_customer
     li = np.repeat(np.arange(n), m)
-    label_day = rng.integers(14, days, li.size)  # day index whose start <= t
+    # Day index whose start <= t: after the warm-up, or the second half of a
+    # history too short for it; never day 0 (its state would precede the data).
+    first_label_day = (
+        _LABEL_WARMUP_DAYS if days > _LABEL_WARMUP_DAYS else max(1, days // 2)
+    )
+    label_day = rng.integers(first_label_day, days, li.size)
     t_offset_s = (days - label_day) * 86_400 - rng.uniform(0, 86_400, li.size)
     state_day = label_day - 1
     p = _sigmoid(2.2 * risk_logit[li, state_day] - 1.0)

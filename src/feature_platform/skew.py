@@ -13,7 +13,10 @@ the entities that have a source row in ``[start, end]``, i.e. the ones the run
 wrote; without it every entity with a row within ttl of ``end``.
 
 The report gives the mismatch rate and the online null rate per view and
-feature, with a few examples; the check fails above ``max_mismatch_rate``.
+feature, with a few examples; the check fails above ``max_mismatch_rate``, and
+it fails for a view it could not sample (no entity to compare proves nothing:
+an empty window, a wrong ``end``, a source that is not readable), and when no
+view was checked at all.
 """
 
 from __future__ import annotations
@@ -48,7 +51,12 @@ class SkewCheckFailed(RuntimeError):
             f"online/offline skew above {summary['max_mismatch_rate']:.2%} "
             f"as of {summary['end']}:"
         ]
+        if not summary["views"]:
+            lines.append("  no online feature view was checked")
         for name, view in summary["views"].items():
+            if view.get("failed"):
+                lines.append(f"  {name}: {view['failed']}")
+                continue
             lines.append(
                 f"  {name}: {view['mismatches']} of {view['compared']} values differ "
                 f"({view['mismatch_rate']:.2%}), "
@@ -134,9 +142,10 @@ def check_online_skew(
     materialization ending after ``end`` is skipped: it serves newer values.
 
     Returns a JSON-able summary (per view: sampled, compared, mismatches,
-    mismatch_rate, null_rate, by_feature, examples). Raises
-    :class:`SkewCheckFailed` when a view's mismatch rate exceeds
-    ``max_mismatch_rate`` (unless ``raise_on_failure`` is false).
+    mismatch_rate, null_rate, by_feature, examples; ``failed`` when the view
+    sampled no entity). Raises :class:`SkewCheckFailed` when a view's mismatch
+    rate exceeds ``max_mismatch_rate``, when a view (not skipped) sampled no
+    entity, or when no view was checked (unless ``raise_on_failure`` is false).
     """
     from feature_platform.offline import online_views
 
@@ -176,6 +185,12 @@ def check_online_skew(
             abs_tol=abs_tol,
         )
         report = _view_report(sample)
+        if not report["sampled"]:
+            where = f"in {start.isoformat()} .. " if start else "within ttl of "
+            report["failed"] = (
+                f"sampled no entity ({report['candidates']} candidates with a "
+                f"source row {where}{end.isoformat()}): nothing was compared"
+            )
         summary["views"][view.name] = report
         log.info(
             "skew %s: %s/%s values differ, null rate %.3f",
@@ -189,8 +204,9 @@ def check_online_skew(
     summary["compared"] = compared
     summary["mismatches"] = mismatches
     summary["mismatch_rate"] = mismatches / compared if compared else 0.0
-    summary["success"] = all(
-        v["mismatch_rate"] <= max_mismatch_rate for v in summary["views"].values()
+    summary["success"] = bool(summary["views"]) and all(
+        not v.get("failed") and v["mismatch_rate"] <= max_mismatch_rate
+        for v in summary["views"].values()
     )
     if raise_on_failure and not summary["success"]:
         raise SkewCheckFailed(summary)

@@ -165,3 +165,119 @@ def test_materialization_is_idempotent_by_key_dump(
     materialize_window(store, middle, end)
     halves = _dump(own_redis)
     assert halves == once
+
+
+def _append_rows(path: Path, rows: pd.DataFrame) -> None:
+    source = pd.read_parquet(path)
+    # Microsecond timestamps, as the generator writes them (the data contract).
+    pd.concat([source, rows[source.columns]], ignore_index=True).to_parquet(
+        path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True
+    )
+
+
+def test_recover_repairs_values_that_are_present_but_stale(
+    store_on_own_redis, local_repo: Path
+) -> None:
+    """Online values older than the offline latest (rows that arrived after the
+    window was materialized) make the view unhealthy, and recover rewrites them."""
+    from feature_platform.materialize import materialize_window
+    from feature_platform.recovery import online_health, recover
+
+    store = store_on_own_redis
+    materialize_window(store, TEST_END - timedelta(days=3), TEST_END)
+    assert online_health(store, end=TEST_END, views=["customer_stats"])["healthy"]
+
+    path = local_repo / "data" / "customer_stats.parquet"
+    latest = latest_offline_values(
+        pd.read_parquet(path), "customer_id", TEST_END, ttl=timedelta(days=3)
+    )
+    newer = pd.Timestamp(TEST_END - timedelta(minutes=30))
+    late = latest[latest["event_timestamp"] < newer].assign(
+        event_timestamp=newer,
+        created_timestamp=newer,
+        total_orders=lambda f: f["total_orders"] + 1,
+    )
+    assert len(late) > len(latest) // 2
+    _append_rows(path, late)
+
+    health = online_health(store, end=TEST_END, views=["customer_stats"])
+    view = health["views"]["customer_stats"]
+    assert view["missing"] == 0 and view["behind"] > 0, view
+    assert not view["healthy"] and not health["healthy"]
+
+    result = recover(store, end=TEST_END, views=["customer_stats"])
+    assert "customer_stats" in result["rematerialized"]
+    after = result["after"]["views"]["customer_stats"]
+    assert after["missing"] == 0 and after["behind"] == 0, after
+    assert result["healthy"]
+    assert _assert_online_equals_offline(store, local_repo) > 0
+
+
+def test_restatement_does_not_replace_the_online_value(
+    store_on_own_redis, own_redis: RedisServer, local_repo: Path
+) -> None:
+    """Pinned, as Feast does it: a row restated with the same event time (later
+    created time) is skipped by the Redis write rule "write only when the event
+    time is newer", on re-materialization and on ``recover --force`` alike.
+    Deleting the entity's key and recovering again writes it (docs/operations.md).
+    """
+    from feast.value_type import ValueType
+
+    from feature_platform.cli import main
+    from feature_platform.materialize import materialize_window
+    from feature_platform.online import read_online
+    from feature_platform.online_store.codec import redis_entity_key
+
+    store = store_on_own_redis
+    start = TEST_END - timedelta(days=3)
+    materialize_window(store, start, TEST_END)
+
+    path = local_repo / "data" / "customer_stats.parquet"
+    source = pd.read_parquet(path)
+    latest = latest_offline_values(
+        source, "customer_id", TEST_END, ttl=timedelta(days=3)
+    )
+    row = latest[latest["lifetime_value"].notna()].iloc[0]
+    cid = int(row["customer_id"])
+
+    def served() -> float:
+        got = read_online(
+            store,
+            [{"customer_id": cid}],
+            features=["customer_stats:lifetime_value"],
+            now=TEST_END,
+        )
+        return float(got["lifetime_value"][0])
+
+    original = float(row["lifetime_value"])
+    assert served() == pytest.approx(original, rel=1e-6)
+    restated = source[
+        (source["customer_id"] == cid)
+        & (source["event_timestamp"] == row["event_timestamp"])
+    ].tail(1)
+    restated = restated.assign(
+        created_timestamp=restated["created_timestamp"] + pd.Timedelta(hours=1),
+        lifetime_value=original + 1000.0,
+    )
+    _append_rows(path, restated)
+    offline = latest_offline_values(
+        pd.read_parquet(path), "customer_id", TEST_END, ttl=timedelta(days=3)
+    )
+    assert float(
+        offline.loc[offline["customer_id"] == cid, "lifetime_value"].iloc[0]
+    ) == pytest.approx(original + 1000.0)
+
+    # Re-materializing the window does not replace the value...
+    materialize_window(store, start, TEST_END)
+    assert served() == pytest.approx(original, rel=1e-6)
+    # ...and neither does `recover --force` (the same write rule).
+    end = TEST_END.isoformat()
+    argv = ["--profile", "services", "recover", "--force", "--end", end]
+    assert main([*argv, "--views", "customer_stats"]) == 0
+    assert served() == pytest.approx(original, rel=1e-6)
+
+    # The remedy: delete the entity's key, then recover --force.
+    key = redis_entity_key("customer_id", cid, ValueType.INT64.value, store.project)
+    assert own_redis.client().delete(key) == 1
+    assert main(argv) == 0
+    assert served() == pytest.approx(original + 1000.0, rel=1e-6)

@@ -85,3 +85,105 @@ def test_demo_twice_is_incremental(repo_env: Path, capsys) -> None:
 def _last_json(stdout: str) -> dict:
     start = stdout.index("\n{\n") + 1 if not stdout.startswith("{") else 0
     return json.loads(stdout[start:])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["generate", "--days", "1"],
+            "argument --days: must be an integer >= 2, got 1",
+        ),
+        (["generate", "--days", "ten"], "argument --days: must be an integer >= 2"),
+        (
+            ["generate", "--customers", "0"],
+            "argument --customers: must be an integer >= 1",
+        ),
+        (
+            ["generate", "--drivers", "-1"],
+            "argument --drivers: must be an integer >= 1",
+        ),
+        (["generate", "--seed", "-1"], "argument --seed: must be an integer >= 0"),
+        (
+            ["train", "--n-estimators", "0"],
+            "argument --n-estimators: must be an integer >= 1",
+        ),
+        (["recover", "--sample", "0"], "argument --sample: must be an integer >= 1"),
+        (["monitor", "--sample", "-5"], "argument --sample: must be an integer >= 1"),
+        (
+            ["monitor", "--latency-reads", "0"],
+            "argument --latency-reads: must be an integer >= 1",
+        ),
+        (["audit", "--limit", "0"], "argument --limit: must be an integer >= 1"),
+        (["validate", "--hours", "0"], "argument --hours: must be a number > 0, got 0"),
+        (["validate", "--hours", "nan"], "argument --hours: must be a number > 0"),
+        (["validate", "--hours", "inf"], "argument --hours: must be a number > 0"),
+    ],
+)
+def test_out_of_range_arguments_are_named(capsys, argv, message) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("days", ["2", "10", "14"])
+def test_generate_short_histories(tmp_path: Path, capsys, days: str) -> None:
+    argv = ["generate", "--days", days, "--customers", "50", "--drivers", "5"]
+    assert main([*argv, "--out", str(tmp_path), "--end", "2026-06-01T00:00:00Z"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["spec"]["days"] == int(days)
+    assert all(n > 0 for n in summary["rows"].values())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["materialize"],
+        [
+            "materialize",
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--end",
+            "2026-01-02T00:00:00Z",
+        ],
+        ["recover", "--check"],
+        [
+            "online",
+            "--feature-service",
+            "churn_prediction_service",
+            "--customer-id",
+            "1",
+        ],
+        ["validate"],
+    ],
+)
+def test_never_applied_registry_says_run_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, argv
+) -> None:
+    """A repo that was never generated nor applied (no data/ directory): not a
+    sqlite "unable to open database file", but what to do."""
+    from tests.conftest import copy_repo
+
+    repo = copy_repo(tmp_path / "repo")
+    assert not (repo / "data").exists()
+    monkeypatch.setenv("FEATURE_PLATFORM_REPO", str(repo))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "has no definitions" in err
+    assert "run `feature-platform apply`" in err
+
+
+def test_apply_works_on_a_fresh_repo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from tests.conftest import copy_repo
+
+    repo = copy_repo(tmp_path / "repo")
+    monkeypatch.setenv("FEATURE_PLATFORM_REPO", str(repo))
+    assert main(["apply"]) == 0
+    assert (
+        "customer_stats"
+        in _last_json(capsys.readouterr().out)["objects"]["feature_views"]
+    )
+    assert main(["audit"]) == 0

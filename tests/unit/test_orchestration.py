@@ -66,6 +66,7 @@ def test_unreachable_online_store_is_one_clear_error(monkeypatch) -> None:
                 connection_string = "127.0.0.1:1,password=hunter2"
 
     monkeypatch.setattr(materialize, "materialize_window", down)
+    monkeypatch.setattr(orchestration, "require_applied", lambda store: None)
     with pytest.raises(orchestration.OnlineStoreUnavailable) as info:
         orchestration.run_materialization(
             Store(), T0, T0 + timedelta(hours=4), views=["customer_stats"]
@@ -83,5 +84,29 @@ def test_other_errors_pass_through(monkeypatch) -> None:
         raise KeyError("boom")
 
     monkeypatch.setattr(materialize, "materialize_window", broken)
+    monkeypatch.setattr(orchestration, "require_applied", lambda store: None)
     with pytest.raises(KeyError):
         orchestration.run_materialization(object(), T0, T0 + timedelta(hours=1))
+
+
+def test_never_applied_registry_says_run_apply(tmp_path, monkeypatch) -> None:
+    """The DAG's materialization on a repo that was never applied (nor generated:
+    no data/ directory) names the remedy, not sqlite's "unable to open database
+    file"; nothing is materialized."""
+    from feature_platform import materialize
+    from feature_platform.config import RegistryNotApplied, get_store
+    from tests.conftest import copy_repo
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("materialized against an empty registry")
+
+    monkeypatch.setattr(materialize, "materialize_window", must_not_run)
+    store = get_store("local", repo=copy_repo(tmp_path / "repo"))
+    with pytest.raises(RegistryNotApplied, match="run `feature-platform apply`"):
+        orchestration.run_materialization(store, T0, T0 + timedelta(hours=1))
+
+
+def test_applied_registry_passes_the_check(applied_local_store) -> None:
+    from feature_platform.config import require_applied
+
+    require_applied(applied_local_store)  # no error

@@ -94,3 +94,42 @@ def test_drivers_in_range() -> None:
 def test_naive_end_rejected() -> None:
     with pytest.raises(ValueError, match="no timezone"):
         SampleSpec(end=datetime(2026, 1, 1)).resolved_end()
+
+
+@pytest.mark.parametrize("days", [2, 3, 10, 14, 15])
+def test_short_histories_generate(days: int) -> None:
+    """Any ``days >= MIN_DAYS`` works (it used to need more than 14); labels lie
+    in the second half of a short history (after its first day) and within it."""
+    from datetime import timedelta
+
+    spec = SampleSpec(customers=200, drivers=5, days=days, seed=1, end=END)
+    stats, labels = generate_customers(spec)
+    assert len(stats) > 0 and len(labels) == 2 * spec.customers
+    first_label_day = 14 if days > 14 else max(1, days // 2)
+    first = pd.Timestamp(END - timedelta(days=days - first_label_day))
+    assert labels["event_timestamp"].min() >= first
+    assert labels["event_timestamp"].max() <= pd.Timestamp(END)
+    assert len(generate_drivers(spec)) > 0
+
+
+def test_long_histories_are_unchanged_by_the_short_history_rule() -> None:
+    """Labels start after the 14-day warm-up whenever the history allows it."""
+    from datetime import timedelta
+
+    _, labels = generate_customers(SPEC)
+    assert labels["event_timestamp"].min() >= pd.Timestamp(END - timedelta(days=16))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("days", 1, "days must be an integer >= 2, got 1"),
+        ("customers", 0, "customers must be an integer >= 1, got 0"),
+        ("drivers", -3, "drivers must be an integer >= 1, got -3"),
+        ("seed", -1, "seed must be an integer >= 0, got -1"),
+        ("labels_per_customer", 0, "labels_per_customer must be an integer >= 1"),
+    ],
+)
+def test_spec_rejects_out_of_range_values(field: str, value: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SampleSpec(**{**SPEC.__dict__, field: value})

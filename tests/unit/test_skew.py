@@ -157,3 +157,41 @@ def test_backfill_check_skips_views_that_hold_newer_values(local_store) -> None:
     for report in skipped["views"].values():
         assert report["compared"] == 0
         assert TEST_END.isoformat() in report["skipped"]
+
+
+def test_sampling_nothing_fails(applied_local_store) -> None:
+    """No entity compared proves nothing: a check that sampled nothing fails."""
+    long_ago = TEST_END - timedelta(days=365)  # before the sample data
+    summary = check_online_skew(
+        applied_local_store, end=long_ago, sample_size=10, raise_on_failure=False
+    )
+    assert summary["success"] is False and summary["compared"] == 0
+    for report in summary["views"].values():
+        assert report["sampled"] == 0 and "sampled no entity" in report["failed"]
+    with pytest.raises(SkewCheckFailed, match="customer_stats: sampled no entity"):
+        check_online_skew(applied_local_store, end=long_ago, sample_size=10)
+
+
+def test_an_empty_window_fails(local_store) -> None:
+    """The run's window held no source row: the check it runs after fails."""
+    start = hours_ago(4)
+    materialize_window(local_store, start, TEST_END)
+    assert check_online_skew(local_store, start=start, end=TEST_END)["success"]
+    # A window after the data: no entity has a row in it.
+    summary = check_online_skew(
+        local_store,
+        start=TEST_END + timedelta(minutes=1),
+        end=TEST_END + timedelta(hours=1),
+        raise_on_failure=False,
+    )
+    assert summary["success"] is False and summary["compared"] == 0
+    assert all("sampled no entity" in v["failed"] for v in summary["views"].values())
+
+
+def test_checking_no_view_fails(applied_local_store) -> None:
+    summary = check_online_skew(
+        applied_local_store, end=TEST_END, views=[], raise_on_failure=False
+    )
+    assert summary["views"] == {} and summary["success"] is False
+    with pytest.raises(SkewCheckFailed, match="no online feature view was checked"):
+        check_online_skew(applied_local_store, end=TEST_END, views=[])
