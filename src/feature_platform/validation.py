@@ -478,9 +478,11 @@ def validate_sources(
     is a table of the failed expectations) when any suite fails, unless
     ``raise_on_failure`` is false.
     """
+    from feature_platform.config import require_applied
     from feature_platform.offline import online_views
 
     store = _as_store(store_or_repo)
+    require_applied(store)  # a never-applied repo: "run apply first"
     start = ensure_utc(start, "start")
     end = ensure_utc(end, "end")
     now = ensure_utc(now, "now") if now is not None else utc_now()

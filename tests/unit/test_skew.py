@@ -172,17 +172,23 @@ def test_sampling_nothing_fails(applied_local_store) -> None:
         check_online_skew(applied_local_store, end=long_ago, sample_size=10)
 
 
-def test_an_empty_window_fails(local_store) -> None:
-    """The run's window held no source row: the check it runs after fails."""
-    start = hours_ago(4)
-    materialize_window(local_store, start, TEST_END)
-    assert check_online_skew(local_store, start=start, end=TEST_END)["success"]
-    # A window after the data: no entity has a row in it.
-    summary = check_online_skew(
+def test_a_quiet_window_checks_the_latest_within_ttl(local_store) -> None:
+    """A run's window with no source row (a daily snapshot under a 4-hourly
+    schedule) still compares the values online: the latest within ttl as of the
+    window's end. Only when nothing lies within ttl does the check fail."""
+    materialize_window(local_store, TEST_END - timedelta(days=3), TEST_END)
+    quiet = check_online_skew(
         local_store,
         start=TEST_END + timedelta(minutes=1),
-        end=TEST_END + timedelta(hours=1),
-        raise_on_failure=False,
+        end=TEST_END + timedelta(minutes=30),
+        sample_size=50,
+    )
+    assert quiet["success"] is True
+    for report in quiet["views"].values():
+        assert "widened" in report and report["compared"] > 0
+    far = TEST_END + timedelta(days=30)  # past every ttl: nothing to compare
+    summary = check_online_skew(
+        local_store, start=far - timedelta(hours=4), end=far, raise_on_failure=False
     )
     assert summary["success"] is False and summary["compared"] == 0
     assert all("sampled no entity" in v["failed"] for v in summary["views"].values())

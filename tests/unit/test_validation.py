@@ -290,3 +290,13 @@ def test_format_failures_aligns_columns() -> None:
     assert len(table) == 4
     assert table[2].index("e1") == table[3].index("e2") == table[0].index("expectation")
     assert format_failures([]) == "(no failed expectations)"
+
+
+def test_validating_a_never_applied_repo_says_to_apply(tmp_path) -> None:
+    """The DAG's first task on a repo that was never applied: a clear message."""
+    from feature_platform.config import RegistryNotApplied
+    from tests.conftest import make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    with pytest.raises(RegistryNotApplied, match="run `feature-platform apply`"):
+        validate_sources(repo, start=TEST_END - timedelta(hours=4), end=TEST_END)
