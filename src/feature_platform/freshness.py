@@ -24,7 +24,7 @@ reader, its fallback over Feast's generic read, the feature server, monitoring):
   ``OUTSIDE_MAX_AGE``); returns the number of stale cells. Used where Feast's
   own read assembled the response (stores and requests the fast reader does
   not cover).
-* ``STATUS_*`` constants: the status names, as Feast spells them.
+* the status names (``STATUS_*``) live with the format, in ``online_store.codec``.
 * ``ensure_registry_current(store)``: the registry side of freshness. Feast
   keeps serving its registry cache forever when the registry database is down
   (a failed refresh is only logged at debug level). Call this before a read:
@@ -53,10 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RegistryUnavailableError",
-    "STATUS_NOT_FOUND",
-    "STATUS_NULL_VALUE",
-    "STATUS_OUTSIDE_MAX_AGE",
-    "STATUS_PRESENT",
     "enforce_on_response",
     "ensure_registry_current",
     "as_of",
@@ -68,10 +64,6 @@ __all__ = [
     "ttl_seconds",
 ]
 
-STATUS_PRESENT = "PRESENT"
-STATUS_NULL_VALUE = "NULL_VALUE"
-STATUS_NOT_FOUND = "NOT_FOUND"
-STATUS_OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
 
 Timestampish = datetime | int | float | None
 
@@ -168,38 +160,24 @@ def output_ttls(
     features: list[str] | None = None,
     full_feature_names: bool = False,
 ) -> dict[str, timedelta | None]:
-    """The ttl behind each feature column a read returns, keyed by column name."""
-    from feast.errors import FeatureViewNotFoundException
+    """The ttl behind each feature column a read returns, keyed by column name
+    (``column_ttls`` over Feast's own resolution of the request; on-demand
+    columns are absent: they are computed at read time, nothing expires)."""
+    from feature_platform.feast_compat import online_request_context
 
-    # (view name used in output columns, registry view name, feature name)
-    triples: list[tuple[str, str, str]] = []
-    if feature_service is not None:
-        service = store.get_feature_service(feature_service, allow_cache=True)
-        for projection in service.feature_view_projections:
-            triples.extend(
-                (projection.name_to_use(), projection.name, f.name)
-                for f in projection.features
-            )
     for ref in features or []:
         view, sep, feature = ref.partition(":")
         if not sep or not feature:
             raise ValueError(f"feature reference {ref!r} is not 'view:feature'")
-        triples.append((view, view.split("@", 1)[0], feature))
-    view_ttl: dict[str, timedelta | None] = {}
-    ttls: dict[str, timedelta | None] = {}
-    for use_name, view_name, feature in triples:
-        if view_name not in view_ttl:
-            try:
-                fv = store.get_feature_view(view_name, allow_registry_cache=True)
-            except FeatureViewNotFoundException:
-                # On-demand views are computed at read time: nothing to expire.
-                store.get_on_demand_feature_view(view_name)  # else: unknown view
-                view_ttl[view_name] = None
-            else:
-                view_ttl[view_name] = fv.ttl
-        column = f"{use_name}__{feature}" if full_feature_names else feature
-        ttls[column] = view_ttl[view_name]
-    return ttls
+    request: Any = (
+        store.get_feature_service(feature_service, allow_cache=True)
+        if feature_service is not None
+        else list(features or [])
+    )
+    context = online_request_context(
+        store.registry, store.project, request, full_feature_names
+    )
+    return column_ttls(context[5], full_feature_names=full_feature_names)
 
 
 def enforce_on_response(

@@ -118,48 +118,16 @@ class _FreshReads:
         full_feature_names=False,
         include_feature_view_version_metadata=False,
     ):
+        request = (config, features, entity_rows, registry, project)
         with self._reading(config):
-            return self._read(
-                config,
-                features,
-                entity_rows,
-                registry,
-                project,
-                full_feature_names,
-                include_feature_view_version_metadata,
+            if self._fast and not include_feature_view_version_metadata:
+                try:
+                    return self._fast_read(*request, full_feature_names)
+                except UnsupportedRead:
+                    pass
+            response = super().get_online_features(  # type: ignore[misc]
+                *request, full_feature_names, include_feature_view_version_metadata
             )
-
-    def _read(  # type: ignore[no-untyped-def]
-        self,
-        config,
-        features,
-        entity_rows,
-        registry,
-        project,
-        full_feature_names,
-        include_feature_view_version_metadata,
-    ):
-        if self._fast and not include_feature_view_version_metadata:
-            try:
-                return self._fast_read(
-                    config,
-                    features,
-                    entity_rows,
-                    registry,
-                    project,
-                    full_feature_names,
-                )
-            except UnsupportedRead:
-                pass
-        response = super().get_online_features(  # type: ignore[misc]
-            config,
-            features,
-            entity_rows,
-            registry,
-            project,
-            full_feature_names,
-            include_feature_view_version_metadata,
-        )
         return self._fresh(
             response, config, registry, project, features, full_feature_names
         )
@@ -174,51 +142,20 @@ class _FreshReads:
         full_feature_names=False,
         include_feature_view_version_metadata=False,
     ):
+        request = (config, features, entity_rows, registry, project)
         with self._reading(config):
-            return await self._read_async(
-                config,
-                features,
-                entity_rows,
-                registry,
-                project,
-                full_feature_names,
-                include_feature_view_version_metadata,
+            if self._fast and not include_feature_view_version_metadata:
+                try:
+                    # One short blocking round trip on a pooled connection, off
+                    # the event loop.
+                    return await asyncio.to_thread(
+                        self._fast_read, *request, full_feature_names
+                    )
+                except UnsupportedRead:
+                    pass
+            response = await super().get_online_features_async(  # type: ignore[misc]
+                *request, full_feature_names, include_feature_view_version_metadata
             )
-
-    async def _read_async(  # type: ignore[no-untyped-def]
-        self,
-        config,
-        features,
-        entity_rows,
-        registry,
-        project,
-        full_feature_names,
-        include_feature_view_version_metadata,
-    ):
-        if self._fast and not include_feature_view_version_metadata:
-            try:
-                # One short blocking round trip on a pooled connection, off the
-                # event loop.
-                return await asyncio.to_thread(
-                    self._fast_read,
-                    config,
-                    features,
-                    entity_rows,
-                    registry,
-                    project,
-                    full_feature_names,
-                )
-            except UnsupportedRead:
-                pass
-        response = await super().get_online_features_async(  # type: ignore[misc]
-            config,
-            features,
-            entity_rows,
-            registry,
-            project,
-            full_feature_names,
-            include_feature_view_version_metadata,
-        )
         return self._fresh(
             response, config, registry, project, features, full_feature_names
         )
