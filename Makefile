@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo serve feast test test-unit test-integration lint check schema-lock format typecheck bench bench-full bench-spark clean pipeline-compile pipeline-run-local
+.PHONY: help setup demo serve feast ui chromium test test-unit test-integration lint check schema-lock format typecheck bench bench-full bench-spark clean pipeline-compile pipeline-run-local
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,13 +42,21 @@ demo: setup ## Run the whole job on the embedded profile (no services needed)
 feast: setup ## Plain feast CLI on PROFILE, e.g. make feast PROFILE=services ARGS="plan"
 	scripts/feast $(PROFILE) $(ARGS)
 
-test: setup ## Run all tests (integration tests need PostgreSQL + Redis on 127.0.0.1)
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 8888
+ui: setup ## Feast's bundled UI on PROFILE's registry (UI_HOST, UI_PORT), e.g. make ui PROFILE=services
+	scripts/feast $(PROFILE) ui --host $(UI_HOST) --port $(UI_PORT)
+
+test: setup chromium ## Run all tests (integration tests need PostgreSQL + Redis on 127.0.0.1)
 	$(PY) -m pytest
+
+chromium: ## Install headless Chromium for the Feast UI test when missing (apt-get, as root)
+	scripts/ensure-chromium
 
 test-unit: setup ## Unit tests only
 	$(PY) -m pytest tests/unit
 
-test-integration: setup ## Integration tests against PostgreSQL + Redis only
+test-integration: setup chromium ## Integration tests against PostgreSQL + Redis only
 	$(PY) -m pytest -m integration
 
 lint: setup ## ruff check + format check
