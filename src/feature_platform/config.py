@@ -147,6 +147,7 @@ _VARIABLES: tuple[tuple[str, str, Any, Any, str], ...] = (
     ("registry_lock", "FEATURE_PLATFORM_REGISTRY_LOCK", _flag, True, "tests only"),
     ("lock_timeout_s", "FEATURE_PLATFORM_LOCK_TIMEOUT", _seconds, 600.0, "lock wait"),
     ("retry_delay_s", "FEATURE_PLATFORM_RETRY_DELAY_SECONDS", _seconds, 300.0, "DAG"),
+    ("late_arrival_s", "FEATURE_PLATFORM_LATE_ARRIVAL_SECONDS", _seconds, 3600.0, ""),
     ("webhook_url", "FEATURE_PLATFORM_WEBHOOK_URL", _text, None, "alert webhook"),
     ("image", "FEATURE_PLATFORM_IMAGE", _text, None, "KFP component image"),
     ("server_host", "FP_SERVER_HOST", _text, "127.0.0.1", "feature server host"),
@@ -162,6 +163,7 @@ _VARIABLES: tuple[tuple[str, str, Any, Any, str], ...] = (
     ("server_tls_key_file", "FP_SERVER_TLS_KEY_FILE", _text, None, "HTTPS key"),
     ("server_tls_cert_file", "FP_SERVER_TLS_CERT_FILE", _text, None, "HTTPS cert"),
     ("server_log_level", "FP_SERVER_LOG_LEVEL", _text, "info", "uvicorn log level"),
+    ("monitor_server_url", "FP_MONITOR_SERVER_URL", _text, None, "server to scrape"),
 )
 
 
@@ -181,6 +183,7 @@ class Settings:
     registry_lock: bool = True
     lock_timeout_s: float = 600.0
     retry_delay_s: float = 300.0
+    late_arrival_s: float = 3600.0
     webhook_url: str | None = None
     image: str | None = None
     server_host: str = "127.0.0.1"
@@ -196,6 +199,7 @@ class Settings:
     server_tls_key_file: str | None = None
     server_tls_cert_file: str | None = None
     server_log_level: str = "info"
+    monitor_server_url: str | None = None
 
     @property
     def offline_kind(self) -> str:
