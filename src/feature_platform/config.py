@@ -61,6 +61,8 @@ __all__ = [
     "feast_cli",
     "get_store",
     "load_repo_config",
+    "mlflow_artifact_location",
+    "mlflow_tracking_uri",
     "parse_utc",
     "repo_dir",
     "require_applied",
@@ -164,6 +166,7 @@ _VARIABLES: tuple[tuple[str, str, Any, Any, str], ...] = (
     ("server_tls_cert_file", "FP_SERVER_TLS_CERT_FILE", _text, None, "HTTPS cert"),
     ("server_log_level", "FP_SERVER_LOG_LEVEL", _text, "info", "uvicorn log level"),
     ("monitor_server_url", "FP_MONITOR_SERVER_URL", _text, None, "server to scrape"),
+    ("mlflow_tracking_uri", "FP_MLFLOW_TRACKING_URI", _text, None, "MLflow tracking"),
 )
 
 
@@ -200,6 +203,7 @@ class Settings:
     server_tls_cert_file: str | None = None
     server_log_level: str = "info"
     monitor_server_url: str | None = None
+    mlflow_tracking_uri: str | None = None
 
     @property
     def offline_kind(self) -> str:
@@ -295,6 +299,44 @@ def artifacts_dir() -> Path:
     """Models and reports: $FEATURE_PLATFORM_ARTIFACTS or ``<project>/artifacts``."""
     env = settings().artifacts
     return Path(env).resolve() if env else repo_dir().parent / "artifacts"
+
+
+# MLflow tracking server + model registry of a profile when
+# $FP_MLFLOW_TRACKING_URI is unset (``local``: an embedded SQLite store under the
+# artifacts dir, see ``mlflow_tracking_uri``; ``services``/``scale``: the stack's
+# PostgreSQL-backed ``mlflow server``; ``production``: required).
+_MLFLOW_SERVER = {"services": "http://127.0.0.1:5000", "scale": "http://127.0.0.1:5000"}
+
+
+def mlflow_tracking_uri(profile: str | None = None) -> str:
+    """The MLflow tracking (and model registry) URI of a profile.
+
+    ``$FP_MLFLOW_TRACKING_URI`` if set; else on ``local`` the embedded store
+    ``sqlite:///<artifacts>/mlflow/mlflow.db`` (no server process), on
+    ``services`` and ``scale`` the stack's server ``http://127.0.0.1:5000``;
+    ``production`` has no default (a ``ConfigError`` names the variable).
+    """
+    uri = settings().mlflow_tracking_uri
+    if uri:
+        return uri
+    name = profile or active_profile()
+    if name == "local":
+        return f"sqlite:///{artifacts_dir() / 'mlflow' / 'mlflow.db'}"
+    if name in _MLFLOW_SERVER:
+        return _MLFLOW_SERVER[name]
+    raise ConfigError(
+        f"profile {name!r} has no MLflow tracking server: set FP_MLFLOW_TRACKING_URI"
+    )
+
+
+def mlflow_artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: next to an embedded SQLite
+    store (MLflow's default would be ``./mlruns`` under the current directory);
+    ``None`` for a server, which serves its own artifact store."""
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix):
+        return (Path(tracking_uri[len(prefix) :]).parent / "artifacts").as_uri()
+    return None
 
 
 def resolve_profile(
@@ -395,6 +437,15 @@ def load_repo_config(
         else:
             raw[key] = value
     raw["project"] = settings().project or raw.get("project", _DEFAULT_PROJECT)
+    mlflow = raw.get("mlflow")
+    if isinstance(mlflow, dict) and not mlflow.get("tracking_uri"):
+        # Feast's `mlflow:` block (store.config.mlflow) gets the profile's URI.
+        with_uri = settings().mlflow_tracking_uri or prof.name in (
+            "local",
+            *_MLFLOW_SERVER,
+        )
+        if with_uri:
+            mlflow["tracking_uri"] = mlflow_tracking_uri(prof.name)
     registry = raw.get("registry")
     if isinstance(registry, dict) and registry.get("registry_type") == "sql":
         registry["path"] = _absolute_sqlite(registry["path"], prof.repo_dir)

@@ -1,0 +1,272 @@
+"""Model lineage through the MLflow model registry, both ways.
+
+Every training path (``feature-platform train``, ``demo``, the Airflow DAG, the
+KFP pipeline, the notebook) records its model with
+:func:`feature_platform.training.registry.log_training_run`: one MLflow run
+(params, metrics, training-set window, row counts, feature service and feature
+references) and one version of the registered model named after the feature
+service (``churn_prediction_service``). This module reads that back:
+
+* :func:`model_lineage` - a registered model version (``name`` plus a version
+  number or an alias such as ``champion``) -> its feature service, feature
+  references, training window and row counts;
+* :func:`models_consuming` - a feature service (``churn_prediction_service``),
+  a feature reference (``customer_stats:lifetime_value``) or a feature view
+  (``customer_stats``) -> the registered model versions that consume it;
+* :func:`consumers_by_feature` - one registry read indexed by feature reference
+  and by feature service (what a catalog listing every feature calls once).
+
+A model consumes what it was *trained on*: the references recorded with its
+version, not the feature service's current definition (a service edited after
+training does not change what an old version needs).
+
+Where the records live (tags a registry query can read without downloading
+artifacts): each model version carries Feast's own tag
+``feast.feature_service`` (set by Feast's ``FeastMlflowClient.register_model``,
+read by Feast's resolver) and ``feast.feature_refs`` (the comma-joined
+references, Feast's run-tag name, copied to the version); the run carries the
+window and row counts as params/metrics (``TRAINING_PARAMS``/``ROW_METRICS``)
+and Feast's ``feast_features.json`` artifact.
+
+Feast 0.67's integration (``feast.mlflow_integration``) resolves model ->
+feature service name only (``store.mlflow.resolve_features``, which also checks
+the service still serves the features the model was trained on): with a
+``store``, :func:`model_lineage` runs it. It has nothing for the reverse
+direction, the feature references or the window; those are read here.
+
+The tracking URI is the profile's (``config.mlflow_tracking_uri``,
+``$FP_MLFLOW_TRACKING_URI``); pass ``tracking_uri`` to read another registry.
+
+API (stable; ``feature_platform.catalog`` calls it)::
+
+    models_consuming(target: str, *, profile=None, tracking_uri=None)
+        -> list[ModelVersionLineage]
+    consumers_by_feature(*, profile=None, tracking_uri=None)
+        -> dict[str, list[ModelVersionLineage]]   # keys: refs and service names
+    model_lineage(name: str, version_or_alias: str | int = "champion", *,
+                  profile=None, tracking_uri=None, store=None)
+        -> ModelVersionLineage
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from mlflow import MlflowClient
+
+__all__ = [
+    "CHAMPION",
+    "FEATURE_REFS_TAG",
+    "FEATURE_SERVICE_TAG",
+    "LineageError",
+    "ModelVersionLineage",
+    "consumers_by_feature",
+    "mlflow_client",
+    "model_lineage",
+    "models_consuming",
+    "registered_model_name",
+]
+
+FEATURE_SERVICE_TAG = "feast.feature_service"  # Feast's tag (run and version)
+FEATURE_REFS_TAG = "feast.feature_refs"  # Feast's run tag, copied to the version
+CHAMPION = "champion"  # alias of the version that passed the publish gate
+
+
+class LineageError(LookupError):
+    """A model, version or alias is not in the registry, or has no lineage."""
+
+
+@dataclass(frozen=True)
+class ModelVersionLineage:
+    """A registered model version and what it was trained on."""
+
+    name: str
+    version: int
+    aliases: tuple[str, ...]
+    feature_service: str
+    features: tuple[str, ...]  # feature references "view:feature", service order
+    run_id: str
+    model_uri: str  # models:/<name>/<version>
+    training_window: dict[str, str] | None = None  # {"start", "end"} UTC ISO
+    rows: dict[str, int] | None = None  # {"total", "train", "test"}
+    metrics: dict[str, float] | None = None
+
+    def __str__(self) -> str:
+        alias = "".join(f" @{a}" for a in self.aliases)
+        return f"{self.name} v{self.version}{alias}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def registered_model_name(feature_service: str) -> str:
+    """The registered model of a feature service: one model name per service."""
+    return feature_service
+
+
+def mlflow_client(
+    *, profile: str | None = None, tracking_uri: str | None = None
+) -> MlflowClient:
+    """An ``MlflowClient`` on the profile's tracking server / model registry."""
+    from mlflow import MlflowClient
+
+    from feature_platform.config import mlflow_tracking_uri
+
+    uri = tracking_uri or mlflow_tracking_uri(profile)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _refs(tags: dict[str, str]) -> tuple[str, ...]:
+    return tuple(r for r in tags.get(FEATURE_REFS_TAG, "").split(",") if r)
+
+
+def _aliases(version: Any) -> tuple[str, ...]:
+    return tuple(sorted(getattr(version, "aliases", None) or ()))
+
+
+def _from_version(version: Any) -> ModelVersionLineage | None:
+    tags = dict(version.tags or {})
+    service = tags.get(FEATURE_SERVICE_TAG)
+    if not service:
+        return None  # not trained through a feature service: no feature lineage
+    return ModelVersionLineage(
+        name=version.name,
+        version=int(version.version),
+        aliases=_aliases(version),
+        feature_service=service,
+        features=_refs(tags),
+        run_id=version.run_id or "",
+        model_uri=f"models:/{version.name}/{version.version}",
+    )
+
+
+def _all_versions(client: MlflowClient) -> list[ModelVersionLineage]:
+    out: list[ModelVersionLineage] = []
+    token: str | None = None
+    while True:
+        page = client.search_model_versions(max_results=1000, page_token=token)
+        out.extend(m for m in map(_from_version, page) if m is not None)
+        token = page.token
+        if not token:
+            break
+    return sorted(out, key=lambda m: (m.name, -m.version))
+
+
+def consumers_by_feature(
+    *, profile: str | None = None, tracking_uri: str | None = None
+) -> dict[str, list[ModelVersionLineage]]:
+    """Every registered model version with lineage, keyed by each feature
+    reference it was trained on and by its feature service (one registry read).
+    Versions are newest first per model."""
+    index: dict[str, list[ModelVersionLineage]] = {}
+    client = mlflow_client(profile=profile, tracking_uri=tracking_uri)
+    for model in _all_versions(client):
+        for key in (model.feature_service, *model.features):
+            index.setdefault(key, []).append(model)
+    return index
+
+
+def models_consuming(
+    target: str, *, profile: str | None = None, tracking_uri: str | None = None
+) -> list[ModelVersionLineage]:
+    """The registered model versions that consume ``target``.
+
+    ``target`` is a feature reference (``customer_stats:lifetime_value``), a
+    feature view (``customer_stats``: any of its features) or a feature service
+    (``churn_prediction_service``). An empty list when nothing consumes it.
+    """
+    target = target.strip()
+    if not target:
+        raise ValueError("models_consuming needs a feature ref, view or service name")
+    client = mlflow_client(profile=profile, tracking_uri=tracking_uri)
+    found = []
+    for model in _all_versions(client):
+        views = {ref.split(":", 1)[0] for ref in model.features}
+        if (
+            target == model.feature_service
+            or target in model.features
+            or (":" not in target and target in views)
+        ):
+            found.append(model)
+    return found
+
+
+def model_lineage(
+    name: str,
+    version_or_alias: str | int = CHAMPION,
+    *,
+    profile: str | None = None,
+    tracking_uri: str | None = None,
+    store: FeatureStore | None = None,
+) -> ModelVersionLineage:
+    """What a registered model version needs: feature service, feature
+    references, training window (UTC), row counts and metrics of its run.
+
+    ``version_or_alias``: a version number (``3``, ``"3"``) or an alias
+    (``champion``). With ``store`` (whose ``mlflow:`` block points at the same
+    registry), Feast's own resolver (``store.mlflow.resolve_features``) also
+    checks that the service still serves exactly the model's features and
+    raises ``LineageError`` naming the difference if not.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(profile=profile, tracking_uri=tracking_uri)
+    ref = str(version_or_alias).strip()
+    try:
+        if ref.isdigit():
+            version = client.get_model_version(name, ref)
+        else:
+            version = client.get_model_version_by_alias(name, ref)
+    except MlflowException as exc:
+        raise LineageError(
+            f"registered model {name!r} has no version or alias {ref!r}: {exc.message}"
+        ) from exc
+    model = _from_version(version)
+    if model is None:
+        raise LineageError(
+            f"{name} v{version.version} has no {FEATURE_SERVICE_TAG!r} tag: it was "
+            "not registered by feature_platform.training (no feature lineage)"
+        )
+    run = client.get_run(version.run_id)
+    params, metrics = run.data.params, run.data.metrics
+    window = None
+    if "training_window_start" in params:
+        window = {
+            "start": params["training_window_start"],
+            "end": params["training_window_end"],
+        }
+    rows = {k: int(metrics[f"rows_{k}"]) for k in ("total", "train", "test")}
+    scores = {
+        k: float(v) for k, v in sorted(metrics.items()) if not k.startswith("rows_")
+    }
+    if store is not None:
+        _check_with_feast(store, model)
+    return ModelVersionLineage(
+        **{
+            **asdict(model),
+            "training_window": window,
+            "rows": rows,
+            "metrics": scores,
+        }
+    )
+
+
+def _check_with_feast(store: FeatureStore, model: ModelVersionLineage) -> None:
+    """Feast's resolver: model version -> feature service, validated against
+    the registry (the service exists and serves the model's features)."""
+    from feast.mlflow_integration import FeastMlflowModelResolutionError
+
+    from feature_platform.training.registry import feast_mlflow
+
+    try:
+        resolved = feast_mlflow(store).resolve_features(model.model_uri)
+    except FeastMlflowModelResolutionError as exc:
+        raise LineageError(f"{model}: {exc}") from exc
+    if resolved != model.feature_service:
+        raise LineageError(
+            f"{model}: Feast resolves feature service {resolved!r}, the version "
+            f"records {model.feature_service!r}"
+        )
