@@ -1,5 +1,6 @@
-"""Operating metadata of the feature views: how often each one is materialized
-and what its source rows must satisfy before they are written online.
+"""Operating metadata of the feature views: how often each one is materialized,
+what its source rows must satisfy before they are written online, and when the
+monitor alerts on it (``MONITORING``, read by ``feature_platform.monitoring``).
 
 It lives next to the definitions (not in the platform package) so that a team
 changing a view changes its cadence and its expectations in the same review.
@@ -71,5 +72,61 @@ VALIDATION = {
         },
         # Snapshotted every two hours.
         "max_staleness": timedelta(hours=4),
+    },
+}
+
+# Monitoring (`feature-platform monitor`, the `feast_monitoring` DAG): its cadence
+# and the alert thresholds of each online view.
+#
+# Cadence: hourly, at half past. The fastest view is refreshed every 2 hours, so
+# an hourly check sees a missed run within an hour of it being due (a 2-hourly
+# check could take up to 2 h more); at :30 it runs between materialization ticks
+# (:00), not against a half-written window. A run reads two windows of source
+# rows for drift (bounded by MAX_ROWS_PER_WINDOW) and one /metrics scrape: well
+# under the hour.
+#
+# Thresholds (an alert when crossed):
+# * max_age: now - the view's last materialized end. One materialization
+#   interval plus 30 minutes for the run itself (a window takes minutes): at
+#   the monitor's :30 tick a run that missed its tick, failed, or is still not
+#   done alerts; a normal run never does.
+# * max_null_rate: share of served values that were null, per feature ("*" for
+#   the others). Above the source ceilings in VALIDATION: callers also ask for
+#   entities the store does not hold (a served null, not a data error).
+# * max_psi: PSI of the latest day against the reference window, per feature
+#   ("*" for the others); None reports it without alerting. total_orders and
+#   total_trips are cumulative counters: they grow every day, so the latest day
+#   always sits above the reference deciles (expected drift of the value, not a
+#   broken source).
+# * latency_ms: server-wide p99 of POST /get-online-features from the feature
+#   server's own metrics (real traffic only: probe reads from the monitor's
+#   machine do not measure what callers see).
+# * min_reads: fewer served reads than this in a run are reported, not alerted
+#   on (a handful of reads makes a percentile or a rate noise).
+MONITORING = {
+    "cron": "30 * * * *",
+    "interval": timedelta(hours=1),
+    "latency_ms": {"p99": 50.0},
+    "min_reads": 20,
+    "views": {
+        "customer_stats": {
+            "max_age": timedelta(hours=4, minutes=30),
+            "max_null_rate": {
+                "*": 0.05,
+                "avg_order_amount": 0.15,
+                "preferred_category": 0.15,
+                "churn_risk_score": 0.10,
+            },
+            "max_psi": {"*": 0.2, "total_orders": None},
+        },
+        "driver_stats": {
+            "max_age": timedelta(hours=2, minutes=30),
+            "max_null_rate": {
+                "*": 0.05,
+                "avg_rating": 0.10,
+                "avg_delivery_time_min": 0.10,
+            },
+            "max_psi": {"*": 0.2, "total_trips": None},
+        },
     },
 }

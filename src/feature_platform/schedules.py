@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-__all__ = ["SCHEDULES", "TTL_MULTIPLE", "Schedule", "load_schedules", "schedule_for"]
+__all__ = [
+    "SCHEDULES",
+    "TTL_MULTIPLE",
+    "Schedule",
+    "load_schedules",
+    "monitoring_schedule",
+    "schedule_for",
+]
 
 TTL_MULTIPLE = 3
 
@@ -39,6 +46,19 @@ def load_schedules() -> dict[str, Schedule]:
 
 
 SCHEDULES: dict[str, Schedule] = load_schedules()
+
+
+def monitoring_schedule() -> Schedule:
+    """The monitor's cadence (``operations.MONITORING``: cron and interval) over
+    the views it has thresholds for."""
+    from feature_platform.config import repo_module
+
+    entry = repo_module("operations").MONITORING
+    return Schedule(
+        cron=entry["cron"],
+        interval=entry["interval"],
+        feature_views=tuple(entry["views"]),
+    )
 
 
 def schedule_for(feature_view: str) -> Schedule:

@@ -119,7 +119,7 @@ def test_monitor_flags_shifted_data_stale_views_and_renders(
     local_store, local_repo: Path, tmp_path: Path
 ) -> None:
     store = local_store
-    # customer_stats fresh (3 h < ttl/3 = 24 h), driver_stats stale (3 h > 2 h).
+    # customer_stats fresh (3 h < 4.5 h), driver_stats stale (3 h > 2.5 h).
     materialize_window(
         store, TEST_END - timedelta(days=3), TEST_END - timedelta(hours=3)
     )
@@ -158,7 +158,8 @@ def test_monitor_flags_shifted_data_stale_views_and_renders(
     fresh = after["freshness"]
     assert fresh["driver_stats"]["stale"] and not fresh["customer_stats"]["stale"]
     assert fresh["driver_stats"]["age_seconds"] == pytest.approx(3 * 3600)
-    assert fresh["driver_stats"]["threshold_seconds"] == 2 * 3600
+    # operations.MONITORING: one 2-hour interval + 30 min
+    assert fresh["driver_stats"]["threshold_seconds"] == 2.5 * 3600
     assert any(a.startswith("freshness: driver_stats") for a in after["alerts"])
     assert not after["ok"]
 

@@ -1,4 +1,4 @@
-"""Monitoring: freshness, online null rate, drift (PSI) and online read latency.
+"""Monitoring: freshness, served null rate, drift (PSI) and read latency.
 
 ``run_monitor(store)`` (``monitor``) returns a JSON-able report;
 ``write_report`` (``report``) writes it as ``monitor.json`` plus a
@@ -13,7 +13,12 @@ self-contained ``monitor.html``. The parts:
 * ``collect``: freshness (Feast's ``feast_feature_freshness_seconds`` plus the
   ttl/3 flag and the source's newest event), online null and expired rates (the
   platform's online-vs-offline sampler) and read latency;
-* ``report``: the JSON and HTML files.
+* ``traffic``: null rates and p50/p95/p99 latency of the feature server's real
+  traffic, from its ``GET /metrics`` (``feature_platform.serving.metrics``);
+  probe reads (``collect.online_health``) only when no server is configured;
+* ``thresholds``: the alert thresholds of ``feature_repo/operations.py``;
+* ``report``: the JSON and HTML files; ``publish``: a scheduled run (latest +
+  timestamped report, one alert message through ``feature_platform.notify``).
 
 ``pii``-tagged features are never profiled (their distributions would leak).
 """
@@ -33,23 +38,50 @@ from feature_platform.monitoring.drift import (
     psi_categorical,
     psi_numeric,
 )
-from feature_platform.monitoring.monitor import run_monitor
+from feature_platform.monitoring.monitor import alerts, run_monitor
+from feature_platform.monitoring.publish import (
+    alert_message,
+    monitor_and_publish,
+    previous_counters,
+    publish_report,
+)
 from feature_platform.monitoring.report import render_html, write_report
+from feature_platform.monitoring.thresholds import Policy, ViewThresholds, load_policy
+from feature_platform.monitoring.traffic import (
+    ServerCounters,
+    histogram_quantile,
+    parse_metrics,
+    scrape,
+    served_traffic,
+)
 from feature_platform.monitoring.window import Window, default_windows
 
 __all__ = [
     "FRESHNESS_FRACTION",
     "MAX_ROWS_PER_WINDOW",
     "PSI_THRESHOLD",
+    "Policy",
+    "ServerCounters",
+    "ViewThresholds",
     "Window",
+    "alert_message",
+    "alerts",
     "default_windows",
     "drift",
     "freshness",
+    "histogram_quantile",
     "latency_percentiles",
+    "load_policy",
+    "monitor_and_publish",
     "online_health",
+    "parse_metrics",
+    "previous_counters",
     "psi_categorical",
     "psi_numeric",
+    "publish_report",
     "render_html",
     "run_monitor",
+    "scrape",
+    "served_traffic",
     "write_report",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,16 +34,23 @@ FRESHNESS_FRACTION = 3  # flag when older than ttl / 3
 
 
 def freshness(
-    store: FeatureStore, views: Sequence[FeatureView], *, now: datetime
+    store: FeatureStore,
+    views: Sequence[FeatureView],
+    *,
+    now: datetime,
+    max_age: Mapping[str, timedelta | None] | None = None,
 ) -> dict[str, Any]:
-    """Per view: last materialized end, its age, ttl, and the ttl/3 flag."""
+    """Per view: last materialized end, its age, ttl, and the stale flag (older
+    than the view's ``max_age`` from ``operations.MONITORING``, else ttl/3)."""
     from feature_platform.feast_compat import provider
 
     offline = provider(store).offline_store
     out: dict[str, Any] = {}
     for view in views:
         ttl = view.ttl or timedelta(0)
-        threshold = ttl / FRESHNESS_FRACTION if ttl else None
+        threshold = (max_age or {}).get(view.name) or (
+            ttl / FRESHNESS_FRACTION if ttl else None
+        )
         end = as_utc(view.most_recent_end_time)
         age = (now - end).total_seconds() if end else None
         stale = age is None or (

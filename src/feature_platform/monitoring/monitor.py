@@ -1,4 +1,5 @@
-"""``run_monitor``: freshness, drift, online null rate and latency in one report."""
+"""``run_monitor``: freshness, drift, served null rate and latency in one report,
+with the alerts of ``operations.MONITORING``'s thresholds."""
 
 from __future__ import annotations
 
@@ -13,12 +14,24 @@ from feature_platform.monitoring.drift import (
     PSI_THRESHOLD,
     drift,
 )
+from feature_platform.monitoring.thresholds import Policy, load_policy
+from feature_platform.monitoring.traffic import (
+    ServerCounters,
+    parse_metrics,
+    scrape,
+    served_traffic,
+)
 from feature_platform.monitoring.window import Window, default_windows
 
 if TYPE_CHECKING:
-    from feast import FeatureStore
+    from feast import FeatureStore, FeatureView
 
-__all__ = ["run_monitor"]
+__all__ = ["alerts", "run_monitor"]
+
+_NO_SERVER = (
+    "no feature server configured (FP_MONITOR_SERVER_URL): null rates and "
+    "latency come from probe reads by the monitor, not from served traffic"
+)
 
 
 def run_monitor(
@@ -32,11 +45,23 @@ def run_monitor(
     latency_reads: int = 100,
     max_rows: int = MAX_ROWS_PER_WINDOW,
     seed: int = 0,
+    server_url: str | None = None,
+    previous: ServerCounters | None = None,
+    policy: Policy | None = None,
 ) -> dict[str, Any]:
-    """Freshness, drift, online null rate and latency of the online views."""
+    """Freshness, drift, served null rate and latency of the online views.
+
+    Null rates and latency come from the feature server's ``/metrics`` at
+    ``server_url`` (default ``FP_MONITOR_SERVER_URL``): the traffic since
+    ``previous`` (the last run's counters) or since the server started. With
+    no server, from probe reads (``online_health``), and the report says so.
+    """
+    from feature_platform.config import settings
     from feature_platform.offline import online_views
 
     now = ensure_utc(now, "now") if now else utc_now()
+    policy = policy or load_policy()
+    server_url = server_url or settings().monitor_server_url
     store.refresh_registry()
     selected = online_views(store, views)
     if reference is None or current is None:
@@ -48,7 +73,12 @@ def run_monitor(
         "project": store.project,
         "psi_threshold": PSI_THRESHOLD,
         "windows": {"reference": reference.as_dict(), "current": current.as_dict()},
-        "freshness": freshness(store, selected, now=now),
+        "freshness": freshness(
+            store,
+            selected,
+            now=now,
+            max_age={v.name: policy.view(v.name).max_age for v in selected},
+        ),
     }
     newest: dict[str, datetime | None] = {}
     report["drift"] = drift(
@@ -60,6 +90,13 @@ def run_monitor(
         seed=seed,
         newest=newest,
     )
+    for view, feats in report["drift"].items():
+        for name, d in feats.items():
+            ceiling = policy.view(view).psi_ceiling(name)
+            d["threshold"] = ceiling
+            d["drifted"] = bool(
+                ceiling is not None and d["psi"] is not None and d["psi"] > ceiling
+            )
     for name, entry in report["freshness"].items():
         # Feast's DuckDB hook needs file_format=ParquetFormat() on the source;
         # otherwise the newest event of the current window stands in.
@@ -68,30 +105,94 @@ def run_monitor(
             assert ts is not None
             entry["source_newest_event"] = ts.isoformat()
             entry["source_lag_seconds"] = round((now - ts).total_seconds(), 1)
-    online = online_health(
-        store, selected, now=now, sample=sample, latency_reads=latency_reads, seed=seed
-    )
-    report["online"] = online["views"]
-    report["latency_ms"] = online["latency_ms"]
-    report["alerts"] = _alerts(report)
+    if server_url:
+        _served_from_server(report, selected, server_url, previous)
+    else:
+        online = online_health(
+            store,
+            selected,
+            now=now,
+            sample=sample,
+            latency_reads=latency_reads,
+            seed=seed,
+        )
+        report["online_source"] = {"kind": "probes", "note": _NO_SERVER}
+        report["online"] = online["views"]
+        report["latency_ms"] = online["latency_ms"]
+    report["alerts"] = alerts(report, policy)
     report["ok"] = not report["alerts"]
     return report
 
 
-def _alerts(report: dict[str, Any]) -> list[str]:
-    alerts = []
+def _profiled(view: FeatureView) -> list[str]:
+    from feature_platform.pii import pii_fields
+
+    pii = set(pii_fields(view))
+    return [f.name for f in view.features if f.name not in pii]
+
+
+def _served_from_server(
+    report: dict[str, Any],
+    views: list[FeatureView],
+    url: str,
+    previous: ServerCounters | None,
+) -> None:
+    counters = parse_metrics(scrape(url))
+    served = served_traffic(
+        counters,
+        previous=previous,
+        features={v.name: _profiled(v) for v in views},
+        url=url,
+    )
+    report["online_source"] = {
+        "kind": "server",
+        "note": f"served traffic of {served['url']} since {served['since']}",
+    }
+    report["served"] = served
+    report["online"] = served["views"]
+    report["latency_ms"] = served["latency_ms"]
+
+
+def alerts(report: dict[str, Any], policy: Policy) -> list[str]:
+    """One line per crossed threshold (freshness, null rate, drift, latency)."""
+    out = []
     for view, f in report["freshness"].items():
         if f["last_materialized_end"] is None:
-            alerts.append(f"freshness: {view} was never materialized")
+            out.append(f"freshness: {view} was never materialized")
         elif f["stale"]:
-            alerts.append(
+            out.append(
                 f"freshness: {view} last materialized {f['age_seconds'] / 3600:.1f} h "
-                f"ago, more than ttl/3 = {f['threshold_seconds'] / 3600:.1f} h"
+                f"ago, more than {f['threshold_seconds'] / 3600:.1f} h"
             )
+    source = report.get("online_source", {}).get("kind", "probes")
+    for view, entry in report["online"].items():
+        seen = entry.get("rows", entry.get("entities_sampled", 0))
+        if seen < policy.min_reads:
+            continue
+        for name, rate in (entry.get("null_rate") or {}).items():
+            ceiling = policy.view(view).null_ceiling(name)
+            if ceiling is not None and rate is not None and rate > ceiling:
+                out.append(
+                    f"null rate: {view}:{name} {rate:.1%} of {seen} "
+                    f"{'served' if source == 'server' else 'probed'} values "
+                    f"> {ceiling:.1%}"
+                )
     for view, feats in report["drift"].items():
         for name, d in feats.items():
             if d["drifted"]:
-                alerts.append(
-                    f"drift: {view}:{name} PSI {d['psi']:.3f} > {PSI_THRESHOLD}"
+                out.append(
+                    f"drift: {view}:{name} PSI {d['psi']:.3f} > {d['threshold']}"
                 )
-    return alerts
+    lat = report["latency_ms"]
+    if (
+        source == "server"
+        and policy.latency_p99_ms is not None
+        and lat["reads"] >= policy.min_reads
+        and lat["p99"] is not None
+        and lat["p99"] > policy.latency_p99_ms
+    ):
+        out.append(
+            f"latency: p99 {lat['p99']:.1f} ms over {lat['reads']} served reads "
+            f"> {policy.latency_p99_ms:.1f} ms"
+        )
+    return out

@@ -242,17 +242,33 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append(f"<div class='grid'>{''.join(plots)}</div>")
 
     parts.append("<h2 id='online'>Online store: null rate and latency</h2>")
+    source = report.get("online_source") or {"kind": "probes", "note": ""}
+    parts.append(
+        f"<p>Source: <b>{e(source['kind'])}</b>. {e(source.get('note', ''))}</p>"
+    )
+    served = source["kind"] == "server"
     rows = []
     for view, entry in report["online"].items():
-        lat = entry["latency_ms"]
+        lat = entry.get("latency_ms") or {"reads": "", "p50": None, "p95": None}
+        lat.setdefault("p99", None)
         nulls = entry.get("null_rate", {})
-        expired = entry.get("expired_rate", {})
+        expired = entry.get("expired_rate")
+        if isinstance(expired, dict):
+            expired_text = (
+                ", ".join(f"{e(k)} {v:.1%}" for k, v in expired.items() if v) or "0"
+            )
+        else:
+            expired_text = "–" if expired is None else f"{expired:.1%}"
         rows.append(
             [
                 e(view),
-                entry["entities_sampled"],
-                ", ".join(f"{e(k)} {v:.1%}" for k, v in nulls.items()) or "–",
-                ", ".join(f"{e(k)} {v:.1%}" for k, v in expired.items() if v) or "0",
+                entry["rows"] if served else entry["entities_sampled"],
+                ", ".join(
+                    f"{e(k)} {'–' if v is None else f'{v:.1%}'}"
+                    for k, v in nulls.items()
+                )
+                or "–",
+                expired_text,
                 lat["reads"],
                 _fmt(lat["p50"]),
                 _fmt(lat["p95"]),
@@ -276,7 +292,7 @@ def render_html(report: dict[str, Any]) -> str:
         _table(
             [
                 "view",
-                "entities",
+                "rows served" if served else "entities",
                 "null rate",
                 "expired (older than ttl)",
                 "reads",
@@ -287,6 +303,14 @@ def render_html(report: dict[str, Any]) -> str:
             rows,
         )
     )
-    parts.append(_plot_latency(report["online"]))
+    if served:
+        requests = report["served"]["requests"]
+        parts.append(
+            "<p>POST /get-online-features by HTTP status: "
+            + (", ".join(f"{e(k)}: {v}" for k, v in requests.items()) or "none")
+            + f"; latency {e(report['latency_ms']['method'])}.</p>"
+        )
+    else:
+        parts.append(_plot_latency(report["online"]))
     parts.append("</body></html>")
     return "\n".join(parts)

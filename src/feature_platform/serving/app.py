@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from feast import FeatureStore
 
+    from feature_platform.serving.auth import Authorizer
+
 
 from feature_platform.serving.catalog import Catalog, _CatalogCache
 from feature_platform.serving.errors import (
@@ -65,6 +67,7 @@ from feature_platform.serving.errors import (
 )
 from feature_platform.serving.fast_reads import FastReads
 from feature_platform.serving.guard import RequestGuard
+from feature_platform.serving.metrics import mount_metrics
 
 log = logging.getLogger(__name__)
 
@@ -185,16 +188,32 @@ def build_app(
             "oidc or kubernetes, with an admin role in feature_repo/permissions.py); "
             "this profile's auth is no_auth, which would open the endpoints to anyone"
         )
+    fast = FastReads(store, enforce_ttl=enforce_ttl) if fast_reads else None
     app.add_middleware(
         RequestGuard,
         catalog=lambda fresh: cache.get(fresh=fresh),
         max_entity_rows=max_entity_rows or current.server_max_entity_rows,
         max_body_bytes=max_body_bytes or current.server_max_body_bytes,
         body_timeout_s=current.server_body_timeout_s,
-        fast_reads=FastReads(store, enforce_ttl=enforce_ttl) if fast_reads else None,
+        fast_reads=fast,
         admin_endpoints=current.server_admin_endpoints,
+        auth=_authorizer(store),
     )
+    # GET /metrics: latency of every read/push, rows and nulls served per view
+    # (the monitor scrapes it); added last, so its timing wraps the guard.
+    metrics = mount_metrics(app, multiprocess=current.server_workers > 1)
+    if fast is not None:
+        fast.observe = metrics.observe_view
     return app
+
+
+def _authorizer(store: FeatureStore) -> Authorizer:
+    """Authentication and RBAC on the guard's path (``serving.auth``); the admin
+    role comes from the repo's permissions.py only when auth is on."""
+    from feature_platform.serving.auth import Authorizer, admin_role
+
+    on = store.config.auth_config.type != "no_auth"
+    return Authorizer(store, admin_role=admin_role(store) if on else "")
 
 
 def _health_with_online_store(app: FastAPI, store: FeatureStore) -> None:

@@ -91,6 +91,9 @@ class FastReads:
         self._catalog: Catalog | None = None
         self._readers: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
+        # Called with each view read it serves (``serving.metrics`` counts rows
+        # and nulls); set by ``build_app``.
+        self.observe: Callable[[Any], None] | None = None
 
     def _reader(self, payload: dict[str, Any], catalog: Catalog) -> Any | None:
         from feature_platform.online_store.reader import FastOnlineReader
@@ -160,6 +163,8 @@ class FastReads:
             for values in entities.values()
         ]
         for view in reader.read_views(entities, now_s=self._clock()):
+            if self.observe is not None:
+                self.observe(view)
             stamps = [_timestamp_json(*p) if p else _EPOCH for p in view.stamps]
             for name, column in zip(view.plan.outputs, view.values, strict=True):
                 names.append(name)
