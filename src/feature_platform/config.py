@@ -50,6 +50,8 @@ __all__ = [
     "RegistryNotApplied",
     "Settings",
     "active_profile",
+    "child_environment",
+    "read_env_file",
     "offline_kind",
     "project_name",
     "repo_module",
@@ -128,6 +130,12 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _auth(value: str) -> str:
+    if value not in {"profile", "no_auth"}:
+        raise ValueError("must be profile (the profile's auth block) or no_auth")
+    return value
+
+
 def _offline(value: str) -> str:
     if value not in {"file", "bigquery", "spark"}:
         raise ValueError("must be one of file, bigquery, spark")
@@ -165,6 +173,7 @@ _VARIABLES: tuple[tuple[str, str, Any, Any, str], ...] = (
     ("server_tls_key_file", "FP_SERVER_TLS_KEY_FILE", _text, None, "HTTPS key"),
     ("server_tls_cert_file", "FP_SERVER_TLS_CERT_FILE", _text, None, "HTTPS cert"),
     ("server_log_level", "FP_SERVER_LOG_LEVEL", _text, "info", "uvicorn log level"),
+    ("auth", "FP_AUTH", _auth, "profile", "no_auth: drop auth (not production)"),
     ("monitor_server_url", "FP_MONITOR_SERVER_URL", _text, None, "server to scrape"),
     ("mlflow_tracking_uri", "FP_MLFLOW_TRACKING_URI", _text, None, "MLflow tracking"),
 )
@@ -202,6 +211,7 @@ class Settings:
     server_tls_key_file: str | None = None
     server_tls_cert_file: str | None = None
     server_log_level: str = "info"
+    auth: str = "profile"
     monitor_server_url: str | None = None
     mlflow_tracking_uri: str | None = None
 
@@ -355,17 +365,35 @@ def resolve_profile(
     return Profile(name=name, yaml_path=path, repo_dir=root)
 
 
-def _env_defaults(profile: Profile) -> dict[str, str]:
-    """Defaults from ``profiles/<name>.env`` (KEY=VALUE lines), if the file exists."""
-    env_file = profile.repo_dir / "profiles" / f"{profile.name}.env"
-    defaults: dict[str, str] = {}
-    if env_file.is_file():
-        for line in env_file.read_text().splitlines():
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of an env file (``#`` comments, blank lines skipped);
+    empty when the file does not exist. The format docker compose reads too."""
+    values: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
             line = line.strip()
             if line and not line.startswith("#") and "=" in line:
                 key, value = line.split("=", 1)
-                defaults[key.strip()] = value.strip()
-    return defaults
+                values[key.strip()] = value.strip()
+    return values
+
+
+def child_environment(
+    defaults: dict[str, str], overrides: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a child process: this process's variables, then
+    ``defaults`` for the unset ones, then ``overrides``. Nothing is written to
+    this process's environment."""
+    env = dict(os.environ)
+    for key, value in defaults.items():
+        env.setdefault(key, value)
+    env.update(overrides or {})
+    return env
+
+
+def _env_defaults(profile: Profile) -> dict[str, str]:
+    """Defaults from ``profiles/<name>.env`` (KEY=VALUE lines), if the file exists."""
+    return read_env_file(profile.repo_dir / "profiles" / f"{profile.name}.env")
 
 
 def _expand(text: str, profile: Profile) -> str:
@@ -446,6 +474,7 @@ def load_repo_config(
         )
         if with_uri:
             mlflow["tracking_uri"] = mlflow_tracking_uri(prof.name)
+    _auth_override(raw, prof)
     registry = raw.get("registry")
     if isinstance(registry, dict) and registry.get("registry_type") == "sql":
         registry["path"] = _absolute_sqlite(registry["path"], prof.repo_dir)
@@ -467,13 +496,27 @@ def load_repo_config(
     return config
 
 
-def repo_module(name: str) -> Any:
+def _auth_override(raw: dict[str, Any], prof: Profile) -> None:
+    """``FP_AUTH=no_auth``: serve this profile without authentication (a test,
+    a benchmark, a stack bound to loopback). Refused on ``production``, whose
+    servers always authenticate."""
+    if settings().auth != "no_auth":
+        return
+    if prof.name == "production":
+        raise ConfigError(
+            "FP_AUTH=no_auth is refused on the production profile: its servers "
+            "always authenticate (docs/security.md)"
+        )
+    raw["auth"] = {"type": "no_auth"}
+
+
+def repo_module(name: str, repo: Path | str | None = None) -> Any:
     """A plain-data module of the feature repo (e.g. ``operations``), loaded from
     its file (the repo is not a package and Feast imports its files by name);
     cached until the file changes."""
     import importlib.util
 
-    path = repo_dir() / f"{name}.py"
+    path = (Path(repo).resolve() if repo else repo_dir()) / f"{name}.py"
     if not path.is_file():
         raise ConfigError(f"{path} does not exist (the feature repo's {name}.py)")
     key = (str(path), path.stat().st_mtime_ns)
