@@ -1,5 +1,7 @@
 """The audit log: every apply of the definitions, who, when, the git commit and
-the diff, in ``feature_platform_audit_log`` in the registry's own database.
+the diff, in ``feature_platform_audit_log`` in the registry's own database;
+for an apply allowed to break consumers (``--allow-breaking --reason``) also the
+reason, the breaking changes and the Feast version of each changed view.
 
 ``feature_platform.definitions.apply_definitions`` calls
 ``audit_before_apply`` (creates the table first, so a registry that cannot hold
@@ -28,6 +30,8 @@ from feature_platform.governance.schema import EMPTY_SNAPSHOT, registry_snapshot
 if TYPE_CHECKING:
     from feast import FeatureStore
     from sqlalchemy.engine import Engine
+
+    from feature_platform.governance.findings import Finding
 
 __all__ = [
     "AUDIT_TABLE",
@@ -87,10 +91,19 @@ def _audit_table() -> Any:
         Column("registry_changes", Text),
         Column("schema_changes", Text),
         Column("objects", Text),
+        # An apply with --allow-breaking: why, the breaking changes it made and
+        # the Feast version of each changed view after it (JSON).
+        Column("reason", Text),
+        Column("breaking_changes", Text),
+        Column("versions", Text),
     )
 
 
+_ADDED_COLUMNS = ("reason", "breaking_changes", "versions")  # after the first schema
+
+
 def _ensure_audit_table(engine: Engine) -> Any:
+    from sqlalchemy import inspect, text
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     table = _audit_table()
@@ -99,6 +112,20 @@ def _ensure_audit_table(engine: Engine) -> Any:
     except (IntegrityError, OperationalError, ProgrammingError):
         # Another process created it between the check and the CREATE.
         table.metadata.create_all(engine, checkfirst=True)
+    # A log created before a column existed gets it (nullable, no rewrite).
+    have = {c["name"] for c in inspect(engine).get_columns(AUDIT_TABLE)}
+    for name in _ADDED_COLUMNS:
+        if name not in have:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(
+                        text(f"ALTER TABLE {AUDIT_TABLE} ADD COLUMN {name} TEXT")
+                    )
+            except (OperationalError, ProgrammingError):
+                # Another process added it meanwhile.
+                have = {c["name"] for c in inspect(engine).get_columns(AUDIT_TABLE)}
+                if name not in have:
+                    raise
     return table
 
 
@@ -152,8 +179,15 @@ def record_apply(
     after: dict[str, Any],
     registry_changes: str,
     actor: str | None = None,
+    reason: str | None = None,
+    breaking: list[Finding] | None = None,
+    versions: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Write one audit row for an apply; returns it (JSON-able)."""
+    """Write one audit row for an apply; returns it (JSON-able).
+
+    ``reason``, ``breaking`` and ``versions``: an apply allowed to make breaking
+    changes (``--allow-breaking --reason``), the changes it made and the Feast
+    version of each changed view after it."""
     from sqlalchemy import insert
 
     commit, dirty = git_state(store.repo_path)
@@ -177,6 +211,9 @@ def record_apply(
                 for k in ("entities", "feature_views", "feature_services")
             }
         ),
+        "reason": reason,
+        "breaking_changes": json.dumps([f.as_dict() for f in breaking or []]),
+        "versions": json.dumps(versions or {}),
     }
     engine = _engine(_registry_url(store))
     table = _ensure_audit_table(engine)
@@ -188,7 +225,7 @@ def record_apply(
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
-    for key in ("schema_changes", "objects"):
+    for key in ("schema_changes", "objects", "breaking_changes", "versions"):
         if isinstance(out.get(key), str):
             out[key] = json.loads(out[key])
     when = out.get("applied_at")

@@ -25,13 +25,6 @@ from feature_platform.training import build_training_set
 from tests.conftest import REPO_SRC, ROOT, copy_repo
 
 
-def _edit(repo: Path, file: str, old: str, new: str) -> None:
-    path = repo / file
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} not found once in {file}"
-    path.write_text(text.replace(old, new))
-
-
 def _errors(report) -> list[tuple[str, str]]:
     return [(f.subject, f.message) for f in report.errors]
 
@@ -51,15 +44,21 @@ def test_committed_definitions_pass_and_lock_is_current() -> None:
     assert bool(stale) == (lock != definitions_snapshot(REPO_SRC))
 
 
-TOTAL_TRIPS_FIELD = (
-    'Field(name="total_trips", dtype=Int64, description="Trips completed to date"),'
+def _append(repo: Path, file: str, code: str) -> None:
+    """Edit a definition after it is built (robust to how the file is written)."""
+    with (repo / file).open("a") as fh:
+        fh.write("\n" + code + "\n")
+
+
+REMOVE_TOTAL_TRIPS = (
+    "driver_stats.features = "
+    '[f for f in driver_stats.features if f.name != "total_trips"]'
 )
 # Each case: a real edit of the definitions and the message it must produce.
 BREAKING = [
     pytest.param(
         "features.py",
-        TOTAL_TRIPS_FIELD,
-        "",
+        REMOVE_TOTAL_TRIPS,
         "driver_stats:total_trips",
         r"feature driver_stats:total_trips \(Int64\) was removed; .*add "
         r"`total_trips_v2` instead",
@@ -67,37 +66,31 @@ BREAKING = [
     ),
     pytest.param(
         "features.py",
-        """            name="avg_order_amount",
-            dtype=Float64,""",
-        """            name="avg_order_amount",
-            dtype=Float32,""",
+        'next(f for f in customer_stats.features if f.name == "avg_order_amount")'
+        ".dtype = Float32",
         "customer_stats:avg_order_amount",
-        r"changed dtype Float64 -> Float32; restore Float64 and add "
+        r"changed dtype Float64 -> Float32; restore Float64 and add a new feature "
         r"`avg_order_amount_v2` \(Float32\) instead",
         id="dtype-change",
     ),
     pytest.param(
         "entities.py",
-        'join_keys=["driver_id"],',
-        'join_keys=["driver_uuid"],',
+        'driver.join_key = "driver_uuid"',
         "driver",
         r"entity driver join key changed driver_id -> driver_uuid",
         id="join-key-change",
     ),
     pytest.param(
         "entities.py",
-        """    join_keys=["customer_id"],
-    value_type=ValueType.INT64,""",
-        """    join_keys=["customer_id"],
-    value_type=ValueType.STRING,""",
+        "customer.value_type = ValueType.STRING",
         "customer",
         r"entity customer value type changed INT64 -> STRING",
         id="entity-value-type-change",
     ),
     pytest.param(
         "feature_services.py",
-        '["total_orders", "avg_order_amount", "lifetime_value", "churn_risk_score"]',
-        '["total_orders", "avg_order_amount", "lifetime_value"]',
+        "for _p in churn_prediction_service.feature_view_projections:\n"
+        '    _p.features = [f for f in _p.features if f.name != "churn_risk_score"]',
         "churn_prediction_service",
         r"feature service churn_prediction_service lost "
         r"\['customer_stats:churn_risk_score'\]",
@@ -105,21 +98,43 @@ BREAKING = [
     ),
     pytest.param(
         "features.py",
-        "ttl=timedelta(hours=6),",
-        "ttl=timedelta(hours=4),",
+        "driver_stats.ttl = timedelta(hours=4)",
         "driver_stats",
         r"ttl of driver_stats shrinks 6h -> 4h, below 3 x its schedule interval "
-        r"\(= 6h\)",
+        r"\(= 6h\); .*keep 6h",
         id="ttl-shrinks-below-rule",
+    ),
+    pytest.param(
+        "data_sources.py",
+        "customer_stats_source.file_options.uri = "
+        'customer_stats_source.path.replace("customer_stats", "customer_stats_90d")',
+        "customer_stats",
+        r"source path of customer_stats changed "
+        r"'\{repo\}/data/customer_stats.parquet' -> "
+        r"'\{repo\}/data/customer_stats_90d.parquet'; .*create a new view version "
+        r"`customer_stats_v2`",
+        id="source-path-change",
     ),
 ]
 
 
-@pytest.mark.parametrize(("file", "old", "new", "subject", "message"), BREAKING)
+ADD_90D = """customer_stats.features.append(
+    Field(
+        name="avg_order_amount_90d",
+        dtype=Float64,
+        description="Mean order value over the last 90 days, EUR",
+    )
+)"""
+SERVE_90D = """for _p in churn_prediction_service.feature_view_projections:
+    if _p.name == "customer_stats":
+        _p.features.append(customer_stats.features[-1])"""
+
+
+@pytest.mark.parametrize(("file", "code", "subject", "message"), BREAKING)
 def test_breaking_changes_fail_with_advice(
-    repo: Path, file, old, new, subject, message
+    repo: Path, file, code, subject, message
 ) -> None:
-    _edit(repo, file, old, new)
+    _append(repo, file, code)
     report = run_check(repo)
     assert not report.ok
     matching = [m for s, m in _errors(report) if s == subject]
@@ -140,26 +155,8 @@ def test_source_timestamp_field_change_fails(repo: Path) -> None:
 
 
 def test_additions_pass(repo: Path) -> None:
-    _edit(
-        repo,
-        "features.py",
-        """        Field(
-            name="email",""",
-        """        Field(
-            name="avg_order_amount_90d",
-            dtype=Float64,
-            description="Mean order value over the last 90 days, EUR",
-        ),
-        Field(
-            name="email",""",
-    )
-    _edit(
-        repo,
-        "feature_services.py",
-        '["total_orders", "avg_order_amount", "lifetime_value", "churn_risk_score"]',
-        '["total_orders", "avg_order_amount", "lifetime_value", "churn_risk_score",'
-        ' "avg_order_amount_90d"]',
-    )
+    _append(repo, "features.py", ADD_90D)
+    _append(repo, "feature_services.py", SERVE_90D)
     report = run_check(repo)
     assert report.ok, _errors(report)
     [warning] = [f for f in report.findings if f.severity == "warning"]
@@ -211,12 +208,7 @@ def test_registry_comparison_and_cli(
     ]
 
     # Accepting a breaking change into the lock does not fool the registry guard.
-    _edit(
-        local_repo,
-        "features.py",
-        TOTAL_TRIPS_FIELD,
-        "",
-    )
+    _append(local_repo, "features.py", REMOVE_TOTAL_TRIPS)
     rc = main(["check", "--repo", str(local_repo), "--update-lock", "--registry"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 1 and out["errors"] == 1
@@ -295,19 +287,7 @@ def test_every_apply_is_audited(local_repo: Path, monkeypatch) -> None:
     monkeypatch.setenv("FEATURE_PLATFORM_ACTOR", "ci@example.com")
     store = get_store("local", repo=local_repo)
     apply_definitions(store)
-    _edit(
-        local_repo,
-        "features.py",
-        """        Field(
-            name="email",""",
-        """        Field(
-            name="avg_order_amount_90d",
-            dtype=Float64,
-            description="Mean order value over the last 90 days, EUR",
-        ),
-        Field(
-            name="email",""",
-    )
+    _append(local_repo, "features.py", ADD_90D)
     monkeypatch.setenv("FEATURE_PLATFORM_ACTOR", "gina@growth")
     apply_definitions(store)
 

@@ -16,6 +16,7 @@ class Finding:
     severity: str  # "error" | "warning" | "info"
     subject: str
     message: str
+    change: str = ""  # what kind of change, e.g. "dtype", "source_path"
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)

@@ -1,10 +1,11 @@
 """The schema contract of the definitions, and the committed lock file.
 
 The definitions in ``feature_repo/`` are reduced to a *schema snapshot*
-(entities, views with feature dtypes, ttl, pii fields and source timestamps,
-services): a JSON-able dict in a stable order. ``schema.lock.json`` in the repo
-holds the accepted snapshot; the registry's snapshot is built from the same
-objects read back from Feast.
+(entities, views with feature dtypes, ttl, pii fields, source timestamps and
+where the source reads -- path, table or query --, services): a JSON-able dict
+in a stable order. ``schema.lock.json`` in the repo holds the accepted
+snapshot; the registry's snapshot is built from the same objects read back from
+Feast.
 
 ``load_definitions`` imports a repo's definition files fresh. Feast's own
 ``parse_repo`` imports them by module name relative to the current directory,
@@ -41,11 +42,12 @@ __all__ = [
     "read_lock",
     "registry_snapshot",
     "snapshot",
+    "source_location",
     "write_lock",
 ]
 
 LOCK_FILE = "schema.lock.json"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: source locations (type, path/table/query)
 EMPTY_SNAPSHOT: dict[str, Any] = {
     "entities": {},
     "feature_views": {},
@@ -77,7 +79,34 @@ def load_definitions(repo: Path | str) -> RepoContents:
     return contents
 
 
-def _view_snapshot(view: FeatureView) -> dict[str, Any]:
+def _portable(text: str, repo: Path | None) -> str:
+    """A source location without this machine's directories: the repo directory
+    becomes ``{repo}`` and ``$FEATURE_PLATFORM_DATA_DIR`` becomes ``{data_dir}``,
+    so the committed lock compares on any checkout and the same file at the same
+    place in the repo is the same source."""
+    from feature_platform.config import settings
+
+    data_dir = settings().data_dir
+    if data_dir:
+        text = text.replace(data_dir.rstrip("/"), "{data_dir}")
+    if repo is not None:
+        text = text.replace(str(Path(repo).resolve()), "{repo}")
+    return text
+
+
+def source_location(source: Any, repo: Path | None = None) -> dict[str, str]:
+    """Where a batch source reads: its type and whichever of ``path``, ``table``
+    and ``query`` it has (FileSource, SparkSource, BigQuerySource, ... all name
+    them so), with machine-specific directories made portable."""
+    out = {"type": type(source).__name__}
+    for attr in ("path", "table", "query"):
+        value = getattr(source, attr, None)
+        if isinstance(value, str) and value:
+            out[attr] = _portable(value, repo)
+    return out
+
+
+def _view_snapshot(view: FeatureView, repo: Path | None) -> dict[str, Any]:
     source = view.batch_source
     ttl = view.ttl or timedelta(0)
     return {
@@ -92,6 +121,7 @@ def _view_snapshot(view: FeatureView) -> dict[str, Any]:
             "created_timestamp_column": (source.created_timestamp_column or "")
             if source
             else "",
+            "location": source_location(source, repo) if source else {},
         },
     }
 
@@ -101,8 +131,13 @@ def snapshot(
     entities: Iterable[Any],
     feature_views: Iterable[Any],
     feature_services: Iterable[Any],
+    repo: Path | str | None = None,
 ) -> dict[str, Any]:
-    """The schema contract of a set of Feast objects (JSON-able, stable order)."""
+    """The schema contract of a set of Feast objects (JSON-able, stable order).
+
+    ``repo``: the feature repo the objects come from (its directory is written
+    as ``{repo}`` in source paths)."""
+    repo_path = Path(repo) if repo is not None else None
     return {
         "version": SNAPSHOT_VERSION,
         "entities": {
@@ -111,7 +146,7 @@ def snapshot(
             if e.name != "__dummy"
         },
         "feature_views": {
-            v.name: _view_snapshot(v)
+            v.name: _view_snapshot(v, repo_path)
             for v in sorted(feature_views, key=lambda v: v.name)
         },
         "feature_services": {
@@ -132,6 +167,7 @@ def definitions_snapshot(repo: Path | str) -> dict[str, Any]:
         entities=contents.entities,
         feature_views=contents.feature_views,
         feature_services=contents.feature_services,
+        repo=repo,
     )
 
 
@@ -146,6 +182,7 @@ def registry_snapshot(store: FeatureStore) -> dict[str, Any] | None:
         entities=entities,
         feature_views=views,
         feature_services=store.list_feature_services(),
+        repo=store.repo_path,
     )
 
 
