@@ -88,7 +88,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from feature_platform.definitions import apply_definitions
 
-    result = apply_definitions(_store(args, applied=False))
+    result = apply_definitions(
+        _store(args, applied=False),
+        allow_breaking=args.allow_breaking,
+        reason=args.reason,
+    )
     print(result.registry_changes, file=sys.stderr)
     _print(result.summary())
     return 0
@@ -122,6 +126,10 @@ def cmd_feast(args: argparse.Namespace) -> int:
     from feature_platform.config import feast_cli
 
     argv, env, cwd = feast_cli(args.profile, args.feast_args)
+    if "apply" in args.feast_args:  # Feast's apply: the breaking-change guard first
+        from feature_platform.definitions import check_apply
+
+        check_apply(_store(args, applied=False))
     os.chdir(cwd)
     os.execvpe(argv[0], argv, env)  # replaces this process: no return
     return 0  # pragma: no cover
@@ -346,7 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory; default the profile's data dir")
 
     add("plan", cmd_plan, "Show what apply would change in the registry.")
-    add("apply", cmd_apply, "Apply feature_repo/ definitions to the SQL registry.")
+    p = add(
+        "apply",
+        cmd_apply,
+        "Apply feature_repo/ definitions to the SQL registry; refuses breaking "
+        "changes to what the registry holds (docs/governance.md).",
+    )
+    p.add_argument(
+        "--allow-breaking",
+        action="store_true",
+        help="apply breaking changes anyway (needs --reason; audit-logged)",
+    )
+    p.add_argument("--reason", help="why the breaking change is safe, who agreed")
 
     p = add(
         "materialize",
