@@ -31,6 +31,7 @@ import os
 import re
 import sys
 import threading
+from contextlib import suppress
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -312,26 +313,31 @@ def artifacts_dir() -> Path:
 
 
 # MLflow tracking server + model registry of a profile when
-# $FP_MLFLOW_TRACKING_URI is unset (``local``: an embedded SQLite store under the
-# artifacts dir, see ``mlflow_tracking_uri``; ``services``/``scale``: the stack's
-# PostgreSQL-backed ``mlflow server``; ``production``: required).
+# $FP_MLFLOW_TRACKING_URI is unset (``local``: an embedded SQLite store beside
+# the profile's Feast registry, see ``mlflow_tracking_uri``; ``services``/``scale``:
+# the stack's PostgreSQL-backed ``mlflow server``; ``production``: required).
 _MLFLOW_SERVER = {"services": "http://127.0.0.1:5000", "scale": "http://127.0.0.1:5000"}
 
 
-def mlflow_tracking_uri(profile: str | None = None) -> str:
+def mlflow_tracking_uri(
+    profile: str | None = None, *, repo: Path | str | None = None
+) -> str:
     """The MLflow tracking (and model registry) URI of a profile.
 
     ``$FP_MLFLOW_TRACKING_URI`` if set; else on ``local`` the embedded store
-    ``sqlite:///<artifacts>/mlflow/mlflow.db`` (no server process), on
-    ``services`` and ``scale`` the stack's server ``http://127.0.0.1:5000``;
-    ``production`` has no default (a ``ConfigError`` names the variable).
+    ``sqlite:///<repo>/data/mlflow/mlflow.db`` beside the Feast registry (no
+    server process), on ``services`` and ``scale`` the stack's server
+    ``http://127.0.0.1:5000``; ``production`` has no default (a ``ConfigError``
+    names the variable). A loaded store carries the same value as
+    ``store.config.mlflow.tracking_uri``.
     """
     uri = settings().mlflow_tracking_uri
     if uri:
         return uri
     name = profile or active_profile()
     if name == "local":
-        return f"sqlite:///{artifacts_dir() / 'mlflow' / 'mlflow.db'}"
+        root = resolve_profile(name, repo=repo).repo_dir
+        return f"sqlite:///{root / 'data' / 'mlflow' / 'mlflow.db'}"
     if name in _MLFLOW_SERVER:
         return _MLFLOW_SERVER[name]
     raise ConfigError(
@@ -465,15 +471,14 @@ def load_repo_config(
         else:
             raw[key] = value
     raw["project"] = settings().project or raw.get("project", _DEFAULT_PROJECT)
-    mlflow = raw.get("mlflow")
-    if isinstance(mlflow, dict) and not mlflow.get("tracking_uri"):
-        # Feast's `mlflow:` block (store.config.mlflow) gets the profile's URI.
-        with_uri = settings().mlflow_tracking_uri or prof.name in (
-            "local",
-            *_MLFLOW_SERVER,
-        )
-        if with_uri:
-            mlflow["tracking_uri"] = mlflow_tracking_uri(prof.name)
+    # Feast's `mlflow:` block (store.config.mlflow) on every profile, with the
+    # profile's tracking URI (mlflow_tracking_uri); left without one only where
+    # there is no default (production without $FP_MLFLOW_TRACKING_URI).
+    mlflow = {"enabled": False, **(raw.get("mlflow") or {})}
+    if not mlflow.get("tracking_uri"):
+        with suppress(ConfigError):
+            mlflow["tracking_uri"] = mlflow_tracking_uri(prof.name, repo=prof.repo_dir)
+    raw["mlflow"] = mlflow
     _auth_override(raw, prof)
     registry = raw.get("registry")
     if isinstance(registry, dict) and registry.get("registry_type") == "sql":
