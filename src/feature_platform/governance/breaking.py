@@ -38,9 +38,9 @@ def suggest_name(name: str) -> str:
     return f"{name[: match.start()]}_v{int(match.group(1)) + 1}"
 
 
-def _new_view(name: str) -> str:
+def _new_view(name: str, what: str = "") -> str:
     return (
-        f"create a new view version `{suggest_name(name)}` beside {name} "
+        f"create a new view version `{suggest_name(name)}`{what} beside {name} "
         "(consumers move to it when ready) instead"
     )
 
@@ -192,7 +192,7 @@ def _compare_view(name: str, view: dict, cur: dict, err: Any, info: Any) -> None
                 change,
                 f"{label} of {name}'s source changed {was!r} -> {now!r}; "
                 "point-in-time joins and materialization windows would change "
-                f"meaning: keep {was!r} and {_new_view(name)} on a new source",
+                f"meaning: keep {was!r} and {_new_view(name, ' on a new source')}",
             )
     was_loc, now_loc = was_src.get("location") or {}, now_src.get("location") or {}
     if was_loc and now_loc:  # a lock written before locations were recorded: skip
@@ -204,7 +204,7 @@ def _compare_view(name: str, view: dict, cur: dict, err: Any, info: Any) -> None
                     f"source_{key}",
                     f"source {key} of {name} changed {was!r} -> {now!r}; the same "
                     "feature names would serve values computed from other data: keep "
-                    f"{was!r} and {_new_view(name)} on the new source",
+                    f"{was!r} and {_new_view(name, ' on the new source')}",
                 )
 
     old_ttl, new_ttl = view["ttl_seconds"], cur["ttl_seconds"]
@@ -230,6 +230,6 @@ def _compare_view(name: str, view: dict, cur: dict, err: Any, info: Any) -> None
         "ttl_shortened",
         f"ttl of {name} shrinks {old_text} -> {_fmt(new_ttl)}{below}; values "
         "consumers get today would be withheld as stale: keep "
-        f"{old_text} (a longer ttl is additive), or {_new_view(name)} with the "
-        "shorter ttl",
+        f"{old_text} (a longer ttl is additive), or "
+        + _new_view(name, " with the shorter ttl"),
     )
