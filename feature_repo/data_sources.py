@@ -28,7 +28,10 @@ CUSTOMER_TABLE = "customer_stats"
 DRIVER_TABLE = "driver_stats"
 
 
-def _source(table: str, *, created: str | None, description: str, owner: str):
+def _source(
+    table: str, *, created: str | None, description: str, owner: str, team: str
+):
+    tags = {"team": team}
     if _OFFLINE == "bigquery":
         return BigQuerySource(
             name=f"{table}_source",
@@ -37,6 +40,7 @@ def _source(table: str, *, created: str | None, description: str, owner: str):
             created_timestamp_column=created or "",
             description=description,
             owner=owner,
+            tags=tags,
         )
     if _OFFLINE == "spark":
         from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (  # noqa: E501
@@ -51,6 +55,7 @@ def _source(table: str, *, created: str | None, description: str, owner: str):
             created_timestamp_column=created or "",
             description=description,
             owner=owner,
+            tags=tags,
         )
     return FileSource(
         name=f"{table}_source",
@@ -59,6 +64,7 @@ def _source(table: str, *, created: str | None, description: str, owner: str):
         created_timestamp_column=created or "",
         description=description,
         owner=owner,
+        tags=tags,
     )
 
 
@@ -67,6 +73,7 @@ customer_stats_source = _source(
     created="created_timestamp",
     description="Daily customer order aggregates from the orders warehouse.",
     owner="growth@example.com",
+    team="growth",
 )
 
 driver_stats_source = _source(
@@ -74,6 +81,7 @@ driver_stats_source = _source(
     created=None,
     description="Two-hourly driver performance aggregates from the fleet system.",
     owner="logistics@example.com",
+    team="logistics",
 )
 
 # Real-time updates (e.g. a stream consumer, or POST /push on the feature
@@ -85,4 +93,5 @@ driver_stats_push_source = PushSource(
     batch_source=driver_stats_source,
     description="Pushed driver_stats rows (same schema as the batch source).",
     owner="logistics@example.com",
+    tags={"team": "logistics"},
 )

@@ -19,24 +19,35 @@ customer_stats = FeatureView(
     entities=[customer],
     ttl=timedelta(days=3),
     schema=[
-        Field(name="total_orders", dtype=Int64, description="Orders placed to date"),
+        Field(
+            name="total_orders",
+            dtype=Int64,
+            description="Orders placed to date",
+            tags={"unit": "orders"},
+        ),
         Field(
             name="avg_order_amount",
             dtype=Float64,
             description="Mean order value to date, EUR; null before the first order",
+            tags={"unit": "EUR"},
         ),
         Field(
-            name="lifetime_value", dtype=Float64, description="Total spend to date, EUR"
+            name="lifetime_value",
+            dtype=Float64,
+            description="Total spend to date, EUR",
+            tags={"unit": "EUR"},
         ),
         Field(
             name="preferred_category",
             dtype=String,
             description="Most ordered product category",
+            tags={"kind": "categorical"},
         ),
         Field(
             name="churn_risk_score",
             dtype=Float32,
             description="Heuristic risk score in [0, 1] from the CRM",
+            tags={"unit": "score", "origin": "crm"},
         ),
         # Personal data: tagged `pii`, so the platform serves only a salted
         # hash of it (feature_platform.governance.mask_pii_table), never the
@@ -60,17 +71,29 @@ driver_stats = FeatureView(
     entities=[driver],
     ttl=timedelta(hours=6),
     schema=[
-        Field(name="avg_rating", dtype=Float64, description="Mean rating, 1-5"),
-        Field(name="total_trips", dtype=Int64, description="Trips completed to date"),
+        Field(
+            name="avg_rating",
+            dtype=Float64,
+            description="Mean rating, 1-5",
+            tags={"unit": "stars"},
+        ),
+        Field(
+            name="total_trips",
+            dtype=Int64,
+            description="Trips completed to date",
+            tags={"unit": "trips"},
+        ),
         Field(
             name="acceptance_rate",
             dtype=Float64,
             description="Share of offered trips accepted, 0-1",
+            tags={"unit": "ratio"},
         ),
         Field(
             name="avg_delivery_time_min",
             dtype=Float32,
             description="Mean delivery time, minutes",
+            tags={"unit": "minutes"},
         ),
     ],
     online=True,

@@ -309,6 +309,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if summary["success"] else 1
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from feature_platform.catalog import (
+        build_catalog,
+        format_catalog,
+        format_matches,
+        search,
+    )
+
+    text = getattr(args, "text", None)
+    if text is not None and not text.strip():
+        raise ValueError("catalog search: TEXT is empty (a name, a word or a tag)")
+    catalog = build_catalog(_store(args))
+    if text is None:
+        if args.json:
+            _print(catalog.as_dict())
+        else:
+            print(format_catalog(catalog))
+        return 0
+    matches = search(catalog, text)
+    if args.json:
+        _print([asdict(m) for m in matches])
+    else:
+        print(format_matches(catalog, matches, text))
+    return 0 if matches else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from feature_platform.demo import run_demo
 
@@ -489,6 +517,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--views", nargs="+", help="feature views (default: all online)")
     p.add_argument("--json", action="store_true", help="print the JSON summary")
+
+    p = add(
+        "catalog",
+        cmd_catalog,
+        "Feature catalog: every feature view and feature with owner, team, "
+        "description, tags, dtype, ttl, cadence, watermark, freshness, feature "
+        "services and consuming models; `catalog search TEXT` finds features.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    csub = p.add_subparsers(dest="catalog_command")
+    s = csub.add_parser(
+        "search",
+        help="features whose name, description or tag contains TEXT (exit 1: none)",
+    )
+    s.add_argument("text", metavar="TEXT")
+    # SUPPRESS: `catalog --json search X` keeps the parent's --json.
+    s.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
+    )
 
     p = add("demo", cmd_demo, "Run the whole job end to end on the profile.")
     p.add_argument("--json", action="store_true", help="also print the full summary")

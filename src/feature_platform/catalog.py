@@ -1,0 +1,392 @@
+"""The feature catalog: what features exist, who owns them, how fresh they are
+and who uses them (the product spec's discoverability problem: teams rebuild
+features they cannot find).
+
+``build_catalog(store)`` reads everything from the profile's registry (the
+definitions as applied: owner, team and description of each view, description,
+dtype and tags of each field, the feature services) plus the operating
+metadata kept beside the definitions (cadence: ``feature_repo/operations.py``
+through ``feature_platform.schedules``), the materialization watermark Feast
+records per view, and the registered models that consume a feature (MLflow
+lineage, ``feature_platform.lineage``). ``search(catalog, text)`` finds features
+by name, description or tag. ``format_catalog`` renders the text table the CLI
+prints; ``Catalog.as_dict`` is the ``--json`` form.
+
+Freshness uses the platform's one rule (``feature_platform.freshness.is_stale``)
+applied to the view's watermark: ``stale`` means even the newest materialized
+value is older than the ttl, so every online read of the view answers
+``OUTSIDE_MAX_AGE``. (The monitor's earlier alert at ttl/3, one missed run, is
+``feature_platform.monitoring``'s.)
+
+Not to be confused with ``feature_platform.serving.catalog``: the feature
+server's cached snapshot of what a request may name (value kinds, join keys,
+push sources), rebuilt in the background on the hot path. It carries none of
+the metadata a person searches for here, and this catalog is not needed to
+serve a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from feature_platform.config import ensure_utc, stored_utc, utc_now
+from feature_platform.freshness import is_stale
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+__all__ = [
+    "Catalog",
+    "FeatureEntry",
+    "ViewEntry",
+    "build_catalog",
+    "format_catalog",
+    "format_matches",
+    "search",
+]
+
+Freshness = Literal["fresh", "stale", "never materialized", "offline only", "on demand"]
+# (feature reference, feature services including it) -> registered model names
+ModelConsumers = Callable[[str, tuple[str, ...]], list[str]]
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often a view is materialized (``feature_repo/operations.py``)."""
+
+    schedule: str
+    cron: str
+    interval_seconds: float
+
+
+@dataclass(frozen=True)
+class FeatureEntry:
+    ref: str  # "view:feature", as a feature service or a read names it
+    view: str
+    name: str
+    dtype: str
+    description: str
+    owner: str
+    team: str
+    tags: dict[str, str]  # the view's tags overlaid with the field's own
+    ttl_seconds: float | None
+    cadence: Cadence | None
+    last_materialized: str | None  # ISO-8601 UTC
+    freshness: Freshness
+    feature_services: tuple[str, ...]
+    models: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ViewEntry:
+    name: str
+    kind: Literal["batch", "stream", "on_demand"]
+    online: bool
+    description: str
+    owner: str
+    team: str
+    tags: dict[str, str]
+    entities: tuple[str, ...]
+    ttl_seconds: float | None
+    cadence: Cadence | None
+    last_materialized: str | None
+    age_seconds: float | None
+    freshness: Freshness
+    feature_services: tuple[str, ...]
+    models: tuple[str, ...]
+    features: tuple[FeatureEntry, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    project: str
+    generated_at: str  # ISO-8601 UTC; freshness is judged at this time
+    views: tuple[ViewEntry, ...]
+    feature_services: dict[str, str]  # name -> description
+    # Where the models column comes from; None when lineage is not available.
+    lineage: str | None
+
+    def features(self) -> list[FeatureEntry]:
+        return [f for view in self.views for f in view.features]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _no_models(_ref: str, _services: tuple[str, ...]) -> list[str]:
+    return []
+
+
+def _lineage() -> tuple[ModelConsumers, str | None]:
+    """The model lookup of the MLflow lineage module, when it is there."""
+    return _no_models, None
+
+
+def _cadences() -> dict[str, Cadence]:
+    from feature_platform.schedules import load_schedules
+
+    out: dict[str, Cadence] = {}
+    for name, schedule in load_schedules().items():
+        for view in schedule.feature_views:
+            out[view] = Cadence(name, schedule.cron, schedule.interval.total_seconds())
+    return out
+
+
+def _freshness(
+    online: bool, watermark: datetime | None, ttl: timedelta | None, now: datetime
+) -> Freshness:
+    if not online:
+        return "offline only"
+    if watermark is None:
+        return "never materialized"
+    return "stale" if is_stale(watermark, ttl, now) else "fresh"
+
+
+def build_catalog(
+    store: FeatureStore,
+    *,
+    now: datetime | None = None,
+    models: ModelConsumers | None = None,
+) -> Catalog:
+    """Every feature view and feature of the store's project, from its registry.
+
+    ``now`` (aware UTC, default the clock) is when freshness is judged;
+    ``models`` overrides the lookup of consuming models (default: MLflow
+    lineage when available, else none).
+    """
+    now = ensure_utc(now, "now") if now is not None else utc_now()
+    lookup, lineage = (models, "custom") if models is not None else _lineage()
+    registry, project = store.registry, store.project
+    cadences = _cadences()
+
+    services_of: dict[str, list[str]] = {}  # feature ref -> services
+    service_docs: dict[str, str] = {}
+    for service in registry.list_feature_services(project, allow_cache=False):
+        service_docs[service.name] = service.description
+        for projection in service.feature_view_projections:
+            for feat in projection.features:
+                ref = f"{projection.name}:{feat.name}"
+                services_of.setdefault(ref, []).append(service.name)
+
+    entity_keys = {
+        e.name: e.join_key for e in registry.list_entities(project, allow_cache=False)
+    }
+    candidates: list[tuple[Any, Literal["batch", "stream", "on_demand"]]] = [
+        *(
+            (v, "batch")
+            for v in registry.list_feature_views(project, allow_cache=False)
+        ),
+        *(
+            (v, "stream")
+            for v in registry.list_stream_feature_views(project, allow_cache=False)
+        ),
+        *(
+            (v, "on_demand")
+            for v in registry.list_on_demand_feature_views(project, allow_cache=False)
+        ),
+    ]
+    views: list[ViewEntry] = []
+    for view, kind in sorted(candidates, key=lambda c: c[0].name):
+        on_demand = kind == "on_demand"
+        online = bool(getattr(view, "online", True))
+        ttl = None if on_demand else (view.ttl or None)
+        raw_watermark = None if on_demand else view.most_recent_end_time
+        watermark = stored_utc(raw_watermark) if raw_watermark else None
+        fresh: Freshness = (
+            "on demand" if on_demand else _freshness(online, watermark, ttl, now)
+        )
+        view_tags = dict(view.tags)
+        owner = view.owner
+        team = view_tags.get("team", "")
+        cadence = cadences.get(view.name)
+        last = watermark.isoformat() if watermark else None
+        features = []
+        for feat in view.features:
+            ref = f"{view.name}:{feat.name}"
+            tags = {**view_tags, **dict(feat.tags)}
+            services = tuple(sorted(set(services_of.get(ref, []))))
+            features.append(
+                FeatureEntry(
+                    ref=ref,
+                    view=view.name,
+                    name=feat.name,
+                    dtype=str(feat.dtype),
+                    description=feat.description,
+                    owner=owner,
+                    team=tags.get("team") or team,
+                    tags=tags,
+                    ttl_seconds=ttl.total_seconds() if ttl else None,
+                    cadence=cadence,
+                    last_materialized=last,
+                    freshness=fresh,
+                    feature_services=services,
+                    models=tuple(sorted(set(lookup(ref, services)))),
+                )
+            )
+        views.append(
+            ViewEntry(
+                name=view.name,
+                kind=kind,
+                online=online,
+                description=view.description,
+                owner=owner,
+                team=team,
+                tags=view_tags,
+                entities=tuple(
+                    f"{e} ({entity_keys.get(e, '?')})"
+                    for e in getattr(view, "entities", [])
+                ),
+                ttl_seconds=ttl.total_seconds() if ttl else None,
+                cadence=cadence,
+                last_materialized=last,
+                age_seconds=round((now - watermark).total_seconds(), 1)
+                if watermark
+                else None,
+                freshness=fresh,
+                feature_services=tuple(
+                    sorted({s for f in features for s in f.feature_services})
+                ),
+                models=tuple(sorted({m for f in features for m in f.models})),
+                features=tuple(features),
+            )
+        )
+    return Catalog(
+        project=project,
+        generated_at=now.isoformat(),
+        views=tuple(views),
+        feature_services=dict(sorted(service_docs.items())),
+        lineage=lineage,
+    )
+
+
+def search(catalog: Catalog, text: str) -> list[FeatureEntry]:
+    """Features whose reference, description (or their view's), or a tag key,
+    value or ``key=value`` contains ``text`` at the start of a word
+    (case-insensitive; ``_``, ``:`` and punctuation separate words, so ``rating``
+    finds ``avg_rating`` and ``eur`` finds "EUR" but not "heuristic")."""
+    import re
+
+    needle = text.strip().lower()
+    if not needle:
+        raise ValueError("search text is empty: give a name, a word or a tag")
+    pattern = re.compile(r"(?<![a-z0-9])" + re.escape(needle))
+    view_docs = {v.name: v.description for v in catalog.views}
+    matches = []
+    for feat in catalog.features():
+        haystack = [
+            feat.ref,
+            feat.description,
+            view_docs.get(feat.view, ""),
+            *feat.tags.keys(),
+            *feat.tags.values(),
+            *(f"{k}={v}" for k, v in feat.tags.items()),
+        ]
+        if any(pattern.search(item.lower()) for item in haystack):
+            matches.append(feat)
+    return matches
+
+
+# ------------------------------------------------------------------ text output
+
+
+def _duration(seconds: float | None) -> str:
+    from feature_platform.governance.ttl import format_duration
+
+    return "-" if seconds is None else format_duration(seconds)
+
+
+def _age(seconds: float) -> str:
+    """A rough age for people: ``40 s``, ``12 min``, ``5.2 h``, ``3.1 d``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _tags(tags: Mapping[str, str], skip: Iterable[str] = ()) -> str:
+    shown = {k: v for k, v in tags.items() if k not in set(skip)}
+    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "-"
+
+
+def _cadence(cadence: Cadence | None) -> str:
+    if cadence is None:
+        return "not scheduled"
+    return (
+        f"{cadence.schedule} ({cadence.cron}, "
+        f"every {_duration(cadence.interval_seconds)})"
+    )
+
+
+def _table(headers: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines
+
+
+def _feature_rows(
+    features: Iterable[FeatureEntry], view_tags: Mapping[str, str] | None
+) -> list[list[str]]:
+    return [
+        [
+            f.name if view_tags is not None else f.ref,
+            f.dtype,
+            f.description or "-",
+            # A view's own tags are shown once on the view line.
+            _tags(f.tags, skip=view_tags or ()),
+            ", ".join(f.feature_services) or "-",
+            ", ".join(f.models) or "none",
+        ]
+        for f in features
+    ]
+
+
+_FEATURE_HEADERS = ["feature", "dtype", "description", "tags", "services", "models"]
+
+
+def format_catalog(catalog: Catalog) -> str:
+    """The catalog as text: one block per view, one row per feature."""
+    lines = [
+        f"project {catalog.project}: {len(catalog.views)} feature views, "
+        f"{len(catalog.features())} features, {len(catalog.feature_services)} "
+        f"feature services (freshness at {catalog.generated_at})"
+    ]
+    if catalog.lineage is None:
+        lines.append("models: no model lineage available")
+    for view in catalog.views:
+        age = f" ({_age(view.age_seconds)} ago)" if view.age_seconds is not None else ""
+        lines += [
+            "",
+            f"{view.name} ({view.kind}{', online' if view.online else ''})"
+            f" - {view.description or 'no description'}",
+            f"  owner {view.owner or '-'} | team {view.team or '-'} | "
+            f"tags {_tags(view.tags)}",
+            f"  entities {', '.join(view.entities) or '-'} | ttl "
+            f"{_duration(view.ttl_seconds)} | cadence {_cadence(view.cadence)}",
+            f"  last materialized {view.last_materialized or 'never'}{age} | "
+            f"{view.freshness}",
+            *_table(_FEATURE_HEADERS, _feature_rows(view.features, view.tags)),
+        ]
+    return "\n".join(lines)
+
+
+def format_matches(catalog: Catalog, matches: list[FeatureEntry], text: str) -> str:
+    """Search results as text, one row per feature (with view context)."""
+    if not matches:
+        return f"no feature matches {text!r}"
+    rows = [
+        [*row[:1], m.owner or "-", m.freshness, *row[1:]]
+        for row, m in zip(_feature_rows(matches, None), matches, strict=True)
+    ]
+    headers = ["feature", "owner", "freshness", *_FEATURE_HEADERS[1:]]
+    return "\n".join(
+        [f"{len(matches)} feature(s) match {text!r}", *_table(headers, rows, "")]
+    )
