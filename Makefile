@@ -84,6 +84,16 @@ PORT ?= 6566
 serve: setup ## HTTP feature server on the services profile (HOST, PORT, SERVE_PROFILE)
 	$(FP) --profile $(SERVE_PROFILE) serve --host $(HOST) --port $(PORT)
 
+# docker-compose.yml's services as local processes (no docker): Airflow api-server,
+# dag-processor and scheduler (LocalExecutor, PostgreSQL), feature server, MLflow.
+# Ports and settings: docker/stack.env; logs: .stack/logs/ (docs/running/airflow.md).
+.PHONY: stack stack-down
+stack: setup ## Start the stack as processes (Airflow, feature server, MLflow)
+	scripts/stack up
+
+stack-down: ## Stop every process `make stack` started
+	scripts/stack down
+
 pipeline-compile: setup ## Compile the KFP pipeline to pipelines/compiled/ (commit the YAML)
 	$(PY) pipelines/churn_training_pipeline.py
 

@@ -93,52 +93,55 @@ def feast_backfill():
     def validate_source_data(
         chunks: list[dict[str, str]], **context: Any
     ) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
 
         from feature_platform.config import get_store, parse_utc
-        from feature_platform.orchestration import profile_name
-        from feature_platform.validation import ValidationFailed, validate_sources
+        from feature_platform.orchestration import fail_fast, profile_name
+        from feature_platform.validation import validate_sources
 
-        try:
+        with fail_fast():
             return validate_sources(
                 get_store(profile_name()),
                 start=parse_utc(chunks[0]["start"]),
                 end=parse_utc(chunks[-1]["end"]),
                 views=context["params"]["views"],
             )
-        except ValidationFailed as exc:
-            raise AirflowFailException(str(exc)) from exc
 
     @task(max_active_tis_per_dagrun=1)
     def materialize_chunk(window: dict[str, str], **context: Any) -> dict[str, Any]:
         from feature_platform.config import get_store, parse_utc
-        from feature_platform.orchestration import profile_name, run_materialization
-
-        return run_materialization(
-            get_store(profile_name()),
-            parse_utc(window["start"], "start"),
-            parse_utc(window["end"], "end"),
-            views=context["params"]["views"],
+        from feature_platform.orchestration import (
+            fail_fast,
+            profile_name,
+            run_materialization,
         )
+
+        with fail_fast():
+            return run_materialization(
+                get_store(profile_name()),
+                parse_utc(window["start"], "start"),
+                parse_utc(window["end"], "end"),
+                views=context["params"]["views"],
+            )
 
     @task
     def validate_online_store(
         chunks: list[dict[str, str]], results: list[dict[str, Any]], **context: Any
     ) -> dict[str, Any]:
         from feature_platform.config import get_store, parse_utc
-        from feature_platform.orchestration import profile_name
+        from feature_platform.orchestration import fail_fast, profile_name
         from feature_platform.skew import check_online_skew
 
         params = context["params"]
-        return check_online_skew(
-            get_store(profile_name()),
-            start=parse_utc(chunks[0]["start"]),
-            end=parse_utc(chunks[-1]["end"]),
-            views=params["views"],
-            sample_size=int(params["skew_sample_size"]),
-            max_mismatch_rate=float(params["max_mismatch_rate"]),
-            skip_if_newer=True,  # later runs may already have written newer values
-        )
+        with fail_fast():
+            return check_online_skew(
+                get_store(profile_name()),
+                start=parse_utc(chunks[0]["start"]),
+                end=parse_utc(chunks[-1]["end"]),
+                views=params["views"],
+                sample_size=int(params["skew_sample_size"]),
+                max_mismatch_rate=float(params["max_mismatch_rate"]),
+                skip_if_newer=True,  # later runs may have written newer values
+            )
 
     @task
     def notify_completion(
@@ -149,8 +152,11 @@ def feast_backfill():
     ) -> dict[str, Any]:
         from feature_platform.notify import post_message, summary_message
 
+        # Index by count: iterating Airflow's lazy XCom sequence asks for one
+        # item past the end and logs "XCom not found" for it.
+        parts = [results[i] for i in range(len(results))]
         views: dict[str, dict[str, int]] = {}
-        for part in results:
+        for part in parts:
             for name, view in part["views"].items():
                 views.setdefault(name, {"rows": 0})["rows"] += view["rows"]
         summary = {

@@ -7,13 +7,19 @@ check the online store against the offline data, and notify.
 `validate_source_data` → `materialize_features` → `validate_online_store` →
 `notify_completion`
 
-* **Window**: each run materializes its own data interval
-  `[data_interval_start, data_interval_end]` (a `CronDataIntervalTimetable`), never
-  "now", so reruns and backfills are reproducible and the watermark never runs
-  ahead of the data (feast#4222).
+* **Window**: from the last watermark (the end of the view's last recorded
+  materialization, minus the late-arrival bound `FEATURE_PLATFORM_LATE_ARRIVAL_SECONDS`,
+  default 1 h), or the run's `data_interval_start` if earlier, up to its
+  `data_interval_end` (`feature_platform.materialize.catch_up_window`): an interval
+  whose run failed every retry, and rows that land late, are written by the next
+  run. A manual run without a logical date ends at the run's start time (same
+  rule). Never "now" beyond that, so the watermark never runs ahead of the data
+  (feast#4222); overlapping windows are idempotent (newest event per entity).
 * **Validation gate**: Great Expectations suites (`feature_platform.validation`)
-  over the slice; a failure stops the run before anything is written, without
-  retries (bad data does not fix itself), and alerts.
+  over the window; a failure stops the run before anything is written, without
+  retries (bad data does not fix itself), and alerts once. Every permanent error
+  (bad configuration, registry never applied, no window) fails the same way
+  (`AirflowFailException`); only connection errors and timeouts retry.
 * **Online check**: samples entities and compares online values with the offline
   latest-within-ttl values (`feature_platform.skew`); params `skew_sample_size`,
   `max_mismatch_rate`.
@@ -91,36 +97,46 @@ def build_dag(key: str, cron: str, interval: timedelta, views: tuple[str, ...]):
     def materialization():
         @task
         def validate_source_data(**context: Any) -> dict[str, Any]:
-            from airflow.sdk.exceptions import AirflowFailException
+            from feature_platform.config import get_store, parse_utc
+            from feature_platform.orchestration import (
+                fail_fast,
+                profile_name,
+                run_window,
+            )
+            from feature_platform.validation import validate_sources
 
-            from feature_platform.config import get_store
-            from feature_platform.orchestration import profile_name
-            from feature_platform.validation import ValidationFailed, validate_sources
-
-            store = get_store(profile_name())
-            try:
-                return validate_sources(
+            views = context["params"]["views"]
+            with fail_fast():
+                store = get_store(profile_name())
+                window = run_window(store, context, views=views)
+                summary = validate_sources(
                     store,
-                    start=context["data_interval_start"],
-                    end=context["data_interval_end"],
-                    views=context["params"]["views"],
+                    start=parse_utc(window["start"], "start"),
+                    end=parse_utc(window["end"], "end"),
+                    views=views,
                 )
-            except ValidationFailed as exc:  # bad data: fail now, do not retry
-                raise AirflowFailException(str(exc)) from exc
+            return {**summary, "window": window}
 
         @task(outlets=outlets)
         def materialize_features(
             validated: dict[str, Any], **context: Any
         ) -> dict[str, Any]:
-            from feature_platform.config import get_store
-            from feature_platform.orchestration import profile_name, run_materialization
-
-            result = run_materialization(
-                get_store(profile_name()),
-                context["data_interval_start"],
-                context["data_interval_end"],
-                views=context["params"]["views"],
+            from feature_platform.config import get_store, parse_utc
+            from feature_platform.orchestration import (
+                fail_fast,
+                profile_name,
+                run_materialization,
             )
+
+            window = validated["window"]
+            with fail_fast():
+                result = run_materialization(
+                    get_store(profile_name()),
+                    parse_utc(window["start"], "start"),
+                    parse_utc(window["end"], "end"),
+                    views=context["params"]["views"],
+                )
+            result["window"]["trigger"] = window["trigger"]
             for asset in outlets:
                 name = asset.uri.rsplit("/", 1)[-1]
                 context["outlet_events"][asset].extra = {
@@ -133,19 +149,21 @@ def build_dag(key: str, cron: str, interval: timedelta, views: tuple[str, ...]):
         def validate_online_store(
             materialized: dict[str, Any], **context: Any
         ) -> dict[str, Any]:
-            from feature_platform.config import get_store
-            from feature_platform.orchestration import profile_name
+            from feature_platform.config import get_store, parse_utc
+            from feature_platform.orchestration import fail_fast, profile_name
             from feature_platform.skew import check_online_skew
 
             params = context["params"]
-            return check_online_skew(
-                get_store(profile_name()),
-                start=context["data_interval_start"],
-                end=context["data_interval_end"],
-                views=params["views"],
-                sample_size=int(params["skew_sample_size"]),
-                max_mismatch_rate=float(params["max_mismatch_rate"]),
-            )
+            window = materialized["window"]
+            with fail_fast():
+                return check_online_skew(
+                    get_store(profile_name()),
+                    start=parse_utc(window["start"], "start"),
+                    end=parse_utc(window["end"], "end"),
+                    views=params["views"],
+                    sample_size=int(params["skew_sample_size"]),
+                    max_mismatch_rate=float(params["max_mismatch_rate"]),
+                )
 
         @task
         def notify_completion(

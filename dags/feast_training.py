@@ -7,7 +7,10 @@ the online `customer_stats` values (Airflow asset
 training set through `churn_prediction_service` from the labelled entity rows,
 trains, evaluates and saves the model (`feature_platform.training.run_training`).
 The training window ends at the materialized window's end (from the asset
-event), so a model never sees data the online store does not hold yet.
+event); run by hand (no asset event), at the oldest watermark of the feature
+service's views (`feature_platform.orchestration.training_end`): either way a
+model never sees data the online store does not hold yet. `notify_completion`
+posts the metrics and the window.
 
 The Kubeflow pipeline (`pipelines/`) is the production training path; this DAG
 is the Airflow-only equivalent and shows how to chain on the asset.
@@ -52,31 +55,36 @@ def feast_training():
     def train_churn_model(**context: Any) -> dict[str, Any]:
         import pandas as pd
 
-        from feature_platform.config import (
-            artifacts_dir,
-            data_dir,
-            get_store,
-            parse_utc,
+        from feature_platform.config import artifacts_dir, data_dir, get_store
+        from feature_platform.orchestration import (
+            fail_fast,
+            profile_name,
+            training_end,
         )
-        from feature_platform.orchestration import profile_name
-        from feature_platform.training import run_training
+        from feature_platform.training import DEFAULT_SERVICE, run_training
 
-        end = None
-        for events in (context.get("triggering_asset_events") or {}).values():
-            for event in events:
-                window = (event.extra or {}).get("window") or {}
-                if window.get("end"):
-                    candidate = parse_utc(window["end"], "window end")
-                    end = candidate if end is None else max(end, candidate)
-        labels = pd.read_parquet(data_dir() / "churn_labels.parquet")
-        return run_training(
-            get_store(profile_name()),
-            labels,
-            model_dir=artifacts_dir() / "churn_model",
-            end=end,
+        with fail_fast():
+            store = get_store(profile_name())
+            end = training_end(store, context, feature_service=DEFAULT_SERVICE)
+            labels = pd.read_parquet(data_dir() / "churn_labels.parquet")
+        summary = run_training(
+            store, labels, model_dir=artifacts_dir() / "churn_model", end=end
         )
+        return {**summary, "trigger": "asset" if _triggered(context) else "manual"}
 
-    train_churn_model()
+    @task
+    def notify_completion(summary: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from feature_platform.notify import post_message, summary_message
+
+        title = f"feast_training {context['run_id']} trained the churn model"
+        message = {"window": summary["training_window"], "training": summary}
+        return post_message(summary_message(title, message))
+
+    notify_completion(train_churn_model())
+
+
+def _triggered(context: Any) -> bool:
+    return any((context.get("triggering_asset_events") or {}).values())
 
 
 feast_training()

@@ -13,6 +13,11 @@ what a scheduler needs on top of Feast's ``materialize`` /
   materialized;
 * incremental runs read the watermarks under the registry lock, so two runs
   never both start from the same stale watermark;
+* scheduled and manual runs take their window from :func:`catch_up_window`:
+  from the last recorded watermark (not only the run's own interval), minus
+  the late-arrival bound, up to the interval end (or the manual run's start),
+  so an interval whose run failed every retry, and rows that landed late for an
+  interval already written, are picked up by the next run that covers them;
 * each view reports the rows written (a JSON-able summary for the CLI, the DAG's
   XCom and KFP metrics).
 
@@ -36,10 +41,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FutureWindowError",
+    "catch_up_window",
     "materialize_incremental",
     "materialize_window",
     "pull_latest",
     "online_views",
+    "watermark",
 ]
 
 log = logging.getLogger(__name__)
@@ -193,7 +200,7 @@ def materialize_incremental(
         store.refresh_registry()
         windows = []
         for view in online_views(store, views):
-            start = _watermark(view) or end - (view.ttl or timedelta(days=1))
+            start = watermark(view) or end - (view.ttl or timedelta(days=1))
             if start >= end:
                 result["views"][view.name] = {
                     "rows": 0,
@@ -211,7 +218,56 @@ def materialize_incremental(
     return result
 
 
-def _watermark(view: FeatureView) -> datetime | None:
+def catch_up_window(
+    store: FeatureStore,
+    end: datetime,
+    *,
+    views: Iterable[str] | None = None,
+    interval_start: datetime | None = None,
+    late_arrival: timedelta = timedelta(0),
+) -> tuple[datetime, datetime]:
+    """The window a scheduled or manual run materializes: ``[start, end]``.
+
+    Per view, ``start`` is the earliest of its watermark (the end of its last
+    recorded interval; ``end - ttl`` if never materialized) and
+    ``interval_start`` (a scheduled run's own data interval), moved back by
+    ``late_arrival``, and never earlier than ``end - ttl`` (older rows have
+    expired as of ``end``). The run's window starts at the earliest view start.
+
+    So no interval is lost: a run whose retries all failed recorded no
+    interval, and the next run starts from the older watermark; rows that land
+    late, with an event time at most ``late_arrival`` before the watermark,
+    are read again by the next run. Re-reading rows already written changes
+    nothing (the online store keeps the newest event per entity), so the
+    window may overlap earlier ones freely: the rule is idempotent.
+    """
+    end = ensure_utc(end, "end")
+    if interval_start is not None:
+        interval_start = ensure_utc(interval_start, "interval_start")
+        if interval_start >= end:
+            raise ValueError(
+                f"empty data interval: {interval_start.isoformat()} >= "
+                f"{end.isoformat()}"
+            )
+    if late_arrival < timedelta(0):
+        raise ValueError(f"late_arrival must be >= 0, got {late_arrival}")
+    store.refresh_registry()
+    starts = []
+    for view in online_views(store, views):
+        ttl = view.ttl or timedelta(days=1)
+        start = watermark(view) or end - ttl
+        if interval_start is not None:
+            start = min(start, interval_start)
+        starts.append(max(start - late_arrival, end - ttl))
+    if not starts:
+        raise ValueError("no online feature view to materialize")
+    start = min(starts)
+    if start >= end:  # every view is materialized past ``end`` already
+        start = end - max(late_arrival, timedelta(seconds=1))
+    return start, end
+
+
+def watermark(view: FeatureView) -> datetime | None:
     """The end of the view's last recorded interval, in UTC (``None``: never)."""
     watermark = view.most_recent_end_time
     if watermark is None:

@@ -130,7 +130,15 @@ def summary_message(title: str, summary: dict[str, Any]) -> dict[str, Any]:
     for name, view in (summary.get("views") or {}).items():
         lines.append(f"• {name}: {view.get('rows', 0)} rows")
     skew = summary.get("skew")
-    if skew:
+    if skew and skew.get("compared", 0) == 0:
+        # Nothing compared is not "0/0 values differ": say why (a backfill whose
+        # views a later run already refreshed skips them).
+        reasons = [
+            f"{name}: {view.get('skipped') or view.get('failed') or 'no value'}"
+            for name, view in (skew.get("views") or {}).items()
+        ]
+        lines.append("online check: nothing compared (" + "; ".join(reasons) + ")")
+    elif skew:
         lines.append(
             f"online check: {skew.get('mismatches', 0)}/{skew.get('compared', 0)} "
             f"values differ ({skew.get('mismatch_rate', 0):.2%})"

@@ -5,6 +5,15 @@
 * :func:`run_materialization` - ``materialize_window`` for the run's data
   interval, turning a never-applied registry and an unreachable online store
   into clear errors.
+* :func:`run_window` - the window a materialization run writes: from the last
+  watermark (minus the late-arrival bound) up to the data interval's end, or
+  up to the start of a manual run that has no data interval.
+* :func:`training_end` - where a training run's window ends: the materialized
+  window of the asset event that triggered it, else the watermark (what the
+  online store holds).
+* :func:`fail_fast` - permanent errors (bad data, bad configuration, a registry
+  never applied, a missing window) become ``AirflowFailException``: one alert,
+  no retry; transient ones (connection refused, timeouts) stay retryable.
 * :func:`day_chunks` - split a backfill range into chunks (one mapped task each).
 * :func:`online_asset_uri` - the Airflow asset a view's materialization updates
   (training DAGs schedule on it).
@@ -14,18 +23,30 @@ No heavy imports at module level: DAG files import this at parse time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from feature_platform.config import ensure_utc, require_applied, settings
+from feature_platform.config import (
+    ConfigError,
+    ensure_utc,
+    parse_utc,
+    require_applied,
+    settings,
+)
 
 __all__ = [
     "OWNER",
+    "MissingDataInterval",
     "OnlineStoreUnavailable",
     "PROFILE_VARIABLE",
     "dag_default_args",
     "day_chunks",
+    "fail_fast",
+    "is_permanent",
+    "run_window",
+    "training_end",
     "online_asset_uri",
     "profile_name",
     "run_materialization",
@@ -38,8 +59,10 @@ OWNER = "ml-platform"
 def dag_default_args(*, retries: int = 3) -> dict[str, Any]:
     """Task defaults shared by every DAG: owner, retries, and the webhook alerts.
 
-    Read at DAG parse time: the retry delay is 5 minutes unless
-    ``FEATURE_PLATFORM_RETRY_DELAY_SECONDS`` says otherwise (tests shorten it).
+    The retry delay (``FEATURE_PLATFORM_RETRY_DELAY_SECONDS``, default 5
+    minutes, through ``config.settings``) is part of the serialized DAG, so it is
+    read where the DAG is parsed: the dag-processor's environment (the stack's
+    env file sets it for every component; tests shorten it).
     ``notify`` imports only the standard library at module level, so DAG files
     can reference its callbacks at parse time.
     """
@@ -56,6 +79,129 @@ def dag_default_args(*, retries: int = 3) -> dict[str, Any]:
 
 class OnlineStoreUnavailable(RuntimeError):
     """The online store could not be reached; nothing was recorded as materialized."""
+
+
+class MissingDataInterval(ValueError):
+    """A task needs a window but its run has neither a data interval nor a start."""
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether retrying ``exc`` cannot help: bad source data, a failed gate or
+    online check, bad configuration or input, a registry never applied.
+
+    Connection errors and timeouts (``OnlineStoreUnavailable``, redis/psycopg
+    operational errors, ``OSError``) are transient; anything unknown is treated
+    as transient too, so a new kind of outage still retries.
+    """
+    from feature_platform.engine import ValidationGateFailed
+    from feature_platform.skew import SkewCheckFailed
+    from feature_platform.validation import ValidationFailed
+
+    if isinstance(exc, OnlineStoreUnavailable) or _is_connection_error(exc):
+        return False
+    return isinstance(
+        exc,
+        ValidationFailed
+        | ValidationGateFailed
+        | SkewCheckFailed
+        | ConfigError  # includes RegistryNotApplied
+        | ValueError  # MissingDataInterval, FutureWindowError, naive timestamps
+        | TypeError
+        | KeyError,
+    )
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Re-raise permanent errors as ``AirflowFailException`` (no retry, one
+    failure alert from the task's callback); transient ones unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_permanent(exc):
+            raise
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _context_time(context: Mapping[str, Any], key: str) -> datetime | None:
+    value = context.get(key)
+    return ensure_utc(value, key) if value is not None else None
+
+
+def run_window(
+    store: Any, context: Mapping[str, Any], *, views: Iterable[str] | None = None
+) -> dict[str, str]:
+    """``{"start", "end", "trigger"}``: the window a materialization run writes.
+
+    A scheduled run (or a manual one with a logical date) ends at its
+    ``data_interval_end``; a manual run without a logical date ends at the
+    run's start time. Both start at
+    :func:`~feature_platform.materialize.catch_up_window`'s start: the last
+    watermark minus ``FEATURE_PLATFORM_LATE_ARRIVAL_SECONDS`` (or the data
+    interval's start if that is earlier), so no interval is ever lost.
+    """
+    from feature_platform.materialize import catch_up_window
+
+    interval_start = _context_time(context, "data_interval_start")
+    end = _context_time(context, "data_interval_end")
+    trigger = "scheduled"
+    if end is None:
+        dag_run = context.get("dag_run")
+        started = getattr(dag_run, "start_date", None) or getattr(
+            dag_run, "run_after", None
+        )
+        if started is None:
+            raise MissingDataInterval(
+                "the run has no data interval and no start time: trigger it with "
+                "a logical date or as a normal manual run"
+            )
+        end = ensure_utc(started, "dag_run.start_date")
+        interval_start = None
+        trigger = "manual"
+    require_applied(store)
+    start, end = catch_up_window(
+        store,
+        end,
+        views=views,
+        interval_start=interval_start,
+        late_arrival=timedelta(seconds=settings().late_arrival_s),
+    )
+    return {"start": start.isoformat(), "end": end.isoformat(), "trigger": trigger}
+
+
+def training_end(
+    store: Any, context: Mapping[str, Any], *, feature_service: str
+) -> datetime:
+    """End of a training run's window: the newest materialized window end of the
+    asset events that triggered it; run by hand (no event), the oldest watermark
+    of the feature service's views, i.e. what the online store holds.
+    Raises :class:`MissingDataInterval` when a view was never materialized."""
+    from feature_platform.materialize import watermark
+
+    end: datetime | None = None
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            window = (getattr(event, "extra", None) or {}).get("window") or {}
+            if window.get("end"):
+                candidate = parse_utc(window["end"], "asset event window end")
+                end = candidate if end is None else max(end, candidate)
+    if end is not None:
+        return end
+    require_applied(store)
+    service = store.get_feature_service(feature_service)
+    marks = []
+    for projection in service.feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        mark = watermark(view)
+        if mark is None:
+            raise MissingDataInterval(
+                f"feature view {view.name!r} of {feature_service!r} was never "
+                "materialized: run the materialization DAG first"
+            )
+        marks.append(mark)
+    return min(marks)
 
 
 def online_asset_uri(view: str) -> str:
