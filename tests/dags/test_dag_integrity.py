@@ -18,6 +18,7 @@ EXPECTED_DAGS = {
     "feast_materialization_pipeline_every_2_hours",
     "feast_backfill",
     "feast_training",
+    "feast_monitoring",
 }
 
 # Imports airflow.sdk first (the DAG processor has it loaded already), then

@@ -44,6 +44,7 @@ from feature_platform.monitoring.publish import (
     monitor_and_publish,
     previous_counters,
     publish_report,
+    send_alerts,
 )
 from feature_platform.monitoring.report import render_html, write_report
 from feature_platform.monitoring.thresholds import Policy, ViewThresholds, load_policy
@@ -82,6 +83,7 @@ __all__ = [
     "render_html",
     "run_monitor",
     "scrape",
+    "send_alerts",
     "served_traffic",
     "write_report",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "monitor_and_publish",
     "previous_counters",
     "publish_report",
+    "send_alerts",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,25 +72,19 @@ def previous_counters(out_dir: Path | str | None = None) -> ServerCounters | Non
     return ServerCounters.from_dict(raw)
 
 
-def alert_message(report: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
-    """One notifier message listing every alert of the run."""
+def alert_message(summary: dict[str, Any]) -> dict[str, Any]:
+    """One notifier message listing every alert of a run (its summary)."""
     lines = [
-        f":warning: feature monitoring ({report['project']}): "
-        f"{len(report['alerts'])} alert(s) at {report['generated_at']}",
-        *[f"• {a}" for a in report["alerts"]],
-        f"report: {paths['html']}",
+        f":warning: feature monitoring ({summary['project']}): "
+        f"{len(summary['alerts'])} alert(s) at {summary['generated_at']}",
+        *[f"• {a}" for a in summary["alerts"]],
     ]
+    if len(lines) > MAX_LINES:
+        lines = [*lines[:MAX_LINES], f"… {len(lines) - MAX_LINES} more"]
+    lines.append(f"report: {summary['report']['html']}")
     return {
-        "text": "\n".join(lines[:MAX_LINES])
-        + (f"\n… {len(lines) - MAX_LINES} more" if len(lines) > MAX_LINES else ""),
-        "feature_platform": {
-            "event": "monitor_alert",
-            "project": report["project"],
-            "generated_at": report["generated_at"],
-            "alerts": report["alerts"],
-            "online_source": report.get("online_source", {}).get("kind"),
-            "report": paths,
-        },
+        "text": "\n".join(lines),
+        "feature_platform": {"event": "monitor_alert", **summary},
     }
 
 
@@ -99,19 +94,29 @@ def monitor_and_publish(
     """Run the monitor (``run_monitor`` keywords), publish, alert; returns a
     small JSON-able summary (what the DAG passes by XCom)."""
     from feature_platform.monitoring.monitor import run_monitor
-    from feature_platform.notify import post_message
 
     kwargs.setdefault("previous", previous_counters(out_dir))
     report = run_monitor(store, **kwargs)
     paths = publish_report(report, out_dir)
-    sent: dict[str, Any] = {"sent": False}
-    if report["alerts"] and notify:
-        sent = post_message(alert_message(report, paths))
-    return {
+    summary: dict[str, Any] = {
+        "project": report["project"],
+        "generated_at": report["generated_at"],
         "ok": report["ok"],
         "alerts": report["alerts"],
         "online_source": report["online_source"],
         "latency_ms": report["latency_ms"],
         "report": paths,
-        "notified": sent.get("sent", False),
+        "notified": False,
     }
+    if notify:
+        summary["notified"] = send_alerts(summary)["sent"]
+    return summary
+
+
+def send_alerts(summary: dict[str, Any]) -> dict[str, Any]:
+    """Post the run's alerts through the notifier; nothing when there are none."""
+    from feature_platform.notify import post_message
+
+    if not summary["alerts"]:
+        return {"sent": False, "target": None}
+    return post_message(alert_message(summary))
