@@ -138,21 +138,52 @@ def cmd_feast(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from feature_platform.config import artifacts_dir, data_dir, parse_utc
+    from feature_platform.config import data_dir, parse_utc
     from feature_platform.training import run_training
 
     labels = pd.read_parquet(args.labels or data_dir() / "churn_labels.parquet")
     result = run_training(
         _store(args),
         labels,
-        model_dir=args.model_dir or artifacts_dir() / "churn_model",
+        model_dir=args.model_dir,
         feature_service=args.feature_service,
         start=parse_utc(args.start, "--start") if args.start else None,
         end=parse_utc(args.end, "--end") if args.end else None,
         n_estimators=args.n_estimators,
+        threshold=args.threshold,
     )
     _print(result)
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from feature_platform.training import load_registered_model, predict_online
+
+    if not args.customer_id:
+        raise ValueError("give --customer-id (one or more)")
+    store = _store(args)
+    bundle = load_registered_model(args.model, args.version, store=store)
+    rows = [{"customer_id": c} for c in args.customer_id]
+    _print(
+        {
+            "model": f"{args.model} {args.version}",
+            "feature_service": bundle.metadata["feature_service"],
+            "predictions": predict_online(store, bundle, rows),
+        }
+    )
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from feature_platform.lineage import model_lineage, models_consuming
+
+    store = _store(args)
+    if args.model:
+        _print(model_lineage(args.model, args.version, store=store).as_dict())
+        return 0
+    found = models_consuming(args.consumers_of, store=store)
+    _print([m.as_dict() for m in found] if args.json else [str(m) for m in found])
+    return 0 if found else 1
 
 
 def cmd_online(args: argparse.Namespace) -> int:
@@ -418,13 +449,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("feast_args", nargs=argparse.REMAINDER, help="feast arguments")
 
-    p = add("train", cmd_train, "PIT training set -> GBC -> metrics -> model artifact.")
+    p = add(
+        "train",
+        cmd_train,
+        "PIT training set -> GBC -> metrics -> MLflow run + registered model "
+        "version (alias champion if ROC AUC >= --threshold).",
+    )
     p.add_argument("--labels", help="parquet of entity rows with the label")
-    p.add_argument("--model-dir")
+    p.add_argument("--model-dir", help="also write the model here (MLflow format)")
     p.add_argument("--feature-service", default="churn_prediction_service")
     p.add_argument("--start")
     p.add_argument("--end")
     p.add_argument("--n-estimators", type=_at_least(1), default=200)
+    p.add_argument("--threshold", type=float, default=0.75, help="publish gate")
+
+    p = add(
+        "predict",
+        cmd_predict,
+        "Churn probability for customers: the registered model (alias or version) "
+        "over online features read through its feature service.",
+    )
+    p.add_argument("--model", default="churn_prediction_service")
+    p.add_argument("--version", default="champion", help="alias or version number")
+    p.add_argument("--customer-id", type=int, nargs="+")
+
+    p = add(
+        "lineage",
+        cmd_lineage,
+        "Model lineage (MLflow registry): which registered models consume a "
+        "feature, view or service (exit 1: none), or what a model version needs.",
+    )
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "--consumers-of",
+        metavar="REF",
+        help="feature ref (customer_stats:lifetime_value), view or service",
+    )
+    group.add_argument("--model", help="registered model name")
+    p.add_argument("--version", default="champion", help="alias or version number")
+    p.add_argument("--json", action="store_true", help="full records")
 
     p = add("online", cmd_online, "Read online features for entities.")
     group = p.add_mutually_exclusive_group(required=True)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from feature_platform.config import artifacts_dir, data_dir, get_store, utc_now
+from feature_platform.config import data_dir, get_store, utc_now
 from feature_platform.sample_data import SampleSpec, write_sample_data
 
 __all__ = ["ensure_sample_data", "run_demo"]
@@ -51,8 +51,13 @@ def run_demo(
     import pandas as pd
 
     from feature_platform.definitions import apply_definitions
+    from feature_platform.lineage import CHAMPION
     from feature_platform.materialize import materialize_incremental, materialize_window
-    from feature_platform.training import load_model, predict_online, run_training
+    from feature_platform.training import (
+        load_registered_model,
+        predict_online,
+        run_training,
+    )
 
     t0 = time.monotonic()
     summary: dict[str, Any] = {"steps": {}}
@@ -96,22 +101,28 @@ def run_demo(
 
     t = time.monotonic()
     labels = pd.read_parquet(directory / "churn_labels.parquet")
-    model_dir = artifacts_dir() / "churn_model"
     say(f"[4/5] training on {len(labels)} labelled entity rows (PIT join + GBC)...")
-    trained = run_training(store, labels, model_dir=model_dir)
-    m = trained["metrics"]
+    trained = run_training(store, labels)
+    m, reg = trained["metrics"], trained["registered"]
     say(
         f"      ROC AUC {m['roc_auc']} (baseline 0.5), log loss {m['log_loss']} "
         f"(baseline {m['baseline_log_loss']}), train/test rows "
         f"{trained['rows']['train']}/{trained['rows']['test']}"
     )
+    say(
+        f"      MLflow run {reg['run_id'][:8]}: registered {reg['model_name']} "
+        f"v{reg['version']}{''.join(' @' + a for a in reg['aliases'])} "
+        f"({reg['seconds']} s)"
+    )
     step("train", t, trained)
 
     t = time.monotonic()
-    bundle = load_model(model_dir)
+    # The prediction path: the registered champion, and its feature service.
+    bundle = load_registered_model(reg["model_name"], CHAMPION, store=store)
+    service = bundle.metadata["feature_service"]
     customers = sorted(labels["customer_id"].unique().tolist())[:5]
     preds = predict_online(store, bundle, [{"customer_id": int(c)} for c in customers])
-    say("[5/5] online features + prediction via churn_prediction_service:")
+    say(f"[5/5] online features via {service} + {reg['model_name']} @{CHAMPION}:")
     for row in preds:
         say(
             f"      customer {row['customer_id']}: orders={row['total_orders']} "
@@ -121,5 +132,5 @@ def run_demo(
         )
     step("online", t, {"predictions": preds})
     summary["seconds_total"] = round(time.monotonic() - t0, 2)
-    say(f"done in {summary['seconds_total']} s; model in {model_dir}")
+    say(f"done in {summary['seconds_total']} s; model registry {reg['tracking_uri']}")
     return summary

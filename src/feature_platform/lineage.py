@@ -34,23 +34,24 @@ the service still serves the features the model was trained on): with a
 ``store``, :func:`model_lineage` runs it. It has nothing for the reverse
 direction, the feature references or the window; those are read here.
 
-The tracking URI is the profile's (``config.mlflow_tracking_uri``,
-``$FP_MLFLOW_TRACKING_URI``); pass ``tracking_uri`` to read another registry.
+The registry read is ``tracking_uri`` if given, else the ``store``'s
+(``store.config.mlflow``, filled in per profile by ``feature_platform.config``),
+else the profile's (``config.mlflow_tracking_uri``, ``$FP_MLFLOW_TRACKING_URI``).
 
 API (stable; ``feature_platform.catalog`` calls it)::
 
-    models_consuming(target: str, *, profile=None, tracking_uri=None)
-        -> list[ModelVersionLineage]
-    consumers_by_feature(*, profile=None, tracking_uri=None)
+    models_consuming(target: str, *, store=None, profile=None, tracking_uri=None)
+        -> list[ModelVersionLineage]   # str(m): "churn_prediction_service v3 @champion"
+    consumers_by_feature(*, store=None, profile=None, tracking_uri=None)
         -> dict[str, list[ModelVersionLineage]]   # keys: refs and service names
     model_lineage(name: str, version_or_alias: str | int = "champion", *,
-                  profile=None, tracking_uri=None, store=None)
+                  store=None, profile=None, tracking_uri=None)
         -> ModelVersionLineage
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ __all__ = [
     "model_lineage",
     "models_consuming",
     "registered_model_name",
+    "tracking_uri_of",
 ]
 
 FEATURE_SERVICE_TAG = "feast.feature_service"  # Feast's tag (run and version)
@@ -107,15 +109,35 @@ def registered_model_name(feature_service: str) -> str:
     return feature_service
 
 
-def mlflow_client(
-    *, profile: str | None = None, tracking_uri: str | None = None
-) -> MlflowClient:
-    """An ``MlflowClient`` on the profile's tracking server / model registry."""
-    from mlflow import MlflowClient
-
+def tracking_uri_of(
+    *,
+    store: FeatureStore | None = None,
+    profile: str | None = None,
+    tracking_uri: str | None = None,
+) -> str:
+    """``tracking_uri``, else the store's (``store.config.mlflow``), else the
+    profile's (``config.mlflow_tracking_uri``)."""
     from feature_platform.config import mlflow_tracking_uri
 
-    uri = tracking_uri or mlflow_tracking_uri(profile)
+    if tracking_uri:
+        return tracking_uri
+    configured = getattr(store.config, "mlflow", None) if store is not None else None
+    if configured is not None and configured.get_tracking_uri():
+        return str(configured.get_tracking_uri())
+    return mlflow_tracking_uri(profile)
+
+
+def mlflow_client(
+    *,
+    store: FeatureStore | None = None,
+    profile: str | None = None,
+    tracking_uri: str | None = None,
+) -> MlflowClient:
+    """An ``MlflowClient`` on the tracking server / model registry of
+    ``tracking_uri``, ``store`` or ``profile`` (in that order)."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri_of(store=store, profile=profile, tracking_uri=tracking_uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -144,6 +166,8 @@ def _from_version(version: Any) -> ModelVersionLineage | None:
 
 
 def _all_versions(client: MlflowClient) -> list[ModelVersionLineage]:
+    """Every registered version with lineage, newest first per model, with its
+    aliases (a version search does not return them: read per model)."""
     out: list[ModelVersionLineage] = []
     token: str | None = None
     while True:
@@ -152,17 +176,28 @@ def _all_versions(client: MlflowClient) -> list[ModelVersionLineage]:
         token = page.token
         if not token:
             break
+    aliases: dict[tuple[str, int], list[str]] = {}
+    for name in sorted({m.name for m in out}):
+        for alias, version in client.get_registered_model(name).aliases.items():
+            aliases.setdefault((name, int(version)), []).append(alias)
+    out = [
+        replace(m, aliases=tuple(sorted(aliases.get((m.name, m.version), ()))))
+        for m in out
+    ]
     return sorted(out, key=lambda m: (m.name, -m.version))
 
 
 def consumers_by_feature(
-    *, profile: str | None = None, tracking_uri: str | None = None
+    *,
+    store: FeatureStore | None = None,
+    profile: str | None = None,
+    tracking_uri: str | None = None,
 ) -> dict[str, list[ModelVersionLineage]]:
     """Every registered model version with lineage, keyed by each feature
     reference it was trained on and by its feature service (one registry read).
     Versions are newest first per model."""
     index: dict[str, list[ModelVersionLineage]] = {}
-    client = mlflow_client(profile=profile, tracking_uri=tracking_uri)
+    client = mlflow_client(store=store, profile=profile, tracking_uri=tracking_uri)
     for model in _all_versions(client):
         for key in (model.feature_service, *model.features):
             index.setdefault(key, []).append(model)
@@ -170,7 +205,11 @@ def consumers_by_feature(
 
 
 def models_consuming(
-    target: str, *, profile: str | None = None, tracking_uri: str | None = None
+    target: str,
+    *,
+    store: FeatureStore | None = None,
+    profile: str | None = None,
+    tracking_uri: str | None = None,
 ) -> list[ModelVersionLineage]:
     """The registered model versions that consume ``target``.
 
@@ -181,7 +220,7 @@ def models_consuming(
     target = target.strip()
     if not target:
         raise ValueError("models_consuming needs a feature ref, view or service name")
-    client = mlflow_client(profile=profile, tracking_uri=tracking_uri)
+    client = mlflow_client(store=store, profile=profile, tracking_uri=tracking_uri)
     found = []
     for model in _all_versions(client):
         views = {ref.split(":", 1)[0] for ref in model.features}
@@ -206,14 +245,15 @@ def model_lineage(
     references, training window (UTC), row counts and metrics of its run.
 
     ``version_or_alias``: a version number (``3``, ``"3"``) or an alias
-    (``champion``). With ``store`` (whose ``mlflow:`` block points at the same
-    registry), Feast's own resolver (``store.mlflow.resolve_features``) also
-    checks that the service still serves exactly the model's features and
-    raises ``LineageError`` naming the difference if not.
+    (``champion``). With ``store`` (its ``mlflow:`` block names the registry
+    unless ``tracking_uri`` is given), Feast's own resolver
+    (``store.mlflow.resolve_features``) also checks that the service still
+    serves exactly the model's features, and raises ``LineageError`` naming
+    the difference if not.
     """
     from mlflow.exceptions import MlflowException
 
-    client = mlflow_client(profile=profile, tracking_uri=tracking_uri)
+    client = mlflow_client(store=store, profile=profile, tracking_uri=tracking_uri)
     ref = str(version_or_alias).strip()
     try:
         if ref.isdigit():
@@ -230,7 +270,7 @@ def model_lineage(
             f"{name} v{version.version} has no {FEATURE_SERVICE_TAG!r} tag: it was "
             "not registered by feature_platform.training (no feature lineage)"
         )
-    run = client.get_run(version.run_id)
+    run = client.get_run(model.run_id)
     params, metrics = run.data.params, run.data.metrics
     window = None
     if "training_window_start" in params:

@@ -8,8 +8,8 @@ KFP components and the notebook::
     split = split_training_set(training_set)
     trained = train(training_set, split)  # metadata: model_metadata(), metrics null
     evaluated = evaluate(trained, split)  # metrics filled in
-    save_model(evaluated.bundle, model_dir)
-    publish_model(model_dir, to, roc_auc=..., threshold=...)  # the gate
+    log_training_run(store, training_set, split, evaluated)  # MLflow run + registry
+    load_registered_model("churn_prediction_service", "champion")  # to predict
 
 A notebook builds the frame with Feast's own ``store.get_historical_features``
 and hands it to ``as_training_set``.
@@ -36,6 +36,7 @@ from feature_platform.training.artifact import (
     ModelMetadata,
     load_model,
     model_metadata,
+    model_requirements,
     passes_gate,
     predict,
     predict_online,
@@ -70,6 +71,13 @@ from feature_platform.training.model import (
     roc_curve_points,
     train_model,
 )
+from feature_platform.training.registry import (
+    RegisteredVersion,
+    feast_mlflow,
+    feature_refs,
+    load_registered_model,
+    log_training_run,
+)
 from feature_platform.training.steps import (
     Evaluated,
     RowCounts,
@@ -93,6 +101,7 @@ __all__ = [
     "Hyperparameters",
     "ModelBundle",
     "ModelMetadata",
+    "RegisteredVersion",
     "RocCurve",
     "RowCounts",
     "Split",
@@ -105,10 +114,15 @@ __all__ = [
     "describe_training_set",
     "evaluate",
     "evaluate_model",
+    "feast_mlflow",
+    "feature_refs",
     "feature_service_features",
     "hyperparameters",
     "load_model",
+    "load_registered_model",
+    "log_training_run",
     "model_metadata",
+    "model_requirements",
     "passes_gate",
     "predict",
     "predict_online",

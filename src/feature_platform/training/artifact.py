@@ -1,13 +1,18 @@
 """The model artifact: one metadata builder, save/load, the gate, publish, predict.
 
-A saved model is a directory with ``model.joblib`` and ``metadata.json``; the
-metadata is always built by :func:`model_metadata`, so ``run_training``, the
-KFP components and a notebook write the same keys.
+A saved model is a directory in MLflow's sklearn format (``MLmodel``,
+``model.pkl``, requirements) whose ``MLmodel`` file holds the model's
+:class:`ModelMetadata` (``metadata:``): the same format the training run logs
+to the MLflow tracking server and the model registry serves
+(``training.registry``), so a model is stored in one format only. The metadata
+is always built by :func:`model_metadata`, so ``run_training``, the KFP
+components and a notebook write the same keys.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
@@ -35,6 +40,7 @@ __all__ = [
     "ModelMetadata",
     "load_model",
     "model_metadata",
+    "model_requirements",
     "passes_gate",
     "predict",
     "predict_online",
@@ -112,26 +118,61 @@ class ModelBundle:
     metadata: ModelMetadata
 
 
+def model_requirements() -> list[str]:
+    """What loading a saved model needs (given to MLflow, so it does not spend
+    seconds inferring them in a subprocess)."""
+    import cloudpickle
+    import numpy
+    import sklearn
+
+    return [
+        f"scikit-learn=={sklearn.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"cloudpickle=={cloudpickle.__version__}",
+    ]
+
+
 def save_model(bundle: ModelBundle, directory: Path | str) -> Path:
-    """Write ``model.joblib`` + ``metadata.json`` into ``directory``."""
-    import joblib
+    """Write the model in MLflow's sklearn format, metadata in ``MLmodel``.
+
+    An existing model directory (one with an ``MLmodel`` file) is replaced;
+    any other non-empty directory is refused.
+    """
+    import mlflow.sklearn
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    joblib.dump(bundle.model, directory / "model.joblib")
-    (directory / "metadata.json").write_text(
-        json.dumps(bundle.metadata, indent=2, default=str)
+    if directory.is_dir() and any(directory.iterdir()):
+        if not (directory / "MLmodel").is_file():
+            raise ValueError(
+                f"{directory} is not empty and holds no model (no MLmodel file): "
+                "not overwriting it"
+            )
+        shutil.rmtree(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.sklearn.save_model(
+        bundle.model,
+        str(directory),
+        metadata=json.loads(json.dumps(bundle.metadata, default=str)),
+        serialization_format="cloudpickle",  # why not skops: training.registry
+        pip_requirements=model_requirements(),
     )
     return directory
 
 
 def load_model(directory: Path | str) -> ModelBundle:
-    import joblib
+    """Read a model written by :func:`save_model` (or downloaded from the
+    registry: ``training.registry.load_registered_model``)."""
+    import mlflow.sklearn
+    from mlflow.models import Model
 
     directory = Path(directory)
-    metadata = json.loads((directory / "metadata.json").read_text())
+    if not (directory / "MLmodel").is_file():
+        raise FileNotFoundError(f"{directory} holds no model (no MLmodel file)")
+    metadata = Model.load(str(directory / "MLmodel")).metadata or {}
+    if "feature_service" not in metadata:
+        raise ValueError(f"{directory}: the model has no feature_platform metadata")
     return ModelBundle(
-        model=joblib.load(directory / "model.joblib"),
+        model=mlflow.sklearn.load_model(str(directory)),
         metadata=cast(ModelMetadata, metadata),
     )
 

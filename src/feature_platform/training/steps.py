@@ -1,12 +1,14 @@
 """The training job as steps, and ``run_training``, which calls exactly them.
 
-    prepare_training_set -> split_training_set -> train -> evaluate -> save_model
-    -> (gate) publish_model
+    prepare_training_set -> split_training_set -> train -> evaluate
+    -> log_training_run (MLflow run + registered model version, ``champion``
+       alias if it passes the gate) [-> save_model -> publish_model]
 
 The KFP components (``pipelines/churn_training_pipeline.py``) call the same
 steps, one or two per component, and a notebook calls them on the frame it got
 from ``store.get_historical_features`` (via ``as_training_set``): every path
-writes the same ``metadata.json`` (``model_metadata``).
+records the same metadata (``model_metadata``) and logs through the one
+``training.registry.log_training_run``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from feature_platform.training.model import (
     roc_curve_points,
     train_model,
 )
+from feature_platform.training.registry import RegisteredVersion, log_training_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,7 +80,8 @@ class RowCounts(TypedDict):
 class TrainingSummary(TypedDict):
     """What ``run_training`` returns (the CLI prints it, the DAG passes it on)."""
 
-    model_dir: str
+    registered: RegisteredVersion
+    model_dir: str | None
     feature_service: str
     features: list[str]
     rows: RowCounts
@@ -136,14 +140,16 @@ def training_summary(
     split: Split,
     evaluated: Evaluated,
     *,
-    model_dir: Path | str,
+    registered: RegisteredVersion,
+    model_dir: Path | str | None = None,
     published_to: Path | str | None = None,
 ) -> TrainingSummary:
     """The JSON-able summary of a training run."""
     data, features = training_set.data, training_set.features
     null_rate = float(data[features].isna().any(axis=1).mean())
     return {
-        "model_dir": str(model_dir),
+        "registered": registered,
+        "model_dir": None if model_dir is None else str(model_dir),
         "feature_service": training_set.feature_service,
         "features": list(features),
         "rows": {
@@ -164,7 +170,7 @@ def run_training(
     store: FeatureStore,
     entity_df: pd.DataFrame,
     *,
-    model_dir: Path | str,
+    model_dir: Path | str | None = None,
     feature_service: str = DEFAULT_SERVICE,
     label: str = DEFAULT_LABEL,
     start: datetime | None = None,
@@ -176,11 +182,17 @@ def run_training(
     publish_dir: Path | str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> TrainingSummary:
-    """The whole training job; writes the model to ``model_dir`` and summarizes.
+    """The whole training job: train, evaluate, log the MLflow run and register
+    the model version (``log_training_run``; the alias ``champion`` moves to it
+    when its ROC AUC clears ``threshold``), and summarize.
 
-    With ``publish_dir``, a model whose ROC AUC clears ``threshold`` is also
-    published there (the KFP pipeline's gate); one below it is not.
+    The registry is the model's home. ``model_dir`` also writes the model there
+    (the same MLflow format, for a consumer without the tracking server); with
+    ``publish_dir`` (needs ``model_dir``) a model that clears ``threshold`` is
+    also published there (the KFP pipeline's gate); one below it is not.
     """
+    if publish_dir is not None and model_dir is None:
+        raise ValueError("publish_dir needs model_dir (publish copies that model)")
     training_set = prepare_training_set(
         store,
         entity_df,
@@ -194,12 +206,21 @@ def run_training(
         n_estimators=n_estimators, learning_rate=learning_rate, max_depth=max_depth
     )
     evaluated = evaluate(train(training_set, split, params), split)
-    save_model(evaluated.bundle, model_dir)
+    registered = log_training_run(
+        store, training_set, split, evaluated, threshold=threshold
+    )
     published_to = None
-    roc_auc = evaluated.metrics["roc_auc"]
-    if publish_dir is not None and passes_gate(roc_auc, threshold):
-        publish_model(model_dir, publish_dir, roc_auc=roc_auc, threshold=threshold)
-        published_to = publish_dir
+    if model_dir is not None:
+        save_model(evaluated.bundle, model_dir)
+        roc_auc = evaluated.metrics["roc_auc"]
+        if publish_dir is not None and passes_gate(roc_auc, threshold):
+            publish_model(model_dir, publish_dir, roc_auc=roc_auc, threshold=threshold)
+            published_to = publish_dir
     return training_summary(
-        training_set, split, evaluated, model_dir=model_dir, published_to=published_to
+        training_set,
+        split,
+        evaluated,
+        registered=registered,
+        model_dir=model_dir,
+        published_to=published_to,
     )
