@@ -106,8 +106,10 @@ class Catalog:
     generated_at: str  # ISO-8601 UTC; freshness is judged at this time
     views: tuple[ViewEntry, ...]
     feature_services: dict[str, str]  # name -> description
-    # Where the models column comes from; None when lineage is not available.
+    # The model registry the models column comes from (credentials removed),
+    # and why it lists none when it could not be read.
     lineage: str | None
+    lineage_error: str | None = None
 
     def features(self) -> list[FeatureEntry]:
         return [f for view in self.views for f in view.features]
@@ -120,9 +122,54 @@ def _no_models(_ref: str, _services: tuple[str, ...]) -> list[str]:
     return []
 
 
-def _lineage() -> tuple[ModelConsumers, str | None]:
-    """The model lookup of the MLflow lineage module, when it is there."""
-    return _no_models, None
+# An unreachable tracking server must not stall the catalog behind MLflow's
+# HTTP retries (minutes): one bounded probe of its /health first.
+_PROBE_SECONDS = 3.0
+
+
+def _registry_reachable(uri: str) -> str | None:
+    """``None`` when the model registry at ``uri`` can be read, else why not."""
+    from pathlib import Path
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :])
+        # Nothing registered yet; do not create an empty store by looking.
+        return None if path.is_file() else f"no MLflow store at {path} yet"
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urlopen(uri.rstrip("/") + "/health", timeout=_PROBE_SECONDS):
+                return None
+        except (URLError, OSError) as exc:
+            return f"unreachable: {getattr(exc, 'reason', exc)}"
+    return None
+
+
+def _lineage(store: FeatureStore) -> tuple[ModelConsumers, str | None, str | None]:
+    """Consuming models from the MLflow model registry (``feature_platform.lineage``):
+    ``(lookup, registry URI, why there are none)``. A model consumes the
+    feature references its registered version was trained on."""
+    from feature_platform.lineage import consumers_by_feature, tracking_uri_of
+    from feature_platform.redact import redact_url
+
+    try:
+        uri = tracking_uri_of(store=store)
+    except Exception as exc:  # noqa: BLE001 - a profile without MLflow
+        return _no_models, None, str(exc)
+    shown = redact_url(uri)
+    problem = _registry_reachable(uri)
+    if problem is not None:
+        return _no_models, shown, problem
+    try:
+        index = consumers_by_feature(tracking_uri=uri)
+    except Exception as exc:  # noqa: BLE001 - registry down, schema, auth
+        return _no_models, shown, f"{type(exc).__name__}: {exc}"
+
+    def lookup(ref: str, _services: tuple[str, ...]) -> list[str]:
+        return [str(m) for m in index.get(ref, [])]
+
+    return lookup, shown, None
 
 
 def _cadences() -> dict[str, Cadence]:
@@ -158,7 +205,11 @@ def build_catalog(
     lineage when available, else none).
     """
     now = ensure_utc(now, "now") if now is not None else utc_now()
-    lookup, lineage = (models, "custom") if models is not None else _lineage()
+    lineage: str | None
+    if models is not None:
+        lookup, lineage, lineage_error = models, "custom", None
+    else:
+        lookup, lineage, lineage_error = _lineage(store)
     registry, project = store.registry, store.project
     cadences = _cadences()
 
@@ -223,7 +274,7 @@ def build_catalog(
                     last_materialized=last,
                     freshness=fresh,
                     feature_services=services,
-                    models=tuple(sorted(set(lookup(ref, services)))),
+                    models=tuple(dict.fromkeys(lookup(ref, services))),
                 )
             )
         views.append(
@@ -249,7 +300,7 @@ def build_catalog(
                 feature_services=tuple(
                     sorted({s for f in features for s in f.feature_services})
                 ),
-                models=tuple(sorted({m for f in features for m in f.models})),
+                models=tuple(dict.fromkeys(m for f in features for m in f.models)),
                 features=tuple(features),
             )
         )
@@ -259,6 +310,7 @@ def build_catalog(
         views=tuple(views),
         feature_services=dict(sorted(service_docs.items())),
         lineage=lineage,
+        lineage_error=lineage_error,
     )
 
 
@@ -332,6 +384,15 @@ def _table(headers: list[str], rows: list[list[str]], indent: str = "  ") -> lis
     return lines
 
 
+def _models(models: Iterable[str]) -> str:
+    """``name v3 @champion, v2`` per registered model (versions newest first)."""
+    by_name: dict[str, list[str]] = {}
+    for model in models:
+        name, _, version = model.partition(" ")
+        by_name.setdefault(name, []).append(version or name)
+    return "; ".join(f"{n} {', '.join(v)}" for n, v in by_name.items()) or "none"
+
+
 def _feature_rows(
     features: Iterable[FeatureEntry], view_tags: Mapping[str, str] | None
 ) -> list[list[str]]:
@@ -343,7 +404,7 @@ def _feature_rows(
             # A view's own tags are shown once on the view line.
             _tags(f.tags, skip=view_tags or ()),
             ", ".join(f.feature_services) or "-",
-            ", ".join(f.models) or "none",
+            _models(f.models),
         ]
         for f in features
     ]
@@ -359,8 +420,13 @@ def format_catalog(catalog: Catalog) -> str:
         f"{len(catalog.features())} features, {len(catalog.feature_services)} "
         f"feature services (freshness at {catalog.generated_at})"
     ]
-    if catalog.lineage is None:
-        lines.append("models: no model lineage available")
+    if catalog.lineage_error:
+        lines.append(
+            f"models: none listed, model registry {catalog.lineage or ''} "
+            f"not read ({catalog.lineage_error})"
+        )
+    else:
+        lines.append(f"models: registered versions in {catalog.lineage}")
     for view in catalog.views:
         age = f" ({_age(view.age_seconds)} ago)" if view.age_seconds is not None else ""
         lines += [

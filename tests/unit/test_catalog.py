@@ -216,3 +216,61 @@ def test_freshness_watermark_and_cli(
     assert "no feature matches 'zzz-nothing'" in capsys.readouterr().out
     assert main(["catalog", "search", " "]) == 2
     assert "TEXT is empty" in capsys.readouterr().err
+
+
+def test_models_come_from_the_mlflow_model_registry(
+    local_store, tmp_path: Path
+) -> None:
+    """The models column reads the profile's MLflow model registry (a real
+    embedded tracking store) through feature_platform.lineage: a version
+    consumes the feature references it was registered with."""
+    from mlflow import MlflowClient
+
+    from feature_platform.lineage import (
+        FEATURE_REFS_TAG,
+        FEATURE_SERVICE_TAG,
+        tracking_uri_of,
+    )
+
+    before = build_catalog(local_store, now=TEST_END)
+    assert before.lineage_error and "no MLflow store" in before.lineage_error
+    assert all(f.models == () for f in before.features())
+
+    uri = tracking_uri_of(store=local_store)
+    assert uri.startswith("sqlite:///")
+    Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("catalog", (tmp_path / "a").as_uri())
+    run = client.create_run(experiment).info.run_id
+
+    def register(name: str, service: str, refs: list[str]) -> None:
+        if not client.search_registered_models(f"name = '{name}'"):
+            client.create_registered_model(name)
+        client.create_model_version(
+            name,
+            source=(tmp_path / "a" / "model").as_uri(),
+            run_id=run,
+            tags={FEATURE_SERVICE_TAG: service, FEATURE_REFS_TAG: ",".join(refs)},
+        )
+
+    churn = ["customer_stats:total_orders", "customer_stats:lifetime_value"]
+    register("churn_prediction_service", "churn_prediction_service", churn)
+    register("churn_prediction_service", "churn_prediction_service", churn)
+    client.set_registered_model_alias("churn_prediction_service", "champion", "2")
+    register("matching", "driver_matching_service", ["driver_stats:avg_rating"])
+
+    catalog = build_catalog(local_store, now=TEST_END)
+    assert catalog.lineage_error is None and catalog.lineage == uri
+    by_ref = {f.ref: f.models for f in catalog.features()}
+    assert by_ref["customer_stats:lifetime_value"] == (
+        "churn_prediction_service v2 @champion",
+        "churn_prediction_service v1",
+    )
+    assert by_ref["driver_stats:avg_rating"] == ("matching v1",)
+    # In the service but not in what the model was trained on: not consumed.
+    assert by_ref["customer_stats:avg_order_amount"] == ()
+    assert by_ref["customer_stats:email"] == ()
+    from feature_platform.catalog import format_catalog
+
+    text = format_catalog(catalog)
+    assert "churn_prediction_service v2 @champion, v1" in text
