@@ -32,6 +32,7 @@ __all__ = [
     "redis_client",
     "registry_snapshot_stamp",
     "version_registry_snapshots",
+    "write_saved_dataset",
 ]
 
 
@@ -106,6 +107,27 @@ def arrow_to_proto_rows(
     from feast.utils import _convert_arrow_to_proto
 
     return _convert_arrow_to_proto(table, view, join_keys)
+
+
+def write_saved_dataset(
+    table: pa.Table, storage: Any, repo_path: str, *, allow_overwrite: bool
+) -> None:
+    """Write a retrieval's result where a saved dataset's storage says, exactly
+    as Feast's DuckDB store's ``persist`` does (file, Delta, Lance or Iceberg;
+    ``SavedDatasetLocationAlreadyExists`` unless ``allow_overwrite``).
+
+    (``feast.infra.offline_stores.duckdb._write_data_source``.)
+    """
+    import ibis
+    from feast.infra.offline_stores.duckdb import _write_data_source
+
+    _write_data_source(
+        ibis.memtable(table),
+        storage.to_data_source(),
+        repo_path,
+        "overwrite",
+        allow_overwrite,
+    )
 
 
 def online_request_context(

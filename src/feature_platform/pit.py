@@ -1,4 +1,4 @@
-"""A fast, exact point-in-time join (DuckDB ASOF JOIN), every entity row kept.
+"""A fast, exact point-in-time join (DuckDB), every entity row kept.
 
 For each entity row ``(key, ts)`` the result carries the feature row of the same
 key with the greatest ``(event_timestamp, created_timestamp)`` such that
@@ -9,7 +9,18 @@ key with the greatest ``(event_timestamp, created_timestamp)`` such that
 
 and nulls when there is none. Row count and order of ``entities`` are preserved,
 duplicate entity rows included. This is exactly ``tests/reference.py``'s
-brute-force ``pit_join``, computed with two ASOF joins instead of a Python loop:
+brute-force ``pit_join``.
+
+With a ttl (every Feast view the platform defines has one) the join is one
+hash join of the projected source columns on the key with the time conditions
+as join predicates (as known at is one more predicate, late rows need no
+separate pass), the best row per entity row picked by a ``QUALIFY``
+``row_number()``, and the winners scattered back into entity order with Arrow
+(the entity columns never go through DuckDB). Measured on the benchmark data
+(``benchmarks/pit.py``), this beat one ASOF join on a combined (event, created)
+key plus a late-row ASOF join: DuckDB's ASOF join sorts the whole source while
+the hash join only probes it. Without a ttl the candidate set of a hash join is
+unbounded, so that case keeps the two ASOF joins:
 
 * "on-time" rows (``created <= event``, or every row when not as-known-at) are
   available from their event time, so an ASOF JOIN on the ordered pair
@@ -17,11 +28,7 @@ brute-force ``pit_join``, computed with two ASOF joins instead of a Python loop:
 * late rows (``created > event``) become available at their created time but
   rank by event time: a running arg-max over them (by created time) followed by
   an ASOF JOIN on ``created <= ts`` picks the best late row;
-* the better of the two candidates wins, then the ttl is checked on it (if the
-  best available row is older than ttl, every available row is).
-
-Feast's file offline store drops entity rows without a match and its DuckDB
-store is several times slower; see ``benchmarks/`` for the numbers.
+* the better of the two candidates wins.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["pit_join"]
+__all__ = ["pit_join", "pit_join_columns"]
 
 
 _TWO64 = "18446744073709551616::HUGEINT"
@@ -77,24 +84,75 @@ def pit_join(
     ``created_timestamp_column`` absent from it is ignored. Timestamps must be
     timezone-aware (UTC). Returns ``entities``' columns followed by ``features``.
     """
-    import duckdb
     import pyarrow as pa
 
-    ent = (
-        entities
-        if isinstance(entities, pa.Table)
-        else pa.Table.from_pandas(entities, preserve_index=False)
+    columns = pit_join_columns(
+        entities,
+        source,
+        key,
+        features,
+        ttl=ttl,
+        as_known_at=as_known_at,
+        timestamp_field=timestamp_field,
+        created_timestamp_column=created_timestamp_column,
+        entity_timestamp_column=entity_timestamp_column,
+        threads=threads,
     )
+    out = (
+        entities.to_pandas() if isinstance(entities, pa.Table) else entities.copy()
+    ).reset_index(drop=True)
+    for name in features:
+        out[name] = columns[name].to_pandas()
+    return out
+
+
+def pit_join_columns(
+    entities: pd.DataFrame | pa.Table,
+    source: pd.DataFrame | pa.Table | str | Path,
+    key: str,
+    features: list[str],
+    *,
+    ttl: timedelta | Any | None,
+    as_known_at: bool = True,
+    timestamp_field: str = "event_timestamp",
+    created_timestamp_column: str | None = "created_timestamp",
+    entity_timestamp_column: str = "event_timestamp",
+    threads: int | None = None,
+) -> dict[str, pa.Array]:
+    """:func:`pit_join`'s feature columns only, as Arrow arrays in entity order.
+
+    For callers that keep their own entity frame (the offline store plugin):
+    the entity columns are neither copied nor converted.
+    """
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(entities, pa.Table):
+        names = entities.column_names
+    else:
+        names = list(entities.columns)
     for col in (key, entity_timestamp_column):
-        if col not in ent.column_names:
+        if col not in names:
             raise ValueError(f"entities lack column {col!r}")
-    overlap = [f for f in features if f in ent.column_names]
+    overlap = [f for f in features if f in names]
     if overlap:
         raise ValueError(f"entities already have feature column(s) {overlap}")
+    # Only the key and the timestamp go to DuckDB.
+    if isinstance(entities, pa.Table):
+        ent = entities.select([key, entity_timestamp_column])
+    else:
+        ent = pa.Table.from_pandas(
+            entities[[key, entity_timestamp_column]], preserve_index=False
+        )
+    n = ent.num_rows
+    ent = ent.append_column("__rid", pa.array(np.arange(n, dtype=np.int64)))
 
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET preserve_insertion_order = false")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         if isinstance(source, str | Path):
@@ -116,106 +174,155 @@ def pit_join(
             if created_timestamp_column and created_timestamp_column in src_cols
             else None
         )
-        rid = pa.array(range(ent.num_rows), type=pa.int64())
-        con.register("__ent", ent.append_column("__rid", rid))
-        table = _join(
-            con,
-            key=key,
-            features=features,
-            ev=timestamp_field,
-            created=created,
-            ets=entity_timestamp_column,
-            ttl_us=_ttl_micros(ttl),
-            as_known_at=as_known_at,
-            entity_columns=ent.column_names,
+        con.register("__ent", ent)
+        con.execute(
+            f"CREATE TEMP TABLE __e AS SELECT __rid AS rid, {_q(key)} AS k, "
+            f"epoch_us({_q(entity_timestamp_column)}::TIMESTAMPTZ) AS ts_us "
+            "FROM __ent"
         )
+        args: dict[str, Any] = {
+            "key": key,
+            "features": features,
+            "ev": timestamp_field,
+            "created": created,
+            "ttl_us": _ttl_micros(ttl),
+            "as_known_at": as_known_at,
+        }
+        join = _bounded_join if args["ttl_us"] else _asof_join
+        best = join(con, **args)
     finally:
         con.close()
-    return table.to_pandas()
+    # Scatter the winners (at most one per entity row) into entity order.
+    index = np.full(n, -1, dtype=np.int64)
+    index[best.column(0).to_numpy()] = np.arange(best.num_rows, dtype=np.int64)
+    take = pa.array(index, mask=index < 0)
+    out = {}
+    for i, name in enumerate(features):
+        column = best.column(i + 1)
+        out[name] = pc.take(column, take).combine_chunks() if n else column[:0]
+    return out
 
 
-def _join(
+def _source_rows(
     con: Any,
     *,
     key: str,
     features: list[str],
     ev: str,
     created: str | None,
-    ets: str,
-    ttl_us: int | None,
     as_known_at: bool,
-    entity_columns: list[str],
-) -> pa.Table:
-    fsel = ", ".join(f"{_q(f)} AS f{i}" for i, f in enumerate(features))
-    # One HUGEINT orders (event, created) lexicographically: event micros in the
-    # high 64 bits, created micros (+2^63, or 0 when there is none) in the low.
-    cr_us = f"epoch_us({_q(created)}::TIMESTAMPTZ)" if created else "NULL::BIGINT"
-    con.execute(
-        f"CREATE TEMP TABLE __e AS SELECT __rid AS rid, {_q(key)} AS k, "
-        f"epoch_us({_q(ets)}::TIMESTAMPTZ) AS ts_us, "
-        f"epoch_us({_q(ets)}::TIMESTAMPTZ)::HUGEINT * {_TWO64} + ({_TWO64} - 1) "
-        "AS eord FROM __ent"
-    )
-    # Only feature rows that can match some entity row: a key that is asked for
-    # and an event time inside [min(ts) - ttl, max(ts)].
+    ttl_us: int | None,
+) -> str:
+    """SQL of the projected source rows that can match some entity row: a key
+    that is asked for, an event time inside ``[min(ts) - ttl, max(ts)]``."""
     lo, hi = con.execute("SELECT min(ts_us), max(ts_us) FROM __e").fetchall()[0]
     if lo is None:  # no entity row has a timestamp: nothing can match
         lo, hi = 1, 0
     window = f"ev_us <= {int(hi)}" + (
         f" AND ev_us >= {int(lo) - ttl_us}" if ttl_us else ""
     )
-    con.execute(
-        "CREATE TEMP VIEW __f AS SELECT k, ev_us, cr_us, "
-        f"ev_us::HUGEINT * {_TWO64} + coalesce(cr_us::HUGEINT + {_TWO63}, 0) AS ord, "
-        f"{', '.join(f'f{i}' for i in range(len(features)))} FROM ("
-        f"SELECT {_q(key)} AS k, epoch_us({_q(ev)}::TIMESTAMPTZ) AS ev_us, "
-        f"{cr_us} AS cr_us, {fsel} FROM __src "
-        f"WHERE {_q(key)} IS NOT NULL AND {_q(ev)} IS NOT NULL"
+    fsel = ", ".join(f"{_q(f)} AS f{i}" for i, f in enumerate(features))
+    cr_us = f"epoch_us({_q(created)}::TIMESTAMPTZ)" if created else "NULL::BIGINT"
+    return (
+        f"SELECT * FROM (SELECT {_q(key)} AS k, "
+        f"epoch_us({_q(ev)}::TIMESTAMPTZ) AS ev_us, {cr_us} AS cr_us, {fsel} "
+        f"FROM __src WHERE {_q(key)} IS NOT NULL AND {_q(ev)} IS NOT NULL"
         + (f" AND {_q(created)} IS NOT NULL" if created and as_known_at else "")
-        + f") WHERE {window} AND k IN (SELECT DISTINCT k FROM __e)"
+        + f") WHERE {window}"
+    )
+
+
+def _bounded_join(
+    con: Any,
+    *,
+    key: str,
+    features: list[str],
+    ev: str,
+    created: str | None,
+    ttl_us: int | None,
+    as_known_at: bool,
+) -> pa.Table:
+    """(rid, f0, f1, ...) of the entity rows with a match: one hash join."""
+    rows = _source_rows(
+        con,
+        key=key,
+        features=features,
+        ev=ev,
+        created=created,
+        as_known_at=as_known_at,
+        ttl_us=ttl_us,
+    )
+    known = " AND o.cr_us <= e.ts_us" if created and as_known_at else ""
+    order = "o.ev_us DESC" + (", o.cr_us DESC NULLS LAST" if created else "")
+    fcols = ", ".join(f"o.f{i}" for i in range(len(features)))
+    return con.sql(
+        f"SELECT e.rid, {fcols} FROM __e e JOIN ({rows}) o ON e.k = o.k "
+        f"AND o.ev_us <= e.ts_us AND o.ev_us >= e.ts_us - {int(ttl_us or 0)}{known} "
+        f"QUALIFY row_number() OVER (PARTITION BY e.rid ORDER BY {order}) = 1"
+    ).to_arrow_table()
+
+
+def _asof_join(
+    con: Any,
+    *,
+    key: str,
+    features: list[str],
+    ev: str,
+    created: str | None,
+    ttl_us: int | None,
+    as_known_at: bool,
+) -> pa.Table:
+    """(rid, f0, f1, ...) per entity row without a ttl: two ASOF joins."""
+    rows = _source_rows(
+        con,
+        key=key,
+        features=features,
+        ev=ev,
+        created=created,
+        as_known_at=as_known_at,
+        ttl_us=ttl_us,
+    )
+    fcols = ", ".join(f"f{i}" for i in range(len(features)))
+    # One HUGEINT orders (event, created) lexicographically: event micros in the
+    # high 64 bits, created micros (+2^63, or 0 when there is none) in the low.
+    con.execute(
+        f"CREATE TEMP VIEW __f AS SELECT k, ev_us, cr_us, "
+        f"ev_us::HUGEINT * {_TWO64} + coalesce(cr_us::HUGEINT + {_TWO63}, 0) AS ord, "
+        f"{fcols} FROM ({rows}) WHERE k IN (SELECT DISTINCT k FROM __e)"
+    )
+    con.execute(
+        f"CREATE TEMP VIEW __eo AS SELECT rid, k, ts_us, "
+        f"ts_us::HUGEINT * {_TWO64} + ({_TWO64} - 1) AS eord FROM __e"
     )
     late_cond = "cr_us > ev_us" if created and as_known_at else "false"
-    # Late rows are few: materialize them once; on-time rows stream from parquet
-    # straight into the ASOF join (one scan, no 10M-row temp table).
+    # Late rows are few: materialize them once; on-time rows stream from the
+    # source straight into the ASOF join.
     con.execute(f"CREATE TEMP TABLE __lf AS SELECT * FROM __f WHERE {late_cond}")
-    fcols = ", ".join(f"f{i}" for i in range(len(features)))
     # Candidate 1: on-time rows (available from their event time), best by
     # (event, created) <= (ts, +inf).
     con.execute(
-        f"CREATE TEMP TABLE __c1 AS SELECT e.rid, o.ord, o.ev_us, {fcols} "
-        f"FROM __e e ASOF LEFT JOIN (SELECT * FROM __f WHERE NOT ({late_cond})) o "
+        f"CREATE TEMP TABLE __c1 AS SELECT e.rid, e.k, e.ts_us, o.ord, {fcols} "
+        f"FROM __eo e ASOF LEFT JOIN (SELECT * FROM __f WHERE NOT ({late_cond})) o "
         "ON e.k = o.k AND e.eord >= o.ord"
     )
-    best = "__c1"
     late = con.execute("SELECT count(*) FROM __lf").fetchall()[0][0]
-    if late:
-        # Candidate 2: late rows, available from cr; running best by (ev, cr).
-        packed = ", ".join(f"f{i} := f{i}" for i in range(len(features)))
-        con.execute(
-            "CREATE TEMP TABLE __l AS SELECT k, cr_us AS avail, "
-            f"arg_max(struct_pack(ord := ord, ev_us := ev_us, {packed}), ord) "
-            "OVER (PARTITION BY k ORDER BY cr_us "
-            "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS b "
-            "FROM __lf"
-        )
-        pick2 = "(c2.b IS NOT NULL AND (c1.ord IS NULL OR c2.b.ord > c1.ord))"
-        cols = ", ".join(
-            f"CASE WHEN {pick2} THEN c2.b.f{i} ELSE c1.f{i} END AS f{i}"
-            for i in range(len(features))
-        )
-        con.execute(
-            f"CREATE TEMP TABLE __best AS SELECT c1.rid, "
-            f"CASE WHEN {pick2} THEN c2.b.ev_us ELSE c1.ev_us END AS ev_us, {cols} "
-            "FROM __c1 c1 JOIN __e e USING (rid) "
-            "ASOF LEFT JOIN __l c2 ON e.k = c2.k AND e.ts_us >= c2.avail"
-        )
-        best = "__best"
-    ttl_ok = f"b.ev_us >= e.ts_us - {ttl_us}" if ttl_us else "true"
-    out = ", ".join(
-        f"CASE WHEN {ttl_ok} THEN b.f{i} END AS {_q(f)}" for i, f in enumerate(features)
+    if not late:
+        return con.sql(f"SELECT rid, {fcols} FROM __c1").to_arrow_table()
+    # Candidate 2: late rows, available from cr; running best by (ev, cr).
+    packed = ", ".join(f"f{i} := f{i}" for i in range(len(features)))
+    con.execute(
+        "CREATE TEMP TABLE __l AS SELECT k, cr_us AS avail, "
+        f"arg_max(struct_pack(ord := ord, {packed}), ord) "
+        "OVER (PARTITION BY k ORDER BY cr_us "
+        "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS b "
+        "FROM __lf"
     )
-    ent_cols = ", ".join(f"x.{_q(c)}" for c in entity_columns)
+    pick2 = "(c2.b IS NOT NULL AND (c1.ord IS NULL OR c2.b.ord > c1.ord))"
+    cols = ", ".join(
+        f"CASE WHEN {pick2} THEN c2.b.f{i} ELSE c1.f{i} END AS f{i}"
+        for i in range(len(features))
+    )
     return con.sql(
-        f"SELECT {ent_cols}, {out} FROM __ent x JOIN __e e ON e.rid = x.__rid "
-        f"JOIN {best} b ON b.rid = x.__rid ORDER BY x.__rid"
+        f"SELECT c1.rid, {cols} FROM __c1 c1 "
+        "ASOF LEFT JOIN __l c2 ON c1.k = c2.k AND c1.ts_us >= c2.avail"
     ).to_arrow_table()

@@ -22,7 +22,7 @@ from feast.infra.offline_stores.duckdb import (
     DuckDBOfflineStore,
     DuckDBOfflineStoreConfig,
 )
-from feast.infra.offline_stores.offline_store import RetrievalJob
+from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from pydantic import StrictStr
 
 if TYPE_CHECKING:
@@ -44,11 +44,24 @@ class FastPitOfflineStoreConfig(DuckDBOfflineStoreConfig):
 
 
 class FastPitRetrievalJob(RetrievalJob):
-    """Runs the point-in-time join lazily, on ``to_df`` / ``to_arrow``."""
+    """Runs the point-in-time join lazily, on ``to_df`` / ``to_arrow``.
 
-    def __init__(self, run: Any, *, full_feature_names: bool) -> None:
+    ``persist`` writes the result where a saved dataset's storage says (Feast's
+    DuckDB store's writer), so ``FeatureStore.create_saved_dataset`` works.
+    """
+
+    def __init__(
+        self,
+        run: Any,
+        *,
+        full_feature_names: bool,
+        metadata: RetrievalMetadata | None,
+        repo_path: str,
+    ) -> None:
         self._run = run
         self._full_feature_names = full_feature_names
+        self._metadata = metadata
+        self._repo_path = repo_path
         self._result: pd.DataFrame | None = None
 
     def _frame(self) -> pd.DataFrame:
@@ -73,11 +86,20 @@ class FastPitRetrievalJob(RetrievalJob):
         return []
 
     @property
-    def metadata(self) -> None:
-        return None
+    def metadata(self) -> RetrievalMetadata | None:
+        return self._metadata
 
-    def persist(self, storage: Any, allow_overwrite: bool = False, timeout: Any = None):
-        raise NotImplementedError("persist is not supported by the fast PIT store")
+    def persist(
+        self, storage: Any, allow_overwrite: bool = False, timeout: Any = None
+    ) -> None:
+        from feature_platform.feast_compat import write_saved_dataset
+
+        write_saved_dataset(
+            self.to_arrow(),
+            storage,
+            self._repo_path,
+            allow_overwrite=allow_overwrite,
+        )
 
 
 def _plan(
@@ -147,26 +169,32 @@ class FastPitOfflineStore(DuckDBOfflineStore):
                 full_feature_names=full_feature_names,
                 filter_by_created_timestamp=filter_by_created_timestamp,
             )
+        from feast.infra.offline_stores.offline_utils import (
+            infer_event_timestamp_from_entity_df,
+        )
+
         assert isinstance(entity_df, pd.DataFrame)
-        frame = entity_df
+        frame = entity_df.reset_index(drop=True)
+
+        ts_col = infer_event_timestamp_from_entity_df(
+            dict(zip(frame.columns, frame.dtypes, strict=True))
+        )
+        ts = pd.to_datetime(frame[ts_col], utc=True)  # naive means UTC (Feast)
+        metadata = RetrievalMetadata(
+            features=feature_refs,
+            keys=[c for c in frame.columns if c != ts_col],
+            min_event_timestamp=ts.min().to_pydatetime() if len(ts) else None,
+            max_event_timestamp=ts.max().to_pydatetime() if len(ts) else None,
+        )
 
         def run() -> pd.DataFrame:
-            from feast.infra.offline_stores.offline_utils import (
-                infer_event_timestamp_from_entity_df,
-            )
+            from feature_platform.pit import pit_join_columns
 
-            from feature_platform.pit import pit_join
-
-            ts_col = infer_event_timestamp_from_entity_df(
-                dict(zip(frame.columns, frame.dtypes, strict=True))
-            )
-            out = frame.reset_index(drop=True)
-            ts = pd.to_datetime(out[ts_col], utc=True)  # naive means UTC (Feast)
+            out = frame.copy()
             for view, path, key, features in plan:
                 source: Any = view.batch_source
-                keys = out[[key]].assign(**{ts_col: ts})
-                joined = pit_join(
-                    keys,
+                joined = pit_join_columns(
+                    pd.DataFrame({key: out[key], ts_col: ts}),
                     path,
                     key,
                     features,
@@ -179,7 +207,12 @@ class FastPitOfflineStore(DuckDBOfflineStore):
                 name = view.projection.name_to_use() if view.projection else view.name
                 for feature in features:
                     column = f"{name}__{feature}" if full_feature_names else feature
-                    out[column] = joined[feature].to_numpy()
+                    out[column] = joined[feature].to_pandas()
             return out
 
-        return FastPitRetrievalJob(run, full_feature_names=full_feature_names)
+        return FastPitRetrievalJob(
+            run,
+            full_feature_names=full_feature_names,
+            metadata=metadata,
+            repo_path=str(config.repo_path),
+        )
