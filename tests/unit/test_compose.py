@@ -89,7 +89,27 @@ def _flag(command: list[str], flag: str) -> str:
 
 
 def test_the_expected_services_exist(services: dict[str, Any]) -> None:
-    assert set(services) == set(PLATFORM) | set(AIRFLOW) | set(INFRA)
+    assert set(services) == set(PLATFORM) | set(AIRFLOW) | set(INFRA) | {"mlflow"}
+
+
+def test_mlflow_tracking_server(
+    services: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    """PostgreSQL backend store (database ``mlflow``), artifacts in a volume the
+    image creates, the port the platform containers' tracking URI names."""
+    mlflow = services["mlflow"]
+    assert mlflow["image"] == services["init"]["image"]
+    script = " ".join(mlflow["command"])
+    assert "mlflow server" in script
+    assert "@postgres:5432/mlflow" in script
+    assert (
+        "--port 5000" in script and "--artifacts-destination /app/mlartifacts" in script
+    )
+    assert _container_ports(mlflow) == {5000}
+    assert "/app/mlartifacts" in _image_dirs()
+    assert "CREATE DATABASE mlflow" in compose["configs"]["postgres-init"]["content"]
+    for name in PLATFORM + AIRFLOW:
+        assert _env(services[name])["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
 @pytest.mark.parametrize("name", PLATFORM + AIRFLOW)
