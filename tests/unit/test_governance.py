@@ -110,8 +110,8 @@ BREAKING = [
         'customer_stats_source.path.replace("customer_stats", "customer_stats_90d")',
         "customer_stats",
         r"source path of customer_stats changed "
-        r"'\{repo\}/data/customer_stats.parquet' -> "
-        r"'\{repo\}/data/customer_stats_90d.parquet'; .*create a new view version "
+        r"'\{data_dir\}/customer_stats.parquet' -> "
+        r"'\{data_dir\}/customer_stats_90d.parquet'; .*create a new view version "
         r"`customer_stats_v2`",
         id="source-path-change",
     ),

@@ -129,12 +129,12 @@ CASES = [
         id="view-entities",
     ),
     pytest.param(
-        _location("path", "{repo}/data/customer_stats_90d.parquet"),
+        _location("path", "{data_dir}/customer_stats_90d.parquet"),
         "source_path",
         "customer_stats",
         r"source path of customer_stats changed "
-        r"'\{repo\}/data/customer_stats.parquet' -> "
-        r"'\{repo\}/data/customer_stats_90d.parquet'",
+        r"'\{data_dir\}/customer_stats.parquet' -> "
+        r"'\{data_dir\}/customer_stats_90d.parquet'",
         r"create a new view version `customer_stats_v2` on the new source",
         id="source-path",
     ),

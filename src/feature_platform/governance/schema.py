@@ -80,17 +80,20 @@ def load_definitions(repo: Path | str) -> RepoContents:
 
 
 def _portable(text: str, repo: Path | None) -> str:
-    """A source location without this machine's directories: the repo directory
-    becomes ``{repo}`` and ``$FEATURE_PLATFORM_DATA_DIR`` becomes ``{data_dir}``,
-    so the committed lock compares on any checkout and the same file at the same
-    place in the repo is the same source."""
+    """A source location without this machine's directories: the data directory
+    (``$FEATURE_PLATFORM_DATA_DIR``, else the repo's ``data/``) becomes
+    ``{data_dir}`` and the repo directory ``{repo}``. The committed lock then
+    compares on any checkout, and the same dataset under another data directory
+    (a profile's setting) is the same source; another file, table or query is not.
+    """
     from feature_platform.config import settings
 
     data_dir = settings().data_dir
     if data_dir:
         text = text.replace(data_dir.rstrip("/"), "{data_dir}")
     if repo is not None:
-        text = text.replace(str(Path(repo).resolve()), "{repo}")
+        root = str(Path(repo).resolve())
+        text = text.replace(root + "/data/", "{data_dir}/").replace(root, "{repo}")
     return text
 
 
