@@ -57,6 +57,9 @@ class Sizes:
     http_requests: int
     http_seconds: float
     cold_repeats: int
+    load_materialize_rows: int  # serving while materializing: rows written
+    load_read_rate: float  # ... batch-1 reads per second
+    load_idle_requests: int  # ... reads of the idle baseline
     in_process: bool = False  # quick mode: no child processes (RSS not isolated)
 
 
@@ -71,6 +74,9 @@ QUICK = Sizes(
     http_requests=100,
     http_seconds=1.5,
     cold_repeats=1,
+    load_materialize_rows=5_000,
+    load_read_rate=200.0,
+    load_idle_requests=100,
     in_process=True,
 )
 FULL = Sizes(
@@ -84,6 +90,9 @@ FULL = Sizes(
     http_requests=2_000,
     http_seconds=10.0,
     cold_repeats=5,
+    load_materialize_rows=1_000_000,
+    load_read_rate=200.0,
+    load_idle_requests=2_000,
 )
 
 

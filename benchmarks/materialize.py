@@ -4,30 +4,48 @@ Plain Feast's ``store.materialize`` (local engine, ``feast``), Feast's
 ``store.materialize`` on the profile, i.e. through the ``PlatformEngine``
 (``feast_api_platform_engine_no_gate`` with ``validate_sources: false``, and
 ``..._gate`` with the validation gate at the smallest size), and the
-platform's ``materialize_window(validate=False)`` (``platform``).
+platform's ``materialize_window(validate=False)`` (``platform``), and the
+physical floor of the same run (``floor``): the very ``HSET`` bytes the platform
+sends for that window (``online_store.writer.hset_payloads``, encoded before
+the clock starts and replayed from a file), pipelined into the same Redis with
+the same overlap (one batch in flight while the next is sent). Each row
+reports rows/s, its ratio to the floor and client CPU seconds per million rows.
+
+``serving_during_materialize``: batch-1 reads (``FastOnlineReader``) at a fixed
+rate against the same Redis, idle and while a 1M-row materialization
+(``materialize_window``) runs in a child process.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import (
+    CHURN,
     BenchEnv,
     Benchmark,
     Sizes,
     cpu_seconds,
     fill_view_columns,
     last_hour,
+    percentiles,
     run_child,
     target,
 )
 
 
 def write_synthetic_customers(
-    path: Path, rows: int, end: datetime, *, view: Any, seed: int = 1
+    path: Path,
+    rows: int,
+    end: datetime,
+    *,
+    view: Any,
+    seed: int = 1,
+    shift_s: int = 0,
 ) -> None:
     """``rows`` customer_stats rows, one per customer, events in the last 2 days."""
     import numpy as np
@@ -43,7 +61,9 @@ def write_synthetic_customers(
     try:
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
-            ev = end_us - rng.integers(3_600, 2 * 86_400, n) * 1_000_000
+            ev = (end_us + shift_s * 1_000_000) - rng.integers(
+                3_600, 2 * 86_400, n
+            ) * 1_000_000
             amount = rng.gamma(2.0, 20.0, n)
             table = pa.table(
                 {
@@ -73,6 +93,8 @@ def materialize_workload(store: Any, task: dict[str, Any]) -> dict[str, Any]:
     """Child process: one materialization of the task's window, timed."""
     start = datetime.fromisoformat(task["start"])
     end = datetime.fromisoformat(task["end"])
+    if task["engine"] == FLOOR:
+        return _floor_workload(store, start, end, Path(task["scratch"]))
     cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     if task["engine"] == "platform":
@@ -87,6 +109,45 @@ def materialize_workload(store: Any, task: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": round(seconds, 3), "cpu_s": round(cpu_seconds() - cpu0, 3)}
 
 
+def _floor_workload(
+    store: Any, start: datetime, end: datetime, scratch: Path
+) -> dict[str, Any]:
+    """The physical floor: the platform's HSET bytes for the window, encoded
+    first (to a file: 10M rows would not fit the RSS budget), then replayed
+    into the same Redis with one batch of replies outstanding, timed alone."""
+    from feature_platform.feast_compat import provider, redis_client
+    from feature_platform.online_store.writer import _RawPipe, hset_payloads
+
+    view = store.get_feature_view("customer_stats")
+    batches: list[tuple[int, int]] = []
+    with scratch.open("wb") as fh:
+        for n, payload in hset_payloads(store.config, view, start, end):
+            fh.write(payload)
+            batches.append((n, len(payload)))
+    online = provider(store).online_store
+    client = redis_client(online, store.config.online_store)
+    pipe = _RawPipe(client)
+    rows = 0
+    try:
+        with scratch.open("rb") as fh:
+            cpu0 = cpu_seconds()
+            t0 = time.perf_counter()
+            pending = 0
+            for n, size in batches:
+                pipe.send(fh.read(size))
+                pipe.replies(pending)
+                pending = n
+                rows += n
+            pipe.replies(pending)
+            seconds = time.perf_counter() - t0
+            cpu = cpu_seconds() - cpu0
+    finally:
+        pipe.close()
+        scratch.unlink(missing_ok=True)
+    return {"seconds": round(seconds, 3), "cpu_s": round(cpu, 3), "floor_rows": rows}
+
+
+FLOOR = "floor"
 ENGINE_NO_GATE = "feast_api_platform_engine_no_gate"
 ENGINE_GATE = "feast_api_platform_engine_gate"
 
@@ -118,6 +179,7 @@ def bench_materialize(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
         + [("platform", n) for n in sizes.platform_materialize_rows]
         + [(ENGINE_NO_GATE, n) for n in sizes.platform_materialize_rows]
         + [(ENGINE_GATE, n) for n in sizes.gated_materialize_rows]
+        + [(FLOOR, n) for n in sizes.platform_materialize_rows]
     )
     written_rows = None
     for engine, rows in sorted(plan, key=lambda p: (p[1], p[0])):
@@ -133,15 +195,22 @@ def bench_materialize(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
             **_materialize_task(env, engine),
             "start": (end - timedelta(days=3)).isoformat(),
             "end": end.isoformat(),
+            "scratch": str(env.workdir / "floor_payload.resp"),
         }
         res = run_child(env, task, materialize_workload, in_process=sizes.in_process)
         keys = env.redis().dbsize()
         res.update({"engine": engine, "rows": rows, "redis_keys": keys})
         if "seconds" in res:
             res["rows_per_s"] = round(rows / res["seconds"])
+            res["cpu_s_per_million_rows"] = round(res["cpu_s"] / rows * 1e6, 2)
         runs.append(res)
     env.flush_redis()
-    return {"runs": runs}
+    floors = {r["rows"]: r for r in runs if r["engine"] == FLOOR and "rows_per_s" in r}
+    for r in runs:
+        floor = floors.get(r["rows"])
+        if floor and "rows_per_s" in r:
+            r["x_floor"] = round(r["rows_per_s"] / floor["rows_per_s"], 3)
+    return {"runs": runs, "serving": _serving_during_materialize(env, sizes, end)}
 
 
 def materialize_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
@@ -149,6 +218,20 @@ def materialize_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     plat = [r for r in ok_runs if r["engine"] == "platform"]
     feast = [r for r in ok_runs if r["engine"] == "feast"]
     out = []
+    for engine in ("platform", ENGINE_NO_GATE):
+        rated = [r for r in ok_runs if r["engine"] == engine and "x_floor" in r]
+        if rated:
+            out.append(
+                target(
+                    f"materialize ({engine}) >= 0.8x the same-run floor at every size",
+                    ", ".join(
+                        f"{r['x_floor']:.2f}x at {r['rows']:,} rows "
+                        f"({r['cpu_s_per_million_rows']} CPU s/M rows)"
+                        for r in rated
+                    ),
+                    all(r["x_floor"] >= 0.8 for r in rated),
+                )
+            )
     if plat:
         best = min(plat, key=lambda r: r["rows_per_s"])
         same = [f for f in feast if f["rows"] == best["rows"]]
@@ -198,6 +281,7 @@ def materialize_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 big["rows"] >= 10_000_000 and big["peak_rss_mb"] < 1024,
             )
         )
+    out += _serving_targets(res.get("serving"))
     return out
 
 
@@ -205,20 +289,135 @@ def materialize_summary(res: dict[str, Any]) -> list[str]:
     lines = [
         "Materialization into Redis (customer_stats, 1 row per entity):",
         "",
-        "| engine | rows | seconds | rows/s | CPU s (client) | peak RSS MB |",
-        "|---|---|---|---|---|---|",
+        "| engine | rows | seconds | rows/s | x floor | CPU s (client) "
+        "| CPU s per M rows | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in res["runs"]:
+    for r in sorted(res["runs"], key=lambda r: r["rows"]):
         if "error" in r:
-            lines.append(f"| {r['engine']} | {r['rows']:,} | error | | | |")
+            lines.append(f"| {r['engine']} | {r['rows']:,} | error | | | | | |")
         else:
             lines.append(
                 f"| {r['engine']} | {r['rows']:,} | {r['seconds']} "
-                f"| {r['rows_per_s']:,} | {r.get('cpu_s', 'n/a')} "
+                f"| {r['rows_per_s']:,} | {r.get('x_floor', '')} "
+                f"| {r.get('cpu_s', 'n/a')} | {r.get('cpu_s_per_million_rows', '')} "
                 f"| {r['peak_rss_mb']:,} |"
             )
     lines.append("")
+    serving = res.get("serving")
+    if serving and "idle" in serving:
+        lines += [
+            f"Batch-1 reads ({serving['reader']}) at {serving['rate_per_s']} req/s, "
+            f"idle vs during a {serving['rows']:,}-row materialization "
+            "into the same Redis, ms:",
+            "",
+            "| phase | requests | p50 | p99 | max | over 50 ms "
+            "| materialization rows/s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for phase in ("idle", "during"):
+            lat = serving[phase]
+            rate = (
+                serving.get("materialize_rows_per_s", "") if phase == "during" else ""
+            )
+            lines.append(
+                f"| {phase} | {lat['n']} | {lat['p50_ms']} | {lat['p99_ms']} "
+                f"| {lat['max_ms']} | {lat['over_50ms']} | {rate} |"
+            )
+        lines.append("")
     return lines
+
+
+def _serving_during_materialize(
+    env: BenchEnv, sizes: Sizes, end: datetime
+) -> dict[str, Any]:
+    """Batch-1 reads at a fixed rate: idle, then during a materialization."""
+    import random
+    import threading
+
+    from feature_platform.online_store.reader import FastOnlineReader
+
+    rows = sizes.load_materialize_rows
+    rate = sizes.load_read_rate
+    store = env.store()
+    view = store.get_feature_view("customer_stats")
+    data = env.repo / "data" / "customer_stats.parquet"
+    task = {
+        "kind": "materialize",
+        "engine": "platform",
+        **_materialize_task(env, "platform"),
+        "start": (end - timedelta(days=3)).isoformat(),
+        "end": end.isoformat(),
+    }
+    env.flush_redis()
+    write_synthetic_customers(data, rows, end, view=view)
+    first = run_child(env, task, materialize_workload, in_process=sizes.in_process)
+    if "error" in first:
+        return {"error": first["error"]}
+    # Newer event times for every row: the second run rewrites every key.
+    write_synthetic_customers(data, rows, end, view=view, shift_s=60)
+    reader = FastOnlineReader(store, feature_service=CHURN)
+    rng = random.Random(11)
+    ids = range(1_000_000, 1_000_000 + rows)
+
+    def read_at_rate(until: Callable[[int], bool]) -> list[float]:
+        samples: list[float] = []
+        t0 = time.perf_counter()
+        i = 0
+        while not until(i):
+            due = t0 + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            row = [{"customer_id": rng.choice(ids)}]
+            s0 = time.perf_counter_ns()
+            reader.read(row)
+            samples.append((time.perf_counter_ns() - s0) / 1e6)
+            i += 1
+        return samples
+
+    for _ in range(50):  # warm-up
+        reader.read([{"customer_id": rng.choice(ids)}])
+    idle = read_at_rate(lambda i: i >= sizes.load_idle_requests)
+    result: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: result.update(
+            run_child(env, task, materialize_workload, in_process=sizes.in_process)
+        )
+    )
+    worker.start()
+    during = read_at_rate(lambda i: not worker.is_alive())
+    worker.join()
+    out: dict[str, Any] = {
+        "reader": "FastOnlineReader",
+        "rate_per_s": rate,
+        "rows": rows,
+        "idle": percentiles(idle),
+        "during": percentiles(during),
+        "materialize": result,
+    }
+    if "seconds" in result:
+        out["materialize_rows_per_s"] = round(rows / result["seconds"])
+    env.flush_redis()
+    return out
+
+
+def _serving_targets(serving: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not serving or "idle" not in serving:
+        return []
+    idle, during = serving["idle"], serving["during"]
+    ratio = during["p99_ms"] / idle["p99_ms"]
+    rate = serving.get("materialize_rows_per_s", 0)
+    return [
+        target(
+            "serving during a materialization: batch-1 p99 <= 2x idle, "
+            "none over 50 ms, materialization >= 50k rows/s",
+            f"p99 {during['p99_ms']} ms = {ratio:.2f}x idle {idle['p99_ms']} ms, "
+            f"max {during['max_ms']} ms ({during['over_50ms']} over 50 ms), "
+            f"{rate:,} rows/s",
+            ratio <= 2.0 and during["over_50ms"] == 0 and rate >= 50_000,
+        )
+    ]
 
 
 BENCHMARK = Benchmark(

@@ -169,6 +169,8 @@ def bench_pit(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
             runs[-1]["agreement_with_feast"] = _agreement(
                 outputs["feast"], outputs["platform"]
             )
+        for path in outputs.values():
+            path.unlink(missing_ok=True)
     return {"runs": runs}
 
 
@@ -176,29 +178,48 @@ def pit_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     plat = [r for r in res["runs"] if r["engine"] == "platform" and "seconds" in r]
     if not plat:
         return []
-    big = max(plat, key=lambda r: r["entity_rows"])
-    feast = [
-        r
+    feast = {
+        r["entity_rows"]: r
         for r in res["runs"]
-        if r["engine"] == "feast"
-        and r["entity_rows"] == big["entity_rows"]
-        and "seconds" in r
-    ]
-    ratio = big["entity_rows_per_s"] / feast[0]["entity_rows_per_s"] if feast else None
-    text = (
-        f"{big['entity_rows_per_s']:,} rows/s at "
-        f"{big['entity_rows']:,} x {big['feature_rows']:,}"
-    )
-    if ratio:
-        text += f", {ratio:.1f}x Feast DuckDB store"
-    return [
+        if r["engine"] == "feast" and "seconds" in r
+    }
+    pairs = [(p, feast[p["entity_rows"]]) for p in plat if p["entity_rows"] in feast]
+    ratios = [p["entity_rows_per_s"] / f["entity_rows_per_s"] for p, f in pairs]
+    big = max(plat, key=lambda r: r["entity_rows"])
+    out = []
+    if pairs:
+        out.append(
+            target(
+                "PIT (as known at) >= 2x Feast's DuckDB store at every size, same run",
+                ", ".join(
+                    f"{p['entity_rows_per_s']:,} vs {f['entity_rows_per_s']:,} "
+                    f"rows/s at {p['entity_rows']:,} x {p['feature_rows']:,} "
+                    f"({x:.2f}x)"
+                    for (p, f), x in zip(pairs, ratios, strict=True)
+                ),
+                all(x >= 2.0 for x in ratios),
+            )
+        )
+    out.append(
         target(
-            "PIT >= 1M entity rows/s at 1M x 10M, >= 6x DuckDB store",
-            text,
-            big["entity_rows"] >= 1_000_000
-            and big["entity_rows_per_s"] >= 1_000_000
-            and (ratio or 0) >= 6,
-        ),
+            "PIT >= 1M entity rows/s at 1M x 10M (quiet machine)",
+            f"{big['entity_rows_per_s']:,} rows/s at "
+            f"{big['entity_rows']:,} x {big['feature_rows']:,}",
+            big["entity_rows"] >= 1_000_000 and big["entity_rows_per_s"] >= 1_000_000,
+        )
+    )
+    agree = [p.get("agreement_with_feast", {}) for p in plat]
+    out.append(
+        target(
+            "PIT cell for cell equal to Feast's DuckDB store",
+            ", ".join(
+                f"{a.get('cells_equal_share', 'n/a')} of {a.get('cells', 0):,} cells"
+                for a in agree
+            ),
+            bool(agree) and all(a.get("cells_equal_share") == 1.0 for a in agree),
+        )
+    )
+    out.append(
         target(
             "PIT keeps every entity row",
             ", ".join(
@@ -207,27 +228,35 @@ def pit_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 if "rows_out" in r
             ),
             all(r["all_entity_rows_kept"] for r in plat),
-        ),
-    ]
+        )
+    )
+    return out
 
 
 def pit_summary(res: dict[str, Any]) -> list[str]:
     lines = [
         "Point-in-time join, 4 features, as known at (created timestamps):",
         "",
-        "| engine | entity x feature rows | seconds | entity rows/s "
-        "| rows kept | cells equal to Feast | peak RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "| engine | entity x feature rows | seconds | entity rows/s | x Feast "
+        "| CPU s | rows kept | cells equal to Feast | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    feast = {
+        r["entity_rows"]: r["entity_rows_per_s"]
+        for r in res["runs"]
+        if r["engine"] == "feast" and "entity_rows_per_s" in r
+    }
     for r in res["runs"]:
         size = f"{r['entity_rows']:,} x {r['feature_rows']:,}"
         if "error" in r:
-            lines.append(f"| {r['engine']} | {size} | error | | | | |")
+            lines.append(f"| {r['engine']} | {size} | error | | | | | | |")
             continue
         agree = r.get("agreement_with_feast", {}).get("cells_equal_share", "")
+        base = feast.get(r["entity_rows"])
+        ratio = f"{r['entity_rows_per_s'] / base:.2f}" if base else ""
         lines.append(
             f"| {r['engine']} | {size} | {r['seconds']} "
-            f"| {r['entity_rows_per_s']:,} | "
+            f"| {r['entity_rows_per_s']:,} | {ratio} | {r.get('cpu_s', '')} | "
             f"{r['rows_out']:,} | {agree} | {r['peak_rss_mb']:,} |"
         )
     lines.append("")

@@ -47,12 +47,20 @@ def test_quick_bench_writes_results(
         "feast_api_platform_engine_gate",
         "feast_api_platform_engine_no_gate",
         "platform",
+        "floor",
     }
-    # Every engine wrote one Redis hash per source row.
+    # Every engine (and the floor's replay) wrote one Redis hash per source row.
     assert all("error" not in r and r["redis_keys"] == r["rows"] for r in mats)
+    assert all(r["x_floor"] > 0 and r["cpu_s_per_million_rows"] > 0 for r in mats)
+    serving = res["materialize"]["serving"]
+    assert serving["idle"]["n"] > 0 and serving["during"]["n"] > 0
+    assert "error" not in serving["materialize"]
     pits = res["pit"]["runs"]
     assert all("error" not in r and r["all_entity_rows_kept"] for r in pits)
-    assert pits[-1]["agreement_with_feast"]["comparable"] is True
+    # The platform's join equals Feast's DuckDB store cell for cell.
+    agreement = pits[-1]["agreement_with_feast"]
+    assert agreement["comparable"] is True and agreement["cells"] > 0
+    assert agreement["cells_equal_share"] == 1.0
     assert "error" not in res["http"]["servers"]["feast_serve_defaults"]
     summary = (out / "summary.md").read_text()
     assert "| target | measured | met |" in summary

@@ -30,7 +30,9 @@ store's ``online_write_batch``.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BATCH_ROWS",
     "DUCKDB_MEMORY_LIMIT",
+    "hset_payloads",
     "materialize_view_fast",
     "source_path",
     "supports",
@@ -181,23 +184,27 @@ def _latest_rows_sql(
     )
 
 
-def materialize_view_fast(
+@dataclass
+class _Encoded:
+    """One batch of the window, ready to send."""
+
+    n: int
+    keys: list[Any]  # key segments (for HMGET / EXPIRE)
+    micros: np.ndarray  # event time of each row
+    hset: list[Any]  # HSET segments (codec.assemble)
+
+
+def _encoded_batches(
     config: RepoConfig,
-    client: Any,
     view: FeatureView,
     start: datetime,
     end: datetime,
-    progress: Callable[[str, int, int], None] | None = None,
     *,
     batch_rows: int | None = None,
     memory_limit: str | None = None,
-) -> int:
-    """Write the latest row per entity of ``[start, end]`` into Redis; rows written.
-
-    ``client`` is the online store's redis-py client. Rows whose stored event
-    timestamp is the same or newer are skipped (counted as written, like Feast's
-    ``online_write_batch``), so re-running a window leaves the same state.
-    """
+    on_total: Callable[[int], None] | None = None,
+) -> Iterator[_Encoded]:
+    """The latest row per entity of ``[start, end]``, encoded batch by batch."""
     import duckdb
     import pyarrow as pa
 
@@ -218,12 +225,6 @@ def materialize_view_fast(
     prefix = entity_key_prefix(key_col.name, vtype)
     ts_field = f"_ts:{view.name}".encode()
     fields = [feature_field(view.name, name) for name in features]
-    online: Any = config.online_store
-    key_ttl = getattr(online, "key_ttl_seconds", None)
-    dedup = not getattr(online, "skip_dedup", False)
-    hmget_head = b"*3\r\n$5\r\nHMGET\r\n"
-    ts_field_piece = b"$%d\r\n%s\r\n" % (len(ts_field), ts_field)
-
     sql = _latest_rows_sql(
         key_col.name,
         features,
@@ -231,23 +232,21 @@ def materialize_view_fast(
         source.created_timestamp_column or None,
     )
     con = duckdb.connect()
-    pipe = _RawPipe(client)
-    written = 0
-    pending = 0  # HSET/EXPIRE replies not read yet
     with tempfile.TemporaryDirectory(prefix="fp_duckdb_") as spill:
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(f"SET memory_limit = '{memory_limit or DUCKDB_MEMORY_LIMIT}'")
             con.execute(f"SET temp_directory = '{spill}'")
             con.execute("SET preserve_insertion_order = false")
-            total = 0
-            if progress:
-                total = con.execute(
-                    f'SELECT count(DISTINCT "{key_col.name}") FROM read_parquet(?) '
-                    f'WHERE "{source.timestamp_field}"::TIMESTAMPTZ >= ? '
-                    f'AND "{source.timestamp_field}"::TIMESTAMPTZ <= ?',
-                    [path, start, end],
-                ).fetchall()[0][0]
+            if on_total:
+                on_total(
+                    con.execute(
+                        f'SELECT count(DISTINCT "{key_col.name}") FROM read_parquet(?) '
+                        f'WHERE "{source.timestamp_field}"::TIMESTAMPTZ >= ? '
+                        f'AND "{source.timestamp_field}"::TIMESTAMPTZ <= ?',
+                        [path, start, end],
+                    ).fetchall()[0][0]
+                )
             reader = con.sql(sql, params=[path, start, end]).to_arrow_reader(
                 batch_rows or BATCH_ROWS
             )
@@ -255,7 +254,6 @@ def materialize_view_fast(
                 n = batch.num_rows
                 if n == 0:
                     continue
-                # Encode everything while Redis still executes the last batch.
                 keys = key_parts(batch.column(0), vtype, prefix, project)
                 rows = batch.column(1)
                 micros = (
@@ -274,45 +272,114 @@ def materialize_view_fast(
                     for name, t in zip(features, types, strict=True)
                 ]
                 hset = encode_hset_batch(keys, ts_field, micros, fields, values)
-                keep: Any = None
-                if dedup:
-                    # Feast skips a row when the stored event time is the same
-                    # or newer.
-                    hmget = [
-                        const(hmget_head, n),
-                        *bulk_segments(keys, n),
-                        const(ts_field_piece, n),
-                    ]
-                    pipe.send(assemble(hmget))
+                yield _Encoded(n, keys, micros, hset)
+        finally:
+            con.close()
+
+
+def hset_payloads(
+    config: RepoConfig, view: FeatureView, start: datetime, end: datetime
+) -> Iterator[tuple[int, bytes]]:
+    """(rows, RESP bytes) of the ``HSET``s a materialization of the window
+    sends, batch by batch, without the skip rule: the benchmark's physical
+    floor replays exactly these bytes."""
+    for enc in _encoded_batches(config, view, start, end):
+        yield enc.n, assemble(enc.hset)
+
+
+def materialize_view_fast(
+    config: RepoConfig,
+    client: Any,
+    view: FeatureView,
+    start: datetime,
+    end: datetime,
+    progress: Callable[[str, int, int], None] | None = None,
+    *,
+    batch_rows: int | None = None,
+    memory_limit: str | None = None,
+    max_rows_per_s: float | None = None,
+) -> int:
+    """Write the latest row per entity of ``[start, end]`` into Redis; rows written.
+
+    ``client`` is the online store's redis-py client. Rows whose stored event
+    timestamp is the same or newer are skipped (counted as written, like Feast's
+    ``online_write_batch``), so re-running a window leaves the same state.
+    ``max_rows_per_s`` throttles the writes (``Settings.materialize_max_rows_per_s``)
+    so that serving from the same Redis keeps its latency.
+    """
+    online: Any = config.online_store
+    key_ttl = getattr(online, "key_ttl_seconds", None)
+    dedup = not getattr(online, "skip_dedup", False)
+    hmget_head = b"*3\r\n$5\r\nHMGET\r\n"
+    ts_field = f"_ts:{view.name}".encode()
+    ts_field_piece = b"$%d\r\n%s\r\n" % (len(ts_field), ts_field)
+    total = 0
+
+    def on_total(count: int) -> None:
+        nonlocal total
+        total = count
+
+    pipe = _RawPipe(client)
+    written = 0
+    pending = 0  # HSET/EXPIRE replies not read yet
+    t0 = time.perf_counter()
+    try:
+        for enc in _encoded_batches(
+            config,
+            view,
+            start,
+            end,
+            batch_rows=batch_rows,
+            memory_limit=memory_limit,
+            on_total=on_total if progress else None,
+        ):
+            n, keys = enc.n, enc.keys
+            keep: Any = None
+            if dedup:
+                # Feast skips a row when the stored event time is the same
+                # or newer.
+                hmget = [
+                    const(hmget_head, n),
+                    *bulk_segments(keys, n),
+                    const(ts_field_piece, n),
+                ]
+                pipe.send(assemble(hmget))
+                pipe.replies(pending)
+                pending = 0
+                prev = pipe.replies(n, keep=True)
+                prev_ns = np.fromiter(
+                    (decode_timestamp_nanos(r[0]) for r in prev),
+                    dtype=np.int64,
+                    count=n,
+                )
+                keep = np.flatnonzero(enc.micros * 1000 > prev_ns)
+            kept = n if keep is None else len(keep)
+            payload = assemble(enc.hset, keep)
+            replies = kept
+            if key_ttl and kept:
+                ttl = str(int(key_ttl)).encode()
+                expire = [
+                    const(b"*3\r\n$6\r\nEXPIRE\r\n", n),
+                    *bulk_segments(keys, n),
+                    const(b"$%d\r\n%s\r\n" % (len(ttl), ttl), n),
+                ]
+                payload += assemble(expire, keep)
+                replies += kept
+            if max_rows_per_s:
+                # Throttle: never ahead of the allowed rate (whole batches).
+                ahead = written / max_rows_per_s - (time.perf_counter() - t0)
+                if ahead > 0:
                     pipe.replies(pending)
                     pending = 0
-                    prev = pipe.replies(n, keep=True)
-                    prev_ns = np.fromiter(
-                        (decode_timestamp_nanos(r[0]) for r in prev),
-                        dtype=np.int64,
-                        count=n,
-                    )
-                    keep = np.flatnonzero(micros * 1000 > prev_ns)
-                kept = n if keep is None else len(keep)
-                payload = assemble(hset, keep)
-                pending += kept
-                if key_ttl and kept:
-                    ttl = str(int(key_ttl)).encode()
-                    expire = [
-                        const(b"*3\r\n$6\r\nEXPIRE\r\n", n),
-                        *bulk_segments(keys, n),
-                        const(b"$%d\r\n%s\r\n" % (len(ttl), ttl), n),
-                    ]
-                    payload += assemble(expire, keep)
-                    pending += kept
-                pipe.send(payload)
-                written += n
-                if progress:
-                    progress(view.name, written, total)
-            pipe.replies(pending)
-        finally:
-            pipe.close()
-            con.close()
+                    time.sleep(ahead)
+            pending += replies
+            pipe.send(payload)
+            written += n
+            if progress:
+                progress(view.name, written, total)
+        pipe.replies(pending)
+    finally:
+        pipe.close()
     return written
 
 
