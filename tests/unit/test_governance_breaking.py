@@ -302,3 +302,52 @@ def test_a_lock_without_locations_skips_them(base: Snap) -> None:
 )
 def test_suggested_names(name: str, suggestion: str) -> None:
     assert suggest_name(name) == suggestion
+
+
+# ------------------------------------------------ Feast feature view versions
+
+
+def test_a_consumer_pins_a_feature_view_version(local_repo, monkeypatch) -> None:
+    """What docs/governance.md says about pinning, on a real (SQLite SQL)
+    registry: after an allowed breaking change Feast keeps the previous schema as
+    v0, and ``view@v0:feature`` reads it, but only with
+    ``enable_online_feature_view_versioning``."""
+    import pandas as pd
+
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+    from tests.conftest import TEST_END
+
+    versioned = {"registry": {"enable_online_feature_view_versioning": True}}
+    store = get_store("local", repo=local_repo, overrides=versioned)
+    apply_definitions(store)
+    with (local_repo / "features.py").open("a") as fh:
+        fh.write(
+            "\ndriver_stats.features = "
+            '[f for f in driver_stats.features if f.name != "total_trips"]\n'
+        )
+    with pytest.raises(BreakingChangeError, match=r"\[feature_removed\]"):
+        apply_definitions(store)
+    result = apply_definitions(store, allow_breaking=True, reason="total_trips moved")
+    assert result.versions == {"driver_stats": "v1"}
+
+    drivers = pd.read_parquet(local_repo / "data" / "driver_stats.parquet")
+    entity_df = pd.DataFrame(
+        {
+            "driver_id": drivers["driver_id"].drop_duplicates().head(5).tolist(),
+            "event_timestamp": TEST_END,
+        }
+    )
+    # The active version no longer has the feature ...
+    with pytest.raises(Exception, match="total_trips"):
+        store.get_historical_features(entity_df, ["driver_stats:total_trips"]).to_df()
+    # ... a consumer pinned to v0 still reads it.
+    pinned = store.get_historical_features(
+        entity_df, ["driver_stats@v0:total_trips"]
+    ).to_df()
+    assert len(pinned) == 5 and pinned["total_trips"].notna().all()
+
+    # Without the flag Feast refuses version-qualified references.
+    plain = get_store("local", repo=local_repo)
+    with pytest.raises(ValueError, match="online versioning is disabled"):
+        plain.get_historical_features(entity_df, ["driver_stats@v0:total_trips"])
