@@ -28,6 +28,7 @@ import pytest
 
 from tests.conftest import ROOT, TEST_END, fresh_services_store
 from tests.integration.faults import free_port, stop_process
+from tests.integration.oidc import Issuer
 
 pytestmark = pytest.mark.integration
 
@@ -112,8 +113,10 @@ def test_feast_materialize_runs_the_platform_engine(
 
 
 def test_stale_values_are_withheld_on_every_read_path(
-    services_store, local_repo: Path
+    services_store, local_repo: Path, oidc_issuer: Issuer
 ) -> None:
+    """``feast serve`` runs the profile's oidc auth against the loopback issuer;
+    the HTTP call and Feast's remote client send a logistics token."""
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
@@ -145,12 +148,14 @@ def test_stale_values_are_withheld_on_every_read_path(
     port = free_port()
     server = subprocess.Popen(
         [str(FEAST), "services", "serve", "--host", "127.0.0.1", "-p", str(port)],
-        env=_env(local_repo, services_store.project),
+        env=_env(local_repo, services_store.project, **oidc_issuer.env()),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
         url = f"http://127.0.0.1:{port}"
+        token = oidc_issuer.token(["logistics"])
+        caller = {"Authorization": f"Bearer {token}"}
         body = json.dumps({"features": refs, "entities": {"driver_id": ids}}).encode()
         reply = None
         deadline = time.monotonic() + 120
@@ -159,7 +164,7 @@ def test_stale_values_are_withheld_on_every_read_path(
                 request = urllib.request.Request(
                     f"{url}/get-online-features",
                     data=body,
-                    headers={"Content-Type": "application/json"},
+                    headers={"Content-Type": "application/json", **caller},
                 )
                 with urllib.request.urlopen(request, timeout=10) as answer:
                     reply = json.loads(answer.read())
@@ -179,6 +184,7 @@ def test_stale_values_are_withheld_on_every_read_path(
             registry=services_store.config.registry,
             online_store={"type": "remote", "path": url},
             entity_key_serialization_version=3,
+            auth={"type": "oidc", "token": token},
         )
         remote = FeatureStore(config=remote_config)
         got = remote.get_online_features(features=refs, entity_rows=rows).to_dict()

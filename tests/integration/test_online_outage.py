@@ -51,6 +51,7 @@ def test_dead_redis_fails_fast_and_recovers(
     redis = RedisServer().start()
     monkeypatch.setenv("FP_REDIS_PORT", str(redis.port))
     monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", f"{PROJECT}_outage")
+    monkeypatch.setenv("FP_AUTH", "no_auth")  # the outage is the subject here
     try:
         store = get_store("services", repo=local_repo)
         apply_definitions(store)

@@ -99,7 +99,12 @@ def served(
         # Something to serve before the big run: the last 6 hours.
         materialize_window(store, TEST_END - timedelta(hours=6), TEST_END)
         port = free_port()
-        env = {**os.environ, "FEAST_USAGE": "False", "FP_SERVER_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "FEAST_USAGE": "False",
+            "FP_SERVER_LOG_LEVEL": "warning",
+            "FP_AUTH": "no_auth",  # reliability here; auth is test_auth_oidc's
+        }
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [

@@ -98,6 +98,9 @@ def server(
             "FEAST_USAGE": "False",
             "FP_SERVER_LOG_LEVEL": "warning",
             "FP_SERVER_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+            # Request handling is this module's subject; authentication and
+            # RBAC are test_auth_oidc's (the profile's oidc, switched off here).
+            "FP_AUTH": "no_auth",
         }
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -547,6 +550,7 @@ def test_unreachable_online_store_is_a_503(
     from feature_platform.server import build_app
 
     monkeypatch.setenv("FP_REDIS_PORT", str(_free_port()))  # nothing listens
+    monkeypatch.setenv("FP_AUTH", "no_auth")  # as the module's server
     store = get_store("services", repo=server.repo)
     with TestClient(build_app(store), raise_server_exceptions=False) as client:
         response = client.post(

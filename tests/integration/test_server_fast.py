@@ -24,6 +24,13 @@ DRIVER = "driver_matching_service"
 STALE_DRIVER, NULL_DRIVER, STALE_CUSTOMER = 990001, 990002, 99000001
 
 
+@pytest.fixture(autouse=True)
+def _no_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process apps without the profile's oidc (Feast's security manager is
+    process-global; authentication is test_auth_oidc's subject)."""
+    monkeypatch.setenv("FP_AUTH", "no_auth")
+
+
 @pytest.fixture
 def apps(services_store) -> Iterator[tuple[Any, Any, Any, dict[str, list[int]]]]:
     from fastapi.testclient import TestClient

@@ -68,6 +68,8 @@ PRODUCTION_ENV = {
     "FP_GCP_PROJECT": "acme-ml",
     "FEATURE_PLATFORM_BQ_DATASET": "features",
     "FP_BQ_LOCATION": "EU",
+    "FP_OIDC_DISCOVERY_URL": "https://idp.example.com/.well-known/openid-configuration",
+    "FP_OIDC_CLIENT_ID": "feature-platform",
 }
 
 
@@ -84,6 +86,29 @@ def test_production_profile_validates(
         "postgresql+psycopg://feast:s3cret@pg.internal:5432/feast_registry"
     )
     assert "ssl=true" in cfg.online_store.connection_string
+    assert cfg.auth_config.type == "oidc"
+    assert cfg.auth_config.auth_discovery_url == PRODUCTION_ENV["FP_OIDC_DISCOVERY_URL"]
+    assert cfg.auth_config.client_id == "feature-platform"
+
+
+def test_auth_is_on_and_only_an_explicit_override_drops_it(
+    sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """services and production authenticate (Feast's oidc, from the FP_OIDC_*
+    variables); FP_AUTH=no_auth drops it on services, never on production."""
+    for key, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(key, value)
+    services = load_repo_config("services", repo=sample_repo)
+    assert services.auth_config.type == "oidc"
+    assert services.auth_config.client_id == "feature-platform"
+    assert load_repo_config("local", repo=sample_repo).auth_config.type == "no_auth"
+    monkeypatch.setenv("FP_AUTH", "no_auth")
+    assert load_repo_config("services", repo=sample_repo).auth_config.type == "no_auth"
+    with pytest.raises(ConfigError, match="refused on the production profile"):
+        load_repo_config("production", repo=sample_repo)
+    monkeypatch.setenv("FP_AUTH", "off")
+    with pytest.raises(ConfigError, match=r"\$FP_AUTH='off' is invalid"):
+        load_repo_config("services", repo=sample_repo)
 
 
 def test_production_profile_names_missing_variables(
@@ -94,6 +119,7 @@ def test_production_profile_names_missing_variables(
     with pytest.raises(ConfigError, match="FP_GCP_PROJECT") as err:
         load_repo_config("production", repo=sample_repo)
     assert "FP_REDIS_PASSWORD" in str(err.value)
+    assert "FP_OIDC_DISCOVERY_URL" in str(err.value)
 
 
 def test_production_definitions_read_bigquery(

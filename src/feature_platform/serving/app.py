@@ -243,7 +243,9 @@ def _health_with_online_store(app: FastAPI, store: FeatureStore) -> None:
                 return 503, {"registry": "ok", "online_store": str(exc)}
         return 200, {"registry": "ok", "online_store": "ok"}
 
-    @app.get("/health")
+    # response_model=None: the return annotation is not a model (and, imported
+    # in this function, not resolvable when FastAPI builds /openapi.json).
+    @app.get("/health", response_model=None)
     async def health() -> JSONResponse:
         status, body = await run_in_threadpool(check)
         return JSONResponse(status_code=status, content=body)

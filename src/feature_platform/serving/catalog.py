@@ -60,6 +60,9 @@ class ViewInfo:
     # Feast would serve it now (enabled, lifecycle state servable); the fast
     # read path leaves any other view to Feast, which answers with its error.
     servable: bool = True
+    # Columns of a row written to it (POST /write-to-online-store).
+    timestamp_field: str = "event_timestamp"
+    created_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,17 @@ class Catalog:
         batch_views = registry.list_feature_views(project, allow_cache=True)
         stream_views = registry.list_stream_feature_views(project, allow_cache=True)
         for view in [*batch_views, *stream_views]:
+            batch_source = view.batch_source
             views[view.name] = ViewInfo(
                 name=view.name,
                 features={f.name: _kind(f.dtype) for f in view.features},
                 keys={c.name: _kind(c.dtype) for c in view.entity_columns},
                 ttl=view.ttl,
                 servable=_servable(view, registry),
+                timestamp_field=getattr(batch_source, "timestamp_field", "")
+                or "event_timestamp",
+                created_field=getattr(batch_source, "created_timestamp_column", "")
+                or None,
             )
         for odfv in registry.list_on_demand_feature_views(project, allow_cache=True):
             request_fields: dict[str, str] = {}

@@ -82,9 +82,12 @@ class FastReads:
         auth = getattr(store.config.auth_config, "type", "no_auth")
         try:
             check_store_config(store.config)
-            self.enabled = auth == "no_auth"
+            self.supported = True
         except UnsupportedRead:
-            self.enabled = False
+            self.supported = False
+        # On an authenticated profile the request guard enables it: the guard
+        # authorizes each read before answering it (serving.auth).
+        self.enabled = self.supported and auth == "no_auth"
         self._store = store
         self._enforce_ttl = enforce_ttl
         self._clock = clock

@@ -7,13 +7,20 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    pass
+    from feast.permissions.user import User
 
 
+from feature_platform.serving.auth import OPEN_PATHS, Authorizer
 from feature_platform.serving.catalog import Catalog
 from feature_platform.serving.errors import DEFAULT_BODY_TIMEOUT_S, RequestError, _bad
 from feature_platform.serving.fast_reads import FastReads
-from feature_platform.serving.requests import check_push, check_read
+from feature_platform.serving.requests import (
+    check_materialize,
+    check_materialize_incremental,
+    check_push,
+    check_read,
+    check_write,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -22,18 +29,22 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Feast's endpoints that write around the platform (a materialization without
-# the gate and the lock, online writes without validation or pii masking) or
-# that the platform does not serve (documents, vector stores): closed unless
-# the server is started with FP_SERVER_ADMIN_ENDPOINTS=1 on an authenticated
-# profile. /push stays open: it is validated (check_push) and masked.
-CLOSED_PREFIXES = (
-    "/materialize",
-    "/write-to-online-store",
+# the gate and the lock, online writes without pii masking): closed unless the
+# server is started with FP_SERVER_ADMIN_ENDPOINTS=1 on an authenticated
+# profile, and then only for the admin role (serving.auth), bodies validated.
+# /push stays open: it is validated (check_push) and masked.
+ADMIN_PREFIXES = ("/materialize", "/write-to-online-store")
+# Feast's document, vector store and chat endpoints: the platform serves no
+# document or vector features (Feast answers them with a 500), so they stay
+# closed whatever the flag.
+UNSERVED_PREFIXES = (
     "/search",
     "/retrieve-online-documents",
     "/v1/vector_stores",
     "/chat",
+    "/ws/",
 )
+CLOSED_PREFIXES = ADMIN_PREFIXES + UNSERVED_PREFIXES
 
 # ------------------------------------------------------------------ middleware
 
@@ -51,8 +62,13 @@ class RequestGuard:
         body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
         fast_reads: FastReads | None = None,
         admin_endpoints: bool = False,
+        auth: Authorizer | None = None,
     ) -> None:
         self.app = app
+        self.auth = auth if auth is not None and auth.enabled else None
+        if fast_reads is not None and self.auth is not None:
+            # Reads answered here are authorized here first (_handle).
+            fast_reads.enabled = fast_reads.supported
         self.admin_endpoints = admin_endpoints
         self.catalog = catalog
         self.fast_reads = fast_reads if fast_reads and fast_reads.enabled else None
@@ -64,33 +80,51 @@ class RequestGuard:
         ] = {
             "/get-online-features": check_read,
             "/push": check_push,
+            # Reached only when FP_SERVER_ADMIN_ENDPOINTS opens them (admin role).
+            "/materialize": check_materialize,
+            "/materialize-incremental": check_materialize_incremental,
+            "/write-to-online-store": check_write,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and str(scope.get("path", "")).startswith(
+            CLOSED_PREFIXES
+        ):
+            await send({"type": "websocket.close", "code": 1008})
+            return
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not self.admin_endpoints and path.startswith(CLOSED_PREFIXES):
-            from starlette.responses import JSONResponse
-
+        closed_path = path.startswith(CLOSED_PREFIXES)
+        if closed_path and (
+            not self.admin_endpoints or path.startswith(UNSERVED_PREFIXES)
+        ):
+            what = f"{scope.get('method', '')} {path} is disabled on this server: "
             closed = RequestError(
                 403,
                 "endpoint_disabled",
-                f"{scope.get('method', '')} {path} is disabled on this server: "
-                "materialize with `feature-platform materialize` or the DAG (the "
-                "validation gate, the lock and pii masking run there), write "
-                "online values with POST /push. Set FP_SERVER_ADMIN_ENDPOINTS=1 "
-                "on an authenticated server to open it for its admin role.",
+                what + "the platform serves no document or vector features."
+                if path.startswith(UNSERVED_PREFIXES)
+                else what + "materialize with `feature-platform materialize` or the "
+                "DAG (the validation gate, the lock and pii masking run there), "
+                "write online values with POST /push. Set "
+                "FP_SERVER_ADMIN_ENDPOINTS=1 on an authenticated server to open it "
+                "for its admin role.",
             )
-            response = JSONResponse(status_code=closed.status, content=closed.body())
-            await response(scope, receive, send)
+            await _respond(closed, scope, receive, send)
             return
-        check = (
-            self.checks.get(scope.get("path", "")) if scope["type"] == "http" else None
-        )
+        user: User | None = None
+        if self.auth is not None and path and path not in OPEN_PATHS:
+            try:
+                user = await self.auth.authenticate(scope)
+                if closed_path:
+                    self.auth.require_admin(user, f"{scope.get('method', '')} {path}")
+            except RequestError as exc:
+                await _respond(exc, scope, receive, send)
+                return
+        check = self.checks.get(path) if path else None
         if check is None or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
         from anyio import fail_after, to_thread
-        from starlette.responses import JSONResponse
 
         try:
             try:
@@ -109,10 +143,9 @@ class RequestGuard:
             fast = self.fast_reads if check is check_read else None
             # One worker-thread hop: validation (an unknown name may rebuild the
             # catalog from PostgreSQL) and, on Redis, the read itself.
-            answer = await to_thread.run_sync(self._handle, check, payload, fast)
+            answer = await to_thread.run_sync(self._handle, check, payload, fast, user)
         except RequestError as exc:
-            response = JSONResponse(status_code=exc.status, content=exc.body())
-            await response(scope, receive, send)
+            await _respond(exc, scope, receive, send)
             return
         if answer is not None:
             await send(
@@ -149,10 +182,15 @@ class RequestGuard:
         check: Callable[[Any, Callable[[bool], Catalog], int], None],
         payload: Any,
         fast: FastReads | None,
+        user: User | None = None,
     ) -> bytes | None:
         check(payload, self.catalog, self.max_rows)
         if fast is None:
             return None
+        if self.auth is not None:
+            # Feast's endpoint authorizes what it answers; this is what it
+            # would assert, for the reads answered here.
+            self.auth.authorize_read(payload, user)
         return fast.respond(payload, self.catalog(False))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
@@ -193,3 +231,17 @@ class RequestGuard:
             raise _bad(
                 f"the request body is not valid JSON: {exc}", "invalid_json"
             ) from None
+
+
+async def _respond(
+    error: RequestError, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """``{"error": code, "detail": message}`` with the error's status (and the
+    ``WWW-Authenticate`` challenge of a 401)."""
+    from starlette.responses import JSONResponse
+
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    response = JSONResponse(
+        status_code=error.status, content=error.body(), headers=headers
+    )
+    await response(scope, receive, send)

@@ -36,6 +36,17 @@ _PUSH_FIELDS = {
     "transform_on_write",
 }
 _PUSH_MODES = ("online", "offline", "online_and_offline")
+# Fields that are not true/false flags.
+_NOT_FLAGS = {
+    "push_source_name",
+    "to",
+    "feature_service",
+    "feature_view_name",
+    "start_ts",
+    "end_ts",
+    "feature_views",
+    "version",
+}
 
 # ------------------------------------------------------------------- validation
 
@@ -121,7 +132,7 @@ def _check_fields(payload: dict[str, Any], allowed: set[str]) -> None:
         raise _bad(f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
     for flag in allowed - {"entities", "features", "feature_service", "df"}:
         value = payload.get(flag)
-        if flag in {"push_source_name", "to", "feature_service"}:
+        if flag in _NOT_FLAGS:
             continue
         if value is not None and not isinstance(value, bool):
             raise _bad(f"{flag} must be true or false, got {json.dumps(value)}")
@@ -274,11 +285,28 @@ def check_push(
             f"{_names(list(catalog.push_sources))}",
             "unknown_push_source",
         )
-    columns: dict[str, tuple[str, bool]] = {
-        source.timestamp_field: ("timestamp", False)
-    }
-    for view_name in source.views:
-        view = catalog.views[view_name]
+    _check_rows(
+        df,
+        [catalog.views[view_name] for view_name in source.views],
+        timestamp_field=source.timestamp_field,
+        created_field=source.created_field,
+        target=f"push source {name!r}",
+    )
+
+
+def _check_rows(
+    df: dict[str, list[Any]],
+    views: Sequence[Any],
+    *,
+    timestamp_field: str,
+    created_field: str | None,
+    target: str,
+) -> None:
+    """The columns of rows written to ``views``: their join keys and event
+    timestamp (required), features (nullable), the created timestamp
+    (optional), each value of the column's type."""
+    columns: dict[str, tuple[str, bool]] = {timestamp_field: ("timestamp", False)}
+    for view in views:
         for key, kind in view.keys.items():
             columns[key] = (kind, False)
         for feature, kind in view.features.items():
@@ -286,16 +314,14 @@ def check_push(
     missing = sorted(set(columns) - set(df))
     if missing:
         raise _bad(
-            f"df is missing column(s) {missing}; push source {name!r} needs "
-            f"{sorted(columns)}",
+            f"df is missing column(s) {missing}; {target} needs {sorted(columns)}",
             "missing_column",
         )
-    allowed = set(columns) | ({source.created_field} if source.created_field else set())
+    allowed = set(columns) | ({created_field} if created_field else set())
     extra = sorted(set(df) - allowed)
     if extra:
         raise _bad(
-            f"df has unexpected column(s) {extra}; push source {name!r} takes "
-            f"{sorted(allowed)}",
+            f"df has unexpected column(s) {extra}; {target} takes {sorted(allowed)}",
             "unexpected_column",
         )
     for column, values in df.items():
@@ -306,3 +332,123 @@ def check_push(
                 _parse_timestamp(value, where)
             else:
                 _check_value(value, kind, where=where, nullable=nullable)
+
+
+# ------------------------------------------------- admin endpoints (when open)
+
+_WRITE_FIELDS = {
+    "feature_view_name",
+    "df",
+    "allow_registry_cache",
+    "transform_on_write",
+}
+_MATERIALIZE_FIELDS = {
+    "start_ts",
+    "end_ts",
+    "feature_views",
+    "disable_event_timestamp",
+    "full_feature_names",
+    "version",
+}
+
+
+def _parse_utc_field(payload: dict[str, Any], field: str) -> datetime:
+    value = payload.get(field)
+    if value is None:
+        raise _bad(
+            f"{field} is required: an ISO-8601 string with a UTC offset "
+            "(e.g. '2026-01-01T12:00:00Z')",
+            "invalid_timestamp",
+        )
+    _parse_timestamp(value, field)
+    return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+
+
+def _check_view_names(
+    payload: dict[str, Any], catalog_for: Callable[[bool], Catalog]
+) -> None:
+    names = payload.get("feature_views")
+    if names is None:
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _bad(
+            f"feature_views must be a list of view names, got {json.dumps(names)}"
+        )
+    catalog = catalog_for(False)
+    materializable = {n for n, v in catalog.views.items() if not v.on_demand}
+    unknown = sorted(set(names) - materializable)
+    if unknown:
+        raise _not_found(
+            f"unknown feature view(s) {unknown}; available: "
+            f"{_names(list(materializable))}",
+            "unknown_feature_view",
+        )
+
+
+def _check_materialize_fields(payload: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise _bad("the request body must be a JSON object")
+    _check_fields(payload, allowed)
+    if payload.get("version") is not None:
+        raise _bad("version is not supported: materialize the current version")
+    return payload
+
+
+def check_materialize(
+    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+) -> None:
+    """Validate a ``/materialize`` body (Feast answers bad timestamps with a 500)."""
+    body = _check_materialize_fields(payload, _MATERIALIZE_FIELDS)
+    _check_view_names(body, catalog_for)
+    if body.get("disable_event_timestamp"):
+        return
+    start = _parse_utc_field(body, "start_ts")
+    end = _parse_utc_field(body, "end_ts")
+    if start >= end:
+        raise _bad(
+            f"start_ts ({start}) must be before end_ts ({end})", "invalid_window"
+        )
+
+
+def check_materialize_incremental(
+    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+) -> None:
+    """Validate a ``/materialize-incremental`` body."""
+    body = _check_materialize_fields(
+        payload, {"end_ts", "feature_views", "full_feature_names", "version"}
+    )
+    _check_view_names(body, catalog_for)
+    _parse_utc_field(body, "end_ts")
+
+
+def check_write(
+    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+) -> None:
+    """Validate a ``/write-to-online-store`` body: a known view and rows of its
+    columns (Feast answers a malformed df with a 500)."""
+    if not isinstance(payload, dict):
+        raise _bad("the request body must be a JSON object")
+    _check_fields(payload, _WRITE_FIELDS)
+    name = payload.get("feature_view_name")
+    if not isinstance(name, str) or not name:
+        raise _bad("feature_view_name is required (a string)")
+    if "df" not in payload:
+        raise _bad("df is required: an object of column -> list of values")
+    df, _rows = _columns(payload["df"], what="df", max_rows=max_rows)
+    catalog = catalog_for(False)
+    if name not in catalog.views:
+        catalog = catalog_for(True)
+    view = catalog.views.get(name)
+    if view is None or view.on_demand:
+        writable = [n for n, v in catalog.views.items() if not v.on_demand]
+        raise _not_found(
+            f"unknown feature view {name!r}; available: {_names(writable)}",
+            "unknown_feature_view",
+        )
+    _check_rows(
+        df,
+        [view],
+        timestamp_field=view.timestamp_field,
+        created_field=view.created_field,
+        target=f"feature view {name!r}",
+    )
