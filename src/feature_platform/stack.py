@@ -116,7 +116,7 @@ class Stack:
                 "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api}",
                 "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt_secret"),
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "airflow"),
-                "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{env['FP_MLFLOW_PORT']}",
+                "FP_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{env['FP_MLFLOW_PORT']}",
                 "FP_MLFLOW_BACKEND_STORE_URI": (
                     f"postgresql://{pg}/{env['FP_MLFLOW_DATABASE']}"
                 ),
@@ -434,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     stack.airflow_home / "simple_auth_manager_passwords.json.generated"
                 ),
                 "feature_server": f"http://127.0.0.1:{env['FP_SERVER_PORT']}",
-                "mlflow": env["MLFLOW_TRACKING_URI"],
+                "mlflow": env["FP_MLFLOW_TRACKING_URI"],
                 "logs": str(stack.logs),
             },
             indent=2,

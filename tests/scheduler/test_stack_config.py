@@ -37,7 +37,7 @@ def test_compose_reads_the_stack_env_file() -> None:
     }
     for name, var in ports.items():
         assert _published(services[name]) == {("127.0.0.1", int(STACK_ENV[var]))}
-    assert STACK_ENV["MLFLOW_TRACKING_URI"] == (
+    assert STACK_ENV["FP_MLFLOW_TRACKING_URI"] == (
         f"http://127.0.0.1:{STACK_ENV['FP_MLFLOW_PORT']}"
     )
 
@@ -56,7 +56,7 @@ def test_stack_environment(tmp_path: Path) -> None:
     assert env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] == str(
         tmp_path / "logs" / "airflow"
     )
-    assert env["MLFLOW_TRACKING_URI"] == f"http://127.0.0.1:{env['FP_MLFLOW_PORT']}"
+    assert env["FP_MLFLOW_TRACKING_URI"] == f"http://127.0.0.1:{env['FP_MLFLOW_PORT']}"
     assert env["FP_MLFLOW_BACKEND_STORE_URI"].endswith(
         "/" + STACK_ENV["FP_MLFLOW_DATABASE"]
     )

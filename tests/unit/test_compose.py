@@ -109,7 +109,7 @@ def test_mlflow_tracking_server(
     assert "/app/mlartifacts" in _image_dirs()
     assert "CREATE DATABASE mlflow" in compose["configs"]["postgres-init"]["content"]
     for name in PLATFORM + AIRFLOW:
-        assert _env(services[name])["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+        assert _env(services[name])["FP_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
 @pytest.mark.parametrize("name", PLATFORM + AIRFLOW)

@@ -213,3 +213,22 @@ def test_dag_callback_alerts_only_on_failures_no_task_reported(
     [body] = receiver.bodies
     assert body["feature_platform"]["exception"] == "DAG run failed: timed_out"
     assert body["feature_platform"]["run_id"] == "scheduled__x"
+
+
+def test_a_check_that_compared_nothing_says_so() -> None:
+    from feature_platform.notify import summary_message
+
+    skew = {
+        "compared": 0,
+        "mismatches": 0,
+        "mismatch_rate": 0.0,
+        "views": {
+            "customer_stats": {
+                "compared": 0,
+                "skipped": "online store holds data materialized up to 2026-11-30",
+            }
+        },
+    }
+    text = summary_message("feast_backfill run", {"skew": skew})["text"]
+    assert "0/0" not in text
+    assert "nothing compared (customer_stats: online store holds data" in text

@@ -110,3 +110,55 @@ def test_applied_registry_passes_the_check(applied_local_store) -> None:
     from feature_platform.config import require_applied
 
     require_applied(applied_local_store)  # no error
+
+
+@pytest.mark.parametrize(
+    ("exc", "permanent"),
+    [
+        ("validation", True),
+        ("gate", True),
+        ("skew", True),
+        ("config", True),
+        ("registry", True),
+        ("missing_interval", True),
+        ("naive", True),
+        ("online_unavailable", False),
+        ("redis_connection", False),
+        ("timeout", False),
+        ("refused", False),
+        ("unknown", False),
+    ],
+)
+def test_permanent_errors_fail_fast_transient_ones_retry(exc, permanent) -> None:
+    import redis
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from feature_platform.config import ConfigError, RegistryNotApplied
+    from feature_platform.engine import ValidationGateFailed
+    from feature_platform.skew import SkewCheckFailed
+    from feature_platform.validation import ValidationFailed
+
+    factories = {
+        "validation": lambda: ValidationFailed({"failures": []}),
+        "gate": lambda: ValidationGateFailed([], {}),
+        "skew": lambda: SkewCheckFailed(
+            {"views": {}, "max_mismatch_rate": 0.0, "end": "2026-11-30T00:00:00Z"}
+        ),
+        "config": lambda: ConfigError("bad profile"),
+        "registry": lambda: RegistryNotApplied("run apply"),
+        "missing_interval": lambda: orchestration.MissingDataInterval("no window"),
+        "naive": lambda: NaiveTimestampError("naive"),
+        "online_unavailable": lambda: orchestration.OnlineStoreUnavailable("down"),
+        "redis_connection": lambda: redis.exceptions.ConnectionError("refused"),
+        "timeout": lambda: TimeoutError("slow"),
+        "refused": lambda: ConnectionRefusedError(111, "refused"),
+        "unknown": lambda: RuntimeError("who knows"),
+    }
+    error = factories[exc]()
+    assert orchestration.is_permanent(error) is permanent
+    with pytest.raises(AirflowFailException if permanent else type(error)) as info:
+        with orchestration.fail_fast():
+            raise error
+    if permanent:
+        assert type(error).__name__ in str(info.value)
+        assert info.value.__cause__ is error
