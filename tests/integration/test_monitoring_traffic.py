@@ -1,0 +1,221 @@
+"""The monitor reads the feature server's real traffic from its ``/metrics``.
+
+A real server process (``python -m feature_platform.server``, services profile:
+PostgreSQL registry + Redis) serves reads, some of them for entities the store
+does not hold; the monitor's served null rates and request counts must equal
+what the responses carried, and its latency percentiles (interpolated in the
+server's histogram buckets) cannot exceed the bucket holding the same
+percentile of the client-side times (the server times a part of each request).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import PROJECT, TEST_END, make_repo
+from tests.integration.faults import stop_process
+from tests.integration.test_server import _free_port, _wait_healthy
+
+pytestmark = pytest.mark.integration
+
+UNKNOWN = 999_999_999  # no such customer or driver
+
+
+def _columns(response: httpx.Response) -> dict[str, list[Any]]:
+    body = response.json()
+    names = body["metadata"]["feature_names"]
+    return {name: r["values"] for name, r in zip(names, body["results"], strict=True)}
+
+
+@pytest.fixture(scope="module")
+def served(
+    services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Any, Path]]:
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+    from feature_platform.materialize import materialize_incremental
+
+    project = f"{PROJECT}_mon_{uuid.uuid4().hex[:4]}"
+    repo = make_repo(tmp_path_factory.mktemp("monitor_repo"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FEATURE_PLATFORM_PROJECT", project)
+        # The traffic is what this test is about, not who may read it (the
+        # profile's OIDC auth is tested in test_auth_oidc.py).
+        mp.setenv("FP_AUTH", "no_auth")
+        store = get_store("services", repo=repo)
+        apply_definitions(store)
+        materialize_incremental(store, TEST_END)
+        port = _free_port()
+        log = tmp_path_factory.mktemp("monitor_server") / "server.log"
+        env = {**os.environ, "FEAST_USAGE": "False", "FP_SERVER_LOG_LEVEL": "warning"}
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "feature_platform.server",
+                    "--profile", "services", "--repo", str(repo),
+                    "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                ],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, proc, log)
+            yield url, store, repo
+        finally:
+            stop_process(proc)
+            store.teardown()
+
+
+class Traffic:
+    """What the client sent and got back: rows and nulls per view/feature."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.rows: dict[str, int] = {}
+        self.nulls: dict[str, dict[str, int]] = {}
+        self.statuses: dict[str, int] = {}
+
+    def post(
+        self, client: httpx.Client, body: dict[str, Any], views: dict[str, str]
+    ) -> None:
+        """``views``: output feature name -> its feature view."""
+        t0 = time.perf_counter()
+        response = client.post("/get-online-features", json=body)
+        self.seconds.append(time.perf_counter() - t0)
+        code = str(response.status_code)
+        self.statuses[code] = self.statuses.get(code, 0) + 1
+        if response.status_code != 200:
+            return
+        n = len(next(iter(body["entities"].values())))
+        for view in set(views.values()):
+            self.rows[view] = self.rows.get(view, 0) + n
+        for name, values in _columns(response).items():
+            if name in views:
+                per = self.nulls.setdefault(views[name], {})
+                per[name] = per.get(name, 0) + values.count(None)
+
+
+def _send(url: str, store: Any, repo: Path, rounds: int) -> Traffic:
+    fresh = pd.Timestamp(TEST_END) - pd.Timedelta(hours=2)
+    customers = pd.read_parquet(repo / "data" / "customer_stats.parquet")
+    customers = customers[customers["event_timestamp"] > fresh - pd.Timedelta(days=1)]
+    known_c = [int(c) for c in customers["customer_id"].unique()[: 2 * rounds]]
+    drivers = pd.read_parquet(repo / "data" / "driver_stats.parquet")
+    recent = drivers[drivers["event_timestamp"] > fresh]
+    known_d = [int(d) for d in recent["driver_id"].unique()[:rounds]]
+    service = store.get_feature_service("churn_prediction_service")
+    service_views = {
+        f.name: p.name for p in service.feature_view_projections for f in p.features
+    }
+    driver_views = {"total_trips": "driver_stats", "avg_rating": "driver_stats"}
+    traffic = Traffic()
+    with httpx.Client(base_url=url, timeout=15) as client:
+        for i in range(rounds):
+            traffic.post(
+                client,
+                {
+                    "feature_service": "churn_prediction_service",
+                    "entities": {"customer_id": [*known_c[2 * i : 2 * i + 2], UNKNOWN]},
+                },
+                service_views,
+            )
+            traffic.post(
+                client,
+                {
+                    "features": ["driver_stats:total_trips", "driver_stats:avg_rating"],
+                    "entities": {"driver_id": [known_d[i % len(known_d)], UNKNOWN]},
+                },
+                driver_views,
+            )
+        # A bad request (unknown feature) is counted and timed, serves nothing.
+        traffic.post(
+            client,
+            {"features": ["driver_stats:nope"], "entities": {"driver_id": [1]}},
+            {},
+        )
+    return traffic
+
+
+def _bucket_above(seconds: float) -> float:
+    from feature_platform.serving.metrics import LATENCY_BUCKETS
+
+    return next((b for b in LATENCY_BUCKETS if b >= seconds), float("inf"))
+
+
+def _check(report: dict[str, Any], traffic: Traffic) -> None:
+    assert report["online_source"]["kind"] == "server"
+    served = report["served"]
+    assert served["requests"] == traffic.statuses
+    lat = report["latency_ms"]
+    assert lat["reads"] == len(traffic.seconds)
+    client = np.asarray(traffic.seconds)
+    for q, key in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        got = lat[key]
+        assert got is not None and got > 0, lat
+        client_q = float(np.quantile(client, q, method="inverted_cdf"))
+        assert got <= _bucket_above(client_q) * 1000 + 1e-9, (key, got, client_q)
+    assert lat["p50"] <= lat["p95"] <= lat["p99"]
+    for view, rows in traffic.rows.items():
+        entry = report["online"][view]
+        assert entry["rows"] == rows, view
+        for feature, nulls in traffic.nulls[view].items():
+            assert entry["nulls"][feature] == nulls, (view, feature)
+            assert entry["null_rate"][feature] == round(nulls / rows, 4)
+
+
+def test_monitor_reports_the_servers_real_traffic(served, tmp_path: Path) -> None:
+    from feature_platform.monitoring import monitor_and_publish, previous_counters
+
+    url, store, repo = served
+    metrics = httpx.get(url + "/metrics", timeout=10)
+    assert metrics.status_code == 200
+    assert "fp_serving_request_latency_seconds" in metrics.text
+
+    first = _send(url, store, repo, rounds=25)
+    assert first.statuses == {"200": 50, "404": 1}
+    # each read asked for one unknown entity (null) and known, fresh ones
+    assert first.nulls["customer_stats"]["total_orders"] == 25
+    assert first.nulls["driver_stats"]["total_trips"] == 25
+    print(first.statuses)
+    out = tmp_path / "monitoring"
+    summary = monitor_and_publish(
+        store, now=TEST_END, server_url=url, out_dir=out, notify=False, previous=None
+    )
+    report = json.loads((out / "monitor.json").read_text())
+    _check(report, first)
+    assert report["served"]["since"] == "server start"
+    assert "probe" not in report["online_source"]["note"]
+    # one in three customer rows is unknown: a served null rate above the ceiling
+    assert any(
+        a.startswith("null rate: customer_stats:total_orders 33.3% of 75 served")
+        for a in summary["alerts"]
+    ), summary["alerts"]
+    assert "Source: <b>server</b>" in (out / "monitor.html").read_text()
+
+    # The next run reports only the traffic since this one.
+    second = _send(url, store, repo, rounds=10)
+    assert second.statuses == {"200": 20, "404": 1}
+    summary = monitor_and_publish(
+        store,
+        now=TEST_END,
+        server_url=url,
+        out_dir=out,
+        notify=False,
+        previous=previous_counters(out),
+    )
+    report = json.loads((out / "monitor.json").read_text())
+    assert report["served"]["since"] == "previous monitor run"
+    _check(report, second)
