@@ -11,7 +11,9 @@ this pipeline carries the same ``metadata.json`` (``model_metadata``):
   (a parquet that carries the training set's provenance);
 * ``train_op``: ``read_training_set`` -> ``split_training_set`` -> ``train``;
 * ``evaluate_op``: ``split_training_set`` (the model's ``test_fraction``) ->
-  ``evaluate`` -> ``save_model`` (the evaluated model, which is published);
+  ``evaluate`` -> ``save_model`` (the evaluated model, which is published) ->
+  ``log_training_run`` (the MLflow run and registered model version on the
+  profile's tracking server; alias ``champion`` when it clears the gate);
 * ``publish_op``: ``publish_model`` (re-checks the gate).
 
 Components run in the one base image built from ``docker/Dockerfile`` (the
@@ -160,6 +162,8 @@ def train_op(
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def evaluate_op(
+    profile: str,
+    threshold: float,
     dataset: Input[Dataset],
     model: Input[Model],
     metrics: Output[Metrics],
@@ -170,25 +174,35 @@ def evaluate_op(
 
     Re-derives the split with the model's ``test_fraction``; ``evaluate`` fails
     if it is not the split the model was trained on (wrong dataset). Writes the
-    model again with its metrics (what is published) as ``evaluated_model``.
+    model again with its metrics (what is published) as ``evaluated_model``, and
+    logs the run + registers the version in MLflow (``log_training_run``, the
+    same call as ``run_training``; alias ``champion`` if ROC AUC >= threshold).
     """
     from collections import namedtuple
 
+    from feature_platform.config import get_store
     from feature_platform.training import (
         evaluate,
         load_model,
+        log_training_run,
         read_training_set,
         save_model,
         split_training_set,
     )
 
     trained = load_model(model.path)
+    training_set = read_training_set(dataset.path)
     split = split_training_set(
-        read_training_set(dataset.path),
-        test_fraction=trained.metadata["test_fraction"],
+        training_set, test_fraction=trained.metadata["test_fraction"]
     )
     result = evaluate(trained, split)
     save_model(result.bundle, evaluated_model.path)
+    registered = log_training_run(
+        get_store(profile), training_set, split, result, threshold=threshold
+    )
+    for key in ("run_id", "model_name", "version", "model_uri", "tracking_uri"):
+        metrics.metadata[f"mlflow_{key}"] = registered[key]
+    print(f"registered: {registered}")
     meta = result.bundle.metadata
     evaluated_model.metadata.update({**meta, "registry_project": meta["project"]})
     m = result.metrics
@@ -293,9 +307,13 @@ def churn_training_pipeline(
     train.set_cpu_request("1").set_memory_request("2G")
 
     evaluate = evaluate_op(
-        dataset=training_set.outputs["dataset"], model=train.outputs["model"]
+        profile=profile,
+        threshold=threshold,
+        dataset=training_set.outputs["dataset"],
+        model=train.outputs["model"],
     )
-    evaluate.set_display_name("evaluate on the later held-out split")
+    evaluate.set_display_name("evaluate on the later held-out split + register")
+    evaluate.set_caching_options(False)  # side effect: an MLflow run + version
 
     with dsl.If(evaluate.outputs["roc_auc"] >= threshold, name="auc-gate"):
         publish = publish_op(

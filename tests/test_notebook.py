@@ -100,14 +100,26 @@ def test_notebook_runs_headless(notebook_env: Path, tmp_path: Path) -> None:
     assert auc > 0.6, auc_line
     # Online features were written and read back with a prediction.
     assert "rows written" in everything and "churn_probability" in everything
-    # The model step wrote the same metadata as `feature-platform train` and KFP.
-    from feature_platform.training import ModelMetadata, load_model
+    # The model step logged and registered the model like `feature-platform
+    # train` and KFP (the repo's MLflow store), with the same metadata.
+    from feature_platform.config import get_store
+    from feature_platform.lineage import model_lineage
+    from feature_platform.training import ModelMetadata, load_registered_model
 
-    saved = load_model(tmp_path / "artifacts" / "notebook" / "churn_model").metadata
-    assert set(saved) == set(ModelMetadata.__annotations__) - {"published_at", "gate"}
-    assert saved["feature_service"] == "churn_prediction_service"
-    assert saved["hyperparameters"]["n_estimators"] == 200
-    assert saved["metrics"]["roc_auc"] == auc
+    store = get_store("local")
+    assert store.config.mlflow.tracking_uri.endswith(
+        str(notebook_env / "data" / "mlflow" / "mlflow.db")
+    )
+    saved = load_registered_model("churn_prediction_service", "champion", store=store)
+    meta = saved.metadata
+    assert set(meta) == set(ModelMetadata.__annotations__) - {"published_at", "gate"}
+    assert meta["feature_service"] == "churn_prediction_service"
+    assert meta["hyperparameters"]["n_estimators"] == 200
+    assert meta["metrics"]["roc_auc"] == auc
+    lineage = model_lineage("churn_prediction_service", "champion", store=store)
+    assert lineage.training_window == meta["training_window"]
+    assert f"v{lineage.version} ['champion']" in everything
+    assert not (tmp_path / "artifacts").exists()  # the registry is the model's home
     # The distribution plot rendered as an image.
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 1

@@ -247,3 +247,39 @@ def test_every_model_artifact_of_the_run_has_the_same_keys(
     assert (
         published["metrics"] == load_model(passed["model"]["path"]).metadata["metrics"]
     )
+
+
+# ------------------------------------------------- lineage: the MLflow registry
+
+
+def test_pipeline_logs_and_registers_in_mlflow(
+    passed: dict[str, Any], blocked: dict[str, Any], repo: Path
+) -> None:
+    """evaluate_op calls log_training_run: a run and a registered version per
+    pipeline run on the profile's store (the repo's embedded SQLite); only the
+    one past the gate is the champion."""
+    from feature_platform.config import get_store
+    from feature_platform.lineage import mlflow_client, model_lineage
+
+    store = get_store("local")
+    assert store.config.mlflow.tracking_uri == (
+        f"sqlite:///{repo / 'data' / 'mlflow' / 'mlflow.db'}"
+    )
+    client = mlflow_client(store=store)
+    for run, champion in ((passed, True), (blocked, False)):
+        meta = run["metrics"]
+        assert meta["mlflow_model_name"] == SERVICE
+        lineage = model_lineage(SERVICE, int(meta["mlflow_version"]), store=store)
+        assert lineage.run_id == meta["mlflow_run_id"]
+        assert lineage.training_window == {
+            "start": WINDOW_START.isoformat(),
+            "end": WINDOW_END.isoformat(),
+        }
+        assert lineage.rows is not None
+        assert lineage.rows["total"] == run["dataset"]["metadata"]["rows"]
+        assert ("champion" in lineage.aliases) is champion
+        mlflow_run = client.get_run(meta["mlflow_run_id"])
+        assert mlflow_run.data.metrics["roc_auc"] == run["roc_auc"]
+        assert mlflow_run.data.params["n_estimators"] == str(
+            run["model"]["metadata"]["hyperparameters"]["n_estimators"]
+        )

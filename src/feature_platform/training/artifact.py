@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
@@ -45,6 +47,7 @@ __all__ = [
     "predict",
     "predict_online",
     "publish_model",
+    "quiet_mlflow",
     "save_model",
 ]
 
@@ -118,6 +121,23 @@ class ModelBundle:
     metadata: ModelMetadata
 
 
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow's log lines while saving a model say nothing a user can act on:
+    cloudpickle is chosen on purpose (``training.registry``), a uv virtualenv
+    has no pip to pin, and Feast's ``log_model`` passes ``artifact_path``
+    positionally (deprecated in MLflow 3). Errors still show."""
+    import logging
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def model_requirements() -> list[str]:
     """What loading a saved model needs (given to MLflow, so it does not spend
     seconds inferring them in a subprocess)."""
@@ -149,13 +169,14 @@ def save_model(bundle: ModelBundle, directory: Path | str) -> Path:
             )
         shutil.rmtree(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    mlflow.sklearn.save_model(
-        bundle.model,
-        str(directory),
-        metadata=json.loads(json.dumps(bundle.metadata, default=str)),
-        serialization_format="cloudpickle",  # why not skops: training.registry
-        pip_requirements=model_requirements(),
-    )
+    with quiet_mlflow():
+        mlflow.sklearn.save_model(
+            bundle.model,
+            str(directory),
+            metadata=json.loads(json.dumps(bundle.metadata, default=str)),
+            serialization_format="cloudpickle",  # why not skops: training.registry
+            pip_requirements=model_requirements(),
+        )
     return directory
 
 

@@ -58,8 +58,6 @@ adds no safety here) and took 3.5 s CPU and 6 MB vs 0.02 s and 0.1 MB for the
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from feature_platform.lineage import (
@@ -77,6 +75,7 @@ from feature_platform.training.artifact import (
     load_model,
     model_requirements,
     passes_gate,
+    quiet_mlflow,
 )
 
 if TYPE_CHECKING:
@@ -151,23 +150,6 @@ def _experiment(client: Any, name: str, tracking_uri: str) -> str:
             name, artifact_location=mlflow_artifact_location(tracking_uri)
         )
     )
-
-
-@contextmanager
-def _quiet_mlflow() -> Iterator[None]:
-    """MLflow's log lines while logging the model say nothing a user can act
-    on: Feast's ``log_model`` passes ``artifact_path`` positionally (deprecated
-    in MLflow 3), cloudpickle is chosen on purpose (module docstring), a uv
-    virtualenv has no pip to pin. Errors still show."""
-    import logging
-
-    logger = logging.getLogger("mlflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def log_training_run(
@@ -245,7 +227,7 @@ def log_training_run(
                 "rows_test": len(split.test),
             }
         )
-        with _quiet_mlflow():
+        with quiet_mlflow():
             feast.log_model(
                 evaluated.bundle.model,
                 "model",
