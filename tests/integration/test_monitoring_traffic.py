@@ -26,12 +26,28 @@ import pandas as pd
 import pytest
 
 from tests.conftest import PROJECT, TEST_END, make_repo
-from tests.integration.faults import stop_process
-from tests.integration.test_server import _free_port, _wait_healthy
+from tests.integration.faults import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 
 UNKNOWN = 999_999_999  # no such customer or driver
+STARTUP_TIMEOUT_S = 120
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"server not healthy:\n{log.read_text()[-3000:]}")
 
 
 def _columns(response: httpx.Response) -> dict[str, list[Any]]:
@@ -58,7 +74,7 @@ def served(
         store = get_store("services", repo=repo)
         apply_definitions(store)
         materialize_incremental(store, TEST_END)
-        port = _free_port()
+        port = free_port()
         log = tmp_path_factory.mktemp("monitor_server") / "server.log"
         env = {**os.environ, "FEAST_USAGE": "False", "FP_SERVER_LOG_LEVEL": "warning"}
         with log.open("wb") as out:

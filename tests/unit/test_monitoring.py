@@ -189,3 +189,199 @@ def test_monitor_flags_shifted_data_stale_views_and_renders(
         parser.headings
     )
     assert "<script" not in page and "http://" not in page and "https://" not in page
+
+
+# ------------------------------------------------- served traffic and thresholds
+
+
+def _view_read(name: str, features: tuple[str, ...], columns, stale):
+    from feature_platform.online_store.reader import ViewPlan, ViewRead
+
+    plan = ViewPlan(
+        name=name,
+        join_key="id",
+        value_type=0,
+        prefix=b"",
+        features=features,
+        outputs=features,
+        value_types=(),
+        command_tail=b"",
+        nargs=0,
+        ttl_s=None,
+    )
+    return ViewRead(plan=plan, values=columns, raw=[], stamps=[], stale=stale)
+
+
+@pytest.mark.parametrize(
+    ("q", "want"),
+    [
+        # 10 in (0, 1], 10 in (1, 2], 0 in (2, 5], 0 in (5, +Inf)
+        (0.25, 0.5),  # rank 5 of 10 in the first bucket, from 0
+        (0.5, 1.0),
+        (0.75, 1.5),  # rank 15: halfway through (1, 2]
+        (1.0, 2.0),
+    ],
+)
+def test_histogram_quantile_interpolates_like_prometheus(q: float, want: float) -> None:
+    from feature_platform.monitoring import histogram_quantile
+
+    buckets = [(1.0, 10.0), (2.0, 20.0), (5.0, 20.0), (float("inf"), 20.0)]
+    assert histogram_quantile(q, buckets) == pytest.approx(want)
+
+
+def test_histogram_quantile_edges() -> None:
+    from feature_platform.monitoring import histogram_quantile
+
+    assert histogram_quantile(0.99, []) is None
+    assert histogram_quantile(0.5, [(1.0, 0.0), (float("inf"), 0.0)]) is None
+    # a rank in +Inf answers the highest finite bound (as Prometheus does)
+    assert histogram_quantile(0.99, [(1.0, 1.0), (float("inf"), 10.0)]) == 1.0
+    with pytest.raises(ValueError, match="quantile 1.5"):
+        histogram_quantile(1.5, [(1.0, 1.0)])
+
+
+def test_served_counts_round_trip_through_the_exposition() -> None:
+    """ServingMetrics -> Prometheus text -> parse_metrics -> served_traffic."""
+    from feature_platform.monitoring import parse_metrics, served_traffic
+    from feature_platform.serving.metrics import ServingMetrics
+
+    metrics = ServingMetrics()
+    for seconds in (0.0008, 0.0012, 0.004, 0.2):
+        metrics.observe_request("/get-online-features", 200, seconds)
+    metrics.observe_request("/get-online-features", 404, 0.0009)
+    metrics.observe_request("/push", 200, 0.003)
+    metrics.observe_view(
+        _view_read("v", ("a", "b"), [[1, None, None], [None, "x", "y"]], [0, 1, 0])
+    )
+    metrics.observe_view(_view_read("v", ("a", "b"), [[2], [None]], [False]))
+    body, content_type = metrics.exposition()
+    assert content_type.startswith("text/plain")
+    counters = parse_metrics(body.decode())
+    assert counters.rows == {"v": 4.0}
+    assert counters.nulls == {"v": {"a": 2.0, "b": 2.0}}
+    assert counters.expired == {"v": 1.0}
+    report = served_traffic(
+        counters, previous=None, features={"v": ["a", "b", "c"]}, url="http://h:1"
+    )
+    assert report["requests"] == {"200": 4, "404": 1}
+    assert report["latency_ms"]["reads"] == 5
+    assert report["views"]["v"]["null_rate"] == {"a": 0.5, "b": 0.5, "c": 0.0}
+    assert report["views"]["v"]["expired_rate"] == 0.25
+    # 5 reads: p50 (rank 2.5) in (1, 1.5] ms: 2 below 1 ms, 1 in the bucket
+    assert 1.0 < report["latency_ms"]["p50"] <= 1.5
+
+    # The next run subtracts this run's counters; a restart starts over.
+    metrics.observe_view(_view_read("v", ("a", "b"), [[None], [None]], [False]))
+    later = parse_metrics(metrics.exposition()[0].decode())
+    delta = served_traffic(later, previous=counters, features={"v": ["a"]}, url="x")
+    assert delta["since"] == "previous monitor run"
+    assert delta["views"]["v"] == {
+        "rows": 1,
+        "nulls": {"a": 1},
+        "null_rate": {"a": 1.0},
+        "expired_rate": 0.0,
+    }
+    assert delta["latency_ms"]["reads"] == 0 and delta["latency_ms"]["p99"] is None
+    restarted = served_traffic(counters, previous=later, features={}, url="x")
+    assert restarted["since"].startswith("server start (counters went down")
+
+
+def test_metrics_middleware_times_reads_with_their_status() -> None:
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    from feature_platform.monitoring import parse_metrics
+    from feature_platform.serving.metrics import mount_metrics
+
+    api = FastAPI()
+
+    async def read(request: Request) -> JSONResponse:
+        return JSONResponse({}, status_code=int(request.headers["x-status"]))
+
+    api.add_route("/get-online-features", read, methods=["POST"])
+
+    metrics = mount_metrics(api)
+
+    async def go() -> str:
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            for status in ("200", "200", "422"):
+                await c.post("/get-online-features", headers={"x-status": status})
+            await c.get("/health")
+            return (await c.get("/metrics")).text
+
+    counters = parse_metrics(asyncio.run(go()))
+    assert counters.requests == {"/get-online-features": {"200": 2.0, "422": 1.0}}
+    assert counters.latency_buckets["/get-online-features"][-1][1] == 3.0
+    assert metrics.multiprocess is False
+
+
+def _report(**online: dict) -> dict:
+    return {
+        "freshness": {},
+        "drift": {"v": {"x": {"psi": 0.5, "drifted": False, "threshold": None}}},
+        "online_source": {"kind": "server"},
+        "online": online,
+        "latency_ms": {"reads": 40, "p99": 80.0},
+    }
+
+
+def test_alerts_follow_the_policy() -> None:
+    from feature_platform.monitoring import Policy, ViewThresholds, alerts
+
+    policy = Policy(
+        latency_p99_ms=50.0,
+        min_reads=20,
+        views={"v": ViewThresholds(max_null_rate={"*": 0.1, "b": None})},
+    )
+    report = _report(v={"rows": 40, "null_rate": {"a": 0.25, "b": 0.9, "c": 0.05}})
+    assert alerts(report, policy) == [
+        "null rate: v:a 25.0% of 40 served values > 10.0%",
+        "latency: p99 80.0 ms over 40 served reads > 50.0 ms",
+    ]
+    # too few reads: reported, not alerted; probes never alert on latency
+    few = _report(v={"rows": 5, "null_rate": {"a": 1.0}})
+    few["latency_ms"]["reads"] = 5
+    assert alerts(few, policy) == []
+    probes = _report(v={"entities_sampled": 100, "null_rate": {"a": 0.0}})
+    probes["online_source"]["kind"] = "probes"
+    assert alerts(probes, policy) == []
+
+
+def test_policy_from_operations_covers_every_online_view() -> None:
+    from feature_platform.definitions import load_definitions
+    from feature_platform.monitoring import load_policy
+    from feature_platform.schedules import load_schedules
+    from tests.conftest import REPO_SRC
+
+    policy = load_policy()
+    online = {v.name: v for v in load_definitions(REPO_SRC).feature_views if v.online}
+    assert set(policy.views) == set(online)
+    intervals = {
+        v: s.interval for s in load_schedules().values() for v in s.feature_views
+    }
+    for name, view in online.items():
+        thresholds = policy.view(name)
+        # a normal run never alerts (older than one interval), one missed run does
+        assert intervals[name] < thresholds.max_age < 2 * intervals[name], name
+        assert thresholds.max_age < view.ttl
+        for feature in view.features:
+            assert thresholds.null_ceiling(feature.name) is not None
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"views": {"v": {"max_age": 3}}}, r"\['v'\]\['max_age'\] must be a positive"),
+        ({"views": {"v": {"max_null_rate": {"a": -1}}}}, r"\['a'\] = -1 must be >= 0"),
+        ({"views": {"v": {"max_psi": [0.2]}}}, r"max_psi'\] must be a mapping"),
+    ],
+)
+def test_bad_thresholds_are_named(entry: dict, message: str) -> None:
+    from feature_platform.monitoring import load_policy
+
+    with pytest.raises(ValueError, match=message):
+        load_policy(entry)
