@@ -19,7 +19,7 @@ from tests.integration.conftest import AuthedServer
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES_PER_OPERATION = 12  # per generation mode and operation (3 callers each)
+EXAMPLES_PER_OPERATION = 10  # per generation mode and operation (3 callers each)
 TIMEOUT_S = 30
 
 

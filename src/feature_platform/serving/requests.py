@@ -370,6 +370,8 @@ def _check_view_names(
     names = payload.get("feature_views")
     if names is None:
         return
+    if names == []:
+        raise _bad("feature_views is empty; omit it to materialize every view")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise _bad(
             f"feature_views must be a list of view names, got {json.dumps(names)}"
@@ -401,7 +403,12 @@ def check_materialize(
     body = _check_materialize_fields(payload, _MATERIALIZE_FIELDS)
     _check_view_names(body, catalog_for)
     if body.get("disable_event_timestamp"):
-        return
+        # Feast would materialize everything from 1970 to now in the request.
+        raise _bad(
+            "disable_event_timestamp is not supported: materialization is a "
+            "window; send start_ts and end_ts (or use `feature-platform "
+            "materialize`, which catches up from the watermark)"
+        )
     start = _parse_utc_field(body, "start_ts")
     end = _parse_utc_field(body, "end_ts")
     if start >= end:
