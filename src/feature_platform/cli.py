@@ -264,7 +264,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from feature_platform.config import parse_utc
-    from feature_platform.monitoring import Window, run_monitor, write_report
+    from feature_platform.monitoring import (
+        Window,
+        previous_counters,
+        publish_report,
+        run_monitor,
+        send_alerts,
+    )
 
     def window(start: str | None, end: str | None, name: str) -> Window | None:
         if not start and not end:
@@ -284,12 +290,20 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         views=args.views,
         sample=args.sample,
         latency_reads=args.latency_reads,
+        server_url=args.server_url,
+        previous=previous_counters(args.out),
     )
-    paths = write_report(report, args.out)
+    paths = publish_report(report, args.out)
+    notified = False
+    if args.notify:
+        summary = {k: report[k] for k in ("project", "generated_at", "alerts")}
+        notified = send_alerts({**summary, "report": paths})["sent"]
     _print(
         {
             "ok": report["ok"],
             "alerts": report["alerts"],
+            "notified": notified,
+            "online_source": report["online_source"],
             "windows": report["windows"],
             "freshness": {
                 v: {k: f[k] for k in ("age_seconds", "threshold_seconds", "stale")}
@@ -548,10 +562,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "monitor",
         cmd_monitor,
-        "Freshness, online null rate, drift (PSI) and online latency; writes "
-        "monitor.json + monitor.html.",
+        "Freshness, served null rate, drift (PSI) and read latency; writes "
+        "monitor.json + monitor.html (and a timestamped copy under history/).",
     )
     p.add_argument("--out", help="report directory (default artifacts/monitoring)")
+    p.add_argument(
+        "--server-url",
+        help="feature server whose /metrics give served null rates and latency "
+        "(default $FP_MONITOR_SERVER_URL; without one: probe reads)",
+    )
+    p.add_argument(
+        "--notify", action="store_true", help="post the alerts to the webhook"
+    )
     p.add_argument("--reference-start", help="default: the model's training window")
     p.add_argument("--reference-end")
     p.add_argument("--current-start", help="default: the last 24 hours")
