@@ -27,6 +27,7 @@ serve a request.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -162,7 +163,11 @@ def _lineage(store: FeatureStore) -> tuple[ModelConsumers, str | None, str | Non
     if problem is not None:
         return _no_models, shown, problem
     try:
-        index = consumers_by_feature(tracking_uri=uri)
+        with warnings.catch_warnings():
+            # MLflow's SQL store trips SQLAlchemy's deprecation of ``noload``:
+            # nothing a catalog user can act on.
+            warnings.filterwarnings("ignore", message=".*noload.*")
+            index = consumers_by_feature(tracking_uri=uri)
     except Exception as exc:  # noqa: BLE001 - registry down, schema, auth
         return _no_models, shown, f"{type(exc).__name__}: {exc}"
 
