@@ -4,6 +4,10 @@
 feature services, push sources, join keys); ``_CatalogCache`` refreshes it in
 a background thread, so a request never waits on the registry database for a
 periodic refresh, and keeps the last snapshot through a registry outage.
+
+A hot-path request schema, not the feature catalog people browse and search
+(owners, descriptions, freshness, consuming models): that is
+``feature_platform.catalog``, which a request never needs.
 """
 
 from __future__ import annotations
