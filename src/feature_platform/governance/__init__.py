@@ -4,14 +4,18 @@
   ``TTL_MULTIPLE`` (3) times its materialization interval
   (``feature_platform.schedules``), so a missed run or two never lets values
   expire between refreshes.
-* **Breaking-change guard** (``breaking``; never change an existing feature,
-  add a new one): the definitions in ``feature_repo/`` are reduced to a *schema
-  snapshot* (``schema``: entities, views with feature dtypes, ttl and source
-  timestamps, services) and compared with the committed
-  ``feature_repo/schema.lock.json`` and with what the registry holds. Removing a
-  feature, changing a dtype, an entity's join key or value type, a source's
-  timestamp fields, a feature service losing features or a ttl shrinking below
-  the rule are errors; additions pass.
+* **Breaking-change rule** (``breaking``; never change an existing feature,
+  add a new one): the definitions are reduced to a *schema snapshot*
+  (``schema``: entities, views with feature dtypes, ttl, source timestamps and
+  location, services) and compared with the committed
+  ``feature_repo/schema.lock.json`` (``check``) and with what the registry holds
+  (``check --registry`` and every ``apply``). Removing a feature or view,
+  changing a dtype, an entity's join key or value type, a view's entities, a
+  source's type, path, table, query or timestamp fields, shortening a ttl, a
+  feature service losing features are errors, each with its additive
+  alternative; additions pass.
+* **Apply guard** (``guard``): ``apply`` refuses those errors against the
+  registry (``BreakingChangeError``) unless ``--allow-breaking --reason``.
 * **UTC** (``utc``): timestamp columns of sources and entity dataframes must be
   timezone-aware UTC; anything else is rejected naming the column.
 * **PII** (``pii_rules``): personal-looking fields must be tagged ``pii`` (and
@@ -27,6 +31,7 @@ from __future__ import annotations
 from feature_platform.governance.breaking import compare_snapshots
 from feature_platform.governance.check import run_check
 from feature_platform.governance.findings import CheckReport, Finding
+from feature_platform.governance.guard import BreakingChangeError, guard_apply
 from feature_platform.governance.pii_rules import (
     check_pii_definitions,
     check_pii_exposure,
@@ -47,6 +52,7 @@ from feature_platform.governance.utc import check_source_utc, require_utc_column
 __all__ = [
     "LOCK_FILE",
     "SNAPSHOT_VERSION",
+    "BreakingChangeError",
     "CheckReport",
     "Finding",
     "check_pii_definitions",
@@ -55,6 +61,7 @@ __all__ = [
     "check_ttl_rule",
     "compare_snapshots",
     "definitions_snapshot",
+    "guard_apply",
     "lock_path",
     "read_lock",
     "registry_snapshot",
