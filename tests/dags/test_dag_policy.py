@@ -146,3 +146,32 @@ def test_failure_callback_posts_dag_task_run_and_exception(dagbag, webhook) -> N
     assert event["run_id"] == TI.run_id
     assert event["exception"] == "RuntimeError: redis is down"
     assert "materialize_features failed" in webhook.messages[0]["text"]
+
+
+@pytest.mark.parametrize(
+    "dag_id",
+    [
+        "feast_materialization_pipeline",
+        "feast_materialization_pipeline_every_2_hours",
+        "feast_backfill",
+        "feast_training",
+    ],
+)
+def test_every_dag_ends_with_its_completion_message(dagbag, dag_id: str) -> None:
+    dag = dagbag.get_dag(dag_id)
+    last = [t for t in dag.tasks if not t.downstream_task_ids]
+    assert [t.task_id for t in last] == ["notify_completion"]
+
+
+def test_retry_delay_comes_from_settings_where_the_dags_are_parsed(
+    airflow_db, monkeypatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.conftest import DAGS
+
+    monkeypatch.setenv("FEATURE_PLATFORM_RETRY_DELAY_SECONDS", "7")
+    bag = DagBag(dag_folder=str(DAGS))
+    for dag_id in ("feast_materialization_pipeline", "feast_training"):
+        for task in bag.get_dag(dag_id).tasks:
+            assert task.retry_delay == timedelta(seconds=7), (dag_id, task.task_id)

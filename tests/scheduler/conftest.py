@@ -49,13 +49,22 @@ class Api:
                 else {}
             ),
         )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as exc:
-            raise AssertionError(
-                f"{method} {path}: HTTP {exc.code} {exc.read()[:500]!r}"
-            ) from None
+        # A busy machine can keep the one api-server worker (which also serves
+        # the tasks' execution API) from answering quickly: reads are retried.
+        attempts = 5 if method == "GET" else 1
+        for attempt in range(attempts):
+            try:
+                with urllib.request.urlopen(request, timeout=120) as response:
+                    return json.load(response)
+            except urllib.error.HTTPError as exc:
+                raise AssertionError(
+                    f"{method} {path}: HTTP {exc.code} {exc.read()[:500]!r}"
+                ) from None
+            except (TimeoutError, urllib.error.URLError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def get(self, path: str) -> Any:
         return self._call("GET", "/api/v2" + path)
