@@ -35,8 +35,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _backend_uri(database: str) -> str:
+def _pg_parts() -> dict[str, str]:
+    """host, port, user, password of the test PostgreSQL (conftest's DSN)."""
     parts = dict(item.split("=", 1) for item in _pg_admin_dsn().split())
+    return {k: parts[k] for k in ("host", "port", "user", "password")}
+
+
+def _backend_uri(database: str) -> str:
+    parts = _pg_parts()
     auth = parts["user"] + (f":{parts['password']}" if parts["password"] else "")
     return f"postgresql://{auth}@{parts['host']}:{parts['port']}/{database}"
 
@@ -140,8 +146,8 @@ def test_training_registers_on_a_postgres_backed_server(
     assert registered["aliases"] == ["champion"]
 
     # The registry's rows are in the server's PostgreSQL database.
-    dsn = _pg_admin_dsn().replace("dbname=postgres", f"dbname=fp_mlflow_{SESSION_ID}")
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    database = f"fp_mlflow_{SESSION_ID}"
+    with psycopg2.connect(**_pg_parts(), dbname=database) as conn, conn.cursor() as cur:
         cur.execute("SELECT name, version FROM model_versions")
         assert cur.fetchall() == [(SERVICE, registered["version"])]
         cur.execute("SELECT alias FROM registered_model_aliases")
