@@ -120,13 +120,25 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feast_command(feast_args: list[str]) -> str | None:
+    """The subcommand of a ``feast`` command line (after its global options)."""
+    with_value = {"-c", "--chdir", "-f", "--feature-store-yaml", "--log-level"}
+    words = iter(feast_args)
+    for word in words:
+        if word in with_value:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def cmd_feast(args: argparse.Namespace) -> int:
     import os
 
     from feature_platform.config import feast_cli
 
     argv, env, cwd = feast_cli(args.profile, args.feast_args)
-    if "apply" in args.feast_args:  # Feast's apply: the breaking-change guard first
+    if _feast_command(args.feast_args) == "apply":  # the breaking-change guard first
         from feature_platform.definitions import check_apply
 
         check_apply(_store(args, applied=False))

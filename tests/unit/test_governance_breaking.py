@@ -351,3 +351,20 @@ def test_a_consumer_pins_a_feature_view_version(local_repo, monkeypatch) -> None
     plain = get_store("local", repo=local_repo)
     with pytest.raises(ValueError, match="online versioning is disabled"):
         plain.get_historical_features(entity_df, ["driver_stats@v0:total_trips"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["apply"], "apply"),
+        (["--log-level", "INFO", "apply", "--skip-source-validation"], "apply"),
+        (["-c", "apply", "plan"], "plan"),  # a directory named apply
+        (["feature-views", "describe", "apply"], "feature-views"),
+        ([], None),
+    ],
+)
+def test_feature_platform_feast_guards_only_apply(argv, command) -> None:
+    """`feature-platform feast ...` runs the guard before Feast's apply only."""
+    from feature_platform.cli import _feast_command
+
+    assert _feast_command(argv) == command
