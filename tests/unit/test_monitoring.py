@@ -240,12 +240,34 @@ def test_histogram_quantile_edges() -> None:
         histogram_quantile(1.5, [(1.0, 1.0)])
 
 
+def _baseline(metrics, views: dict[str, tuple[str, ...]]):
+    """The counters' starting values. With prometheus_client in multiprocess
+    mode (``feast.metrics`` turns it on when it is imported first) every metric
+    of one name and labels in a process shares one value, so a second app in a
+    test process starts where the first left off: measure from there."""
+    from feature_platform.monitoring import parse_metrics
+
+    read = "/get-online-features"
+    for endpoint, status in ((read, "200"), (read, "404"), (read, "422")):
+        metrics.requests.labels(endpoint, status)
+    metrics.requests.labels("/push", "200")
+    metrics.latency.labels(read)
+    metrics.latency.labels("/push")
+    for view, features in views.items():
+        metrics.rows.labels(view)
+        metrics.expired.labels(view)
+        for feature in features:
+            metrics.nulls.labels(view, feature)
+    return parse_metrics(metrics.exposition()[0].decode())
+
+
 def test_served_counts_round_trip_through_the_exposition() -> None:
     """ServingMetrics -> Prometheus text -> parse_metrics -> served_traffic."""
     from feature_platform.monitoring import parse_metrics, served_traffic
     from feature_platform.serving.metrics import ServingMetrics
 
     metrics = ServingMetrics()
+    zero = _baseline(metrics, {"v": ("a", "b")})
     for seconds in (0.0008, 0.0012, 0.004, 0.2):
         metrics.observe_request("/get-online-features", 200, seconds)
     metrics.observe_request("/get-online-features", 404, 0.0009)
@@ -256,14 +278,15 @@ def test_served_counts_round_trip_through_the_exposition() -> None:
     metrics.observe_view(_view_read("v", ("a", "b"), [[2], [None]], [False]))
     body, content_type = metrics.exposition()
     assert content_type.startswith("text/plain")
-    counters = parse_metrics(body.decode())
+    counters = parse_metrics(body.decode()).minus(zero)
+    assert counters is not None
     assert counters.rows == {"v": 4.0}
     assert counters.nulls == {"v": {"a": 2.0, "b": 2.0}}
     assert counters.expired == {"v": 1.0}
     report = served_traffic(
         counters, previous=None, features={"v": ["a", "b", "c"]}, url="http://h:1"
     )
-    assert report["requests"] == {"200": 4, "404": 1}
+    assert report["requests"] == {"200": 4, "404": 1, "422": 0}
     assert report["latency_ms"]["reads"] == 5
     assert report["views"]["v"]["null_rate"] == {"a": 0.5, "b": 0.5, "c": 0.0}
     assert report["views"]["v"]["expired_rate"] == 0.25
@@ -272,7 +295,8 @@ def test_served_counts_round_trip_through_the_exposition() -> None:
 
     # The next run subtracts this run's counters; a restart starts over.
     metrics.observe_view(_view_read("v", ("a", "b"), [[None], [None]], [False]))
-    later = parse_metrics(metrics.exposition()[0].decode())
+    later = parse_metrics(metrics.exposition()[0].decode()).minus(zero)
+    assert later is not None
     delta = served_traffic(later, previous=counters, features={"v": ["a"]}, url="x")
     assert delta["since"] == "previous monitor run"
     assert delta["views"]["v"] == {
@@ -304,6 +328,7 @@ def test_metrics_middleware_times_reads_with_their_status() -> None:
     api.add_route("/get-online-features", read, methods=["POST"])
 
     metrics = mount_metrics(api)
+    zero = _baseline(metrics, {})
 
     async def go() -> str:
         transport = httpx.ASGITransport(app=api)
@@ -313,8 +338,13 @@ def test_metrics_middleware_times_reads_with_their_status() -> None:
             await c.get("/health")
             return (await c.get("/metrics")).text
 
-    counters = parse_metrics(asyncio.run(go()))
-    assert counters.requests == {"/get-online-features": {"200": 2.0, "422": 1.0}}
+    counters = parse_metrics(asyncio.run(go())).minus(zero)
+    assert counters is not None
+    assert counters.requests["/get-online-features"] == {
+        "200": 2.0,
+        "404": 0.0,
+        "422": 1.0,
+    }
     assert counters.latency_buckets["/get-online-features"][-1][1] == 3.0
     assert metrics.multiprocess is False
 
@@ -385,3 +415,23 @@ def test_bad_thresholds_are_named(entry: dict, message: str) -> None:
 
     with pytest.raises(ValueError, match=message):
         load_policy(entry)
+
+
+def test_two_sample_tests_from_scipy() -> None:
+    from feature_platform.monitoring.drift import two_sample_test
+
+    same = two_sample_test(
+        pd.Series(BASE), pd.Series(RNG.normal(40.0, 10.0, 5_000)), "numeric"
+    )
+    shifted = two_sample_test(
+        pd.Series(BASE), pd.Series(RNG.normal(50.0, 10.0, 5_000)), "numeric"
+    )
+    assert same is not None and shifted is not None
+    assert same["test"] == "ks_2samp" and same["statistic"] < 0.05
+    assert shifted["statistic"] > 0.3 and shifted["pvalue"] < 1e-10
+    cats = pd.Series(["a"] * 500 + ["b"] * 500 + [None] * 10)
+    moved = pd.Series(["a"] * 900 + ["b"] * 100)
+    chi2 = two_sample_test(cats, moved, "categorical")
+    assert chi2 is not None and chi2["test"] == "chi2_contingency"
+    assert chi2["pvalue"] < 1e-10
+    assert two_sample_test(pd.Series([None]), moved, "categorical") is None

@@ -5,8 +5,13 @@ behind ``feast monitor run``: row/null counts, mean, p50..p99, top values), on
 rows read with the offline store (``feature_platform.offline.window_rows_job``).
 ``feast monitor`` itself has no drift metric, so drift is computed here: PSI
 on shared bins (deciles of the reference window; categories as bins; nulls as
-their own bin), flagged above ``PSI_THRESHOLD`` (0.2). ``pii``-tagged features
-are never profiled (their distributions would leak).
+their own bin), flagged above the feature's ``max_psi`` in
+``operations.MONITORING`` (default ``PSI_THRESHOLD``, 0.2). PSI is ten lines of
+numpy here: scipy has no PSI, and the libraries that do (evidently, nannyml)
+are not in the lock and pull in far more than one formula. scipy's two-sample
+tests (``ks_2samp``, ``chi2_contingency``) are reported beside it
+(``two_sample_test``). ``pii``-tagged features are never profiled (their
+distributions would leak).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ __all__ = [
     "drift",
     "psi_categorical",
     "psi_numeric",
+    "two_sample_test",
 ]
 
 PSI_THRESHOLD = 0.2
@@ -130,6 +136,49 @@ def psi_categorical(
     }
 
 
+def two_sample_test(
+    reference: pd.Series, current: pd.Series, kind: str
+) -> dict[str, Any] | None:
+    """scipy's two-sample test of the non-null values, reported next to PSI.
+
+    numeric: Kolmogorov-Smirnov (``ks_2samp``: the largest gap between the two
+    empirical CDFs); categorical: chi-square on the category counts
+    (``chi2_contingency``). Not used to alert: with the tens of thousands of
+    rows a window holds, their p-values flag shifts far too small to matter,
+    while PSI measures the size of the shift.
+    """
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    ref, cur = reference.dropna(), current.dropna()
+    if ref.empty or cur.empty:
+        return None
+    if kind == "numeric":
+        result = stats.ks_2samp(ref.astype("float64"), cur.astype("float64"))
+        name = "ks_2samp"
+    else:
+        table = (
+            pd.DataFrame(
+                {
+                    "reference": ref.astype(str).value_counts(),
+                    "current": cur.astype(str).value_counts(),
+                }
+            )
+            .fillna(0)
+            .to_numpy()
+        )
+        if table.shape[0] < 2:
+            return None
+        result = stats.chi2_contingency(table)
+        name = "chi2_contingency"
+    return {
+        "test": name,
+        "statistic": round(float(result.statistic), 6),
+        "pvalue": float(np.format_float_scientific(result.pvalue, precision=4)),
+    }
+
+
 def _num(x: float) -> str:
     if math.isinf(x):
         return "-inf" if x < 0 else "inf"
@@ -224,6 +273,7 @@ def drift(
             per[name] = {
                 "kind": kind,
                 **result,
+                "two_sample": two_sample_test(ref[name], cur[name], kind),
                 "drifted": psi is not None and psi > PSI_THRESHOLD,
                 "rows": {"reference": len(ref), "current": len(cur)},
                 "reference_stats": _stats(ref, name, kind) if len(ref) else {},
