@@ -5,7 +5,8 @@ Data-aware schedule: runs whenever `feast_materialization_pipeline` has updated
 the online `customer_stats` values (Airflow asset
 `feature-platform://online-store/customer_stats`). Builds the point-in-time
 training set through `churn_prediction_service` from the labelled entity rows,
-trains, evaluates and saves the model (`feature_platform.training.run_training`).
+trains, evaluates, logs the MLflow run and registers the model version
+(`feature_platform.training.run_training`; docs/lineage.md).
 The training window ends at the materialized window's end (from the asset
 event); run by hand (no asset event), at the oldest watermark of the feature
 service's views (`feature_platform.orchestration.training_end`): either way a
@@ -55,7 +56,7 @@ def feast_training():
     def train_churn_model(**context: Any) -> dict[str, Any]:
         import pandas as pd
 
-        from feature_platform.config import artifacts_dir, data_dir, get_store
+        from feature_platform.config import data_dir, get_store
         from feature_platform.orchestration import (
             fail_fast,
             profile_name,
@@ -67,9 +68,7 @@ def feast_training():
             store = get_store(profile_name())
             end = training_end(store, context, feature_service=DEFAULT_SERVICE)
             labels = pd.read_parquet(data_dir() / "churn_labels.parquet")
-        summary = run_training(
-            store, labels, model_dir=artifacts_dir() / "churn_model", end=end
-        )
+        summary = run_training(store, labels, end=end)  # model: the MLflow registry
         return {**summary, "trigger": "asset" if _triggered(context) else "manual"}
 
     @task
