@@ -106,6 +106,7 @@ class ServingMetrics:
         )
         # Children cached by label values: ``labels()`` takes a lock per call.
         self._children: dict[tuple[str, ...], Any] = {}
+        self._views: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric._name, *labels)
@@ -120,15 +121,24 @@ class ServingMetrics:
 
     def observe_view(self, view: ViewRead) -> None:
         """Count one view's served rows, null values and expired rows."""
-        name = view.plan.name
-        self._child(self.rows, name).inc(len(view.stale))
-        expired = sum(view.stale)
-        if expired:
-            self._child(self.expired, name).inc(expired)
-        for feature, column in zip(view.plan.features, view.values, strict=True):
-            nulls = column.count(None)
-            if nulls:
-                self._child(self.nulls, name, feature).inc(nulls)
+        plan = view.plan
+        key = (plan.name, plan.features)
+        children = self._views.get(key)
+        if children is None:
+            children = self._views[key] = (
+                self.rows.labels(plan.name),
+                self.expired.labels(plan.name),
+                [self.nulls.labels(plan.name, f) for f in plan.features],
+            )
+        rows, expired, nulls = children
+        rows.inc(len(view.stale))
+        stale = sum(view.stale)
+        if stale:
+            expired.inc(stale)
+        for child, column in zip(nulls, view.values, strict=True):
+            count = column.count(None)
+            if count:
+                child.inc(count)
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text format of this app's metrics (all workers')."""
