@@ -23,9 +23,12 @@ histogram shape are followed here.
 
 The metrics live in a registry per app (``ServingMetrics``), created after
 Feast's server module is imported: ``feast.metrics`` points prometheus_client at
-a multiprocess directory before importing it, so with ``--workers N``
-(``serve`` gives every worker the same directory) ``/metrics`` adds up all
-workers' files (``MultiProcessCollector``).
+a multiprocess directory (values in mmap files) before importing it. With
+``multiprocess`` (``FP_SERVER_WORKERS`` > 1) ``/metrics`` adds up every file in
+``PROMETHEUS_MULTIPROC_DIR`` (``MultiProcessCollector``): the workers' total
+when they share that directory. ``feast.metrics`` makes one per process when
+the variable is unset, so today each uvicorn worker counts its own traffic
+(docs/monitoring.md: run one worker per scraped server, or set the variable).
 """
 
 from __future__ import annotations
