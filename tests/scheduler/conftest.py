@@ -107,7 +107,7 @@ class Api:
                 raise AssertionError(
                     f"{dag_id} {run_id or run_type}: not done: {runs[:1]}"
                 )
-            time.sleep(23
+            time.sleep(3)
 
     def task_instances(self, run: dict[str, Any]) -> dict[str, dict[str, Any]]:
         tis = self.get(
