@@ -135,10 +135,10 @@ def _floor_workload(
             pending = 0
             for n, size in batches:
                 pipe.send(fh.read(size))
-                pipe.replies(pending)
+                pipe.line_replies(pending)
                 pending = n
                 rows += n
-            pipe.replies(pending)
+            pipe.line_replies(pending)
             seconds = time.perf_counter() - t0
             cpu = cpu_seconds() - cpu0
     finally:

@@ -159,3 +159,64 @@ def test_mask_array_equals_hmac(salt: str) -> None:
     assert got == expected
     assert got[1] is None and got[-1] == values[-1]
     assert all(v is None or v.startswith("sha256:") for v in got)
+
+
+@pytest.mark.parametrize(
+    "salt", ["feature-platform-dev-salt", "", "k" * 64, "long-" * 40, "sälz'"]
+)
+def test_sql_mask_equals_mask_values(salt: str) -> None:
+    """The writer's DuckDB masking of string pii columns is ``pii.mask_values``."""
+    import duckdb
+
+    from feature_platform.online_store.writer import _mask_sql
+    from feature_platform.pii import mask_value, mask_values
+
+    values = ["ann@example.com", None, "", "ümlaut@x.de", "a" * 500, "it's"]
+    values += [mask_value("already@masked.com", salt=salt), "sha256:not-a-digest"]
+    con = duckdb.connect()
+    try:
+        con.register("t", pa.table({"v": pa.array(values, pa.string())}))
+        rows = con.execute(f"SELECT {_mask_sql('v', salt)} FROM t").fetchall()
+        got = [r[0] for r in rows]
+    finally:
+        con.close()
+    assert got == mask_values(values, salt)
+    assert got[1] is None and got[6] == values[6] and got[7] != values[7]
+
+
+@pytest.mark.integration
+def test_line_replies_counts_exactly_and_reports_errors(redis_available) -> None:
+    """One-line replies are counted in the raw stream: the bytes after them
+    (an HMGET's replies) still parse, and an error reply is reported."""
+    import os
+    import uuid
+
+    import redis
+
+    from feature_platform.online_store.writer import _RawPipe, _resp
+
+    client = redis.Redis(
+        host=os.environ.get("FP_REDIS_HOST", "127.0.0.1"),
+        port=int(os.environ.get("FP_REDIS_PORT", "6379")),
+    )
+    prefix = f"fp_test_line_replies:{uuid.uuid4().hex}:".encode()
+    keys = [prefix + b"%d" % i for i in range(30_000)]
+    pipe = _RawPipe(client)
+    try:
+        pipe.send(
+            b"".join(_resp(b"HSET", k, b"f", b"v%d" % i) for i, k in enumerate(keys))
+        )
+        pipe.send(b"".join(_resp(b"HMGET", k, b"f") for k in keys[:3]))
+        pipe.line_replies(len(keys))
+        assert pipe.replies(3, keep=True) == [[b"v0"], [b"v1"], [b"v2"]]
+        client.set(prefix + b"str", b"x")
+        pipe.send(
+            _resp(b"HSET", keys[0], b"f", b"w")
+            + _resp(b"HSET", prefix + b"str", b"f", b"v")
+        )
+        with pytest.raises(RuntimeError, match="WRONGTYPE"):
+            pipe.line_replies(2)
+        assert client.hget(keys[0], b"f") == b"w"
+    finally:
+        pipe.close()
+        client.delete(*keys, prefix + b"str")
