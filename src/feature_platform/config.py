@@ -177,6 +177,7 @@ _VARIABLES: tuple[tuple[str, str, Any, Any, str], ...] = (
     ("auth", "FP_AUTH", _auth, "profile", "no_auth: drop auth (not production)"),
     ("monitor_server_url", "FP_MONITOR_SERVER_URL", _text, None, "server to scrape"),
     ("mlflow_tracking_uri", "FP_MLFLOW_TRACKING_URI", _text, None, "MLflow tracking"),
+    ("materialize_max_rows_per_s", "FP_MATERIALIZE_MAX_ROWS_PER_S", _seconds, 0.0, ""),
 )
 
 
@@ -215,6 +216,7 @@ class Settings:
     auth: str = "profile"
     monitor_server_url: str | None = None
     mlflow_tracking_uri: str | None = None
+    materialize_max_rows_per_s: float = 0.0
 
     @property
     def offline_kind(self) -> str:

@@ -268,6 +268,7 @@ def _write_view(
     progress: Progress | None,
     writer: Callable[[Any, datetime, datetime], int] | None,
 ) -> int:
+    from feature_platform.config import settings
     from feature_platform.online_store import writer as streaming
 
     if writer is not None:
@@ -284,6 +285,7 @@ def _write_view(
             progress,
             batch_rows=engine_config.batch_rows,
             memory_limit=engine_config.duckdb_memory_limit,
+            max_rows_per_s=settings().materialize_max_rows_per_s or None,
         )
     return _write_generic(
         config,
