@@ -188,8 +188,13 @@ def _check(report: dict[str, Any], traffic: Traffic) -> None:
         entry = report["online"][view]
         assert entry["rows"] == rows, view
         for feature, nulls in traffic.nulls[view].items():
+            assert entry["values"][feature] == rows, (view, feature)
             assert entry["nulls"][feature] == nulls, (view, feature)
             assert entry["null_rate"][feature] == round(nulls / rows, 4)
+        # features no read asked for have no rate (not 0 %)
+        for feature, served in entry["values"].items():
+            if feature not in traffic.nulls[view]:
+                assert served == 0 and entry["null_rate"][feature] is None
 
 
 def test_monitor_reports_the_servers_real_traffic(served, tmp_path: Path) -> None:

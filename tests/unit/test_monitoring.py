@@ -254,7 +254,7 @@ def _baseline(metrics, views: dict[str, tuple[str, ...]]):
     metrics.latency.labels(read)
     metrics.latency.labels("/push")
     for view, features in views.items():
-        metrics.rows.labels(view)
+        metrics.rows.labels(view, ",".join(features))
         metrics.expired.labels(view)
         for feature in features:
             metrics.nulls.labels(view, feature)
@@ -280,7 +280,7 @@ def test_served_counts_round_trip_through_the_exposition() -> None:
     assert content_type.startswith("text/plain")
     counters = parse_metrics(body.decode()).minus(zero)
     assert counters is not None
-    assert counters.rows == {"v": 4.0}
+    assert counters.rows == {"v": {"a,b": 4.0}}
     assert counters.nulls == {"v": {"a": 2.0, "b": 2.0}}
     assert counters.expired == {"v": 1.0}
     report = served_traffic(
@@ -288,7 +288,9 @@ def test_served_counts_round_trip_through_the_exposition() -> None:
     )
     assert report["requests"] == {"200": 4, "404": 1, "422": 0}
     assert report["latency_ms"]["reads"] == 5
-    assert report["views"]["v"]["null_rate"] == {"a": 0.5, "b": 0.5, "c": 0.0}
+    # c was not requested: no served values, no rate (not 0 %)
+    assert report["views"]["v"]["values"] == {"a": 4, "b": 4, "c": 0}
+    assert report["views"]["v"]["null_rate"] == {"a": 0.5, "b": 0.5, "c": None}
     assert report["views"]["v"]["expired_rate"] == 0.25
     # 5 reads: p50 (rank 2.5) in (1, 1.5] ms: 2 below 1 ms, 1 in the bucket
     assert 1.0 < report["latency_ms"]["p50"] <= 1.5
@@ -301,6 +303,7 @@ def test_served_counts_round_trip_through_the_exposition() -> None:
     assert delta["since"] == "previous monitor run"
     assert delta["views"]["v"] == {
         "rows": 1,
+        "values": {"a": 1},
         "nulls": {"a": 1},
         "null_rate": {"a": 1.0},
         "expired_rate": 0.0,
@@ -367,13 +370,19 @@ def test_alerts_follow_the_policy() -> None:
         min_reads=20,
         views={"v": ViewThresholds(max_null_rate={"*": 0.1, "b": None})},
     )
-    report = _report(v={"rows": 40, "null_rate": {"a": 0.25, "b": 0.9, "c": 0.05}})
+    report = _report(
+        v={
+            "rows": 40,
+            "values": {"a": 40, "b": 40, "c": 40},
+            "null_rate": {"a": 0.25, "b": 0.9, "c": 0.05},
+        }
+    )
     assert alerts(report, policy) == [
         "null rate: v:a 25.0% of 40 served values > 10.0%",
         "latency: p99 80.0 ms over 40 served reads > 50.0 ms",
     ]
     # too few reads: reported, not alerted; probes never alert on latency
-    few = _report(v={"rows": 5, "null_rate": {"a": 1.0}})
+    few = _report(v={"rows": 5, "values": {"a": 5}, "null_rate": {"a": 1.0}})
     few["latency_ms"]["reads"] = 5
     assert alerts(few, policy) == []
     probes = _report(v={"entities_sampled": 100, "null_rate": {"a": 0.0}})

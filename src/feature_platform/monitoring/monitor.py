@@ -166,11 +166,14 @@ def alerts(report: dict[str, Any], policy: Policy) -> list[str]:
             )
     source = report.get("online_source", {}).get("kind", "probes")
     for view, entry in report["online"].items():
-        seen = entry.get("rows", entry.get("entities_sampled", 0))
-        if seen < policy.min_reads:
-            continue
         for name, rate in (entry.get("null_rate") or {}).items():
+            # served values of this feature (server), else entities probed
+            seen = (entry.get("values") or {}).get(
+                name, entry.get("entities_sampled", 0)
+            )
             ceiling = policy.view(view).null_ceiling(name)
+            if seen < policy.min_reads:
+                continue
             if ceiling is not None and rate is not None and rate > ceiling:
                 out.append(
                     f"null rate: {view}:{name} {rate:.1%} of {seen} "

@@ -42,7 +42,7 @@ class ServerCounters:
     requests: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_buckets: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     latency_sum: dict[str, float] = field(default_factory=dict)
-    rows: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
     nulls: dict[str, dict[str, float]] = field(default_factory=dict)
     expired: dict[str, float] = field(default_factory=dict)
 
@@ -58,7 +58,7 @@ class ServerCounters:
                 for k, v in raw.get("latency_buckets", {}).items()
             },
             latency_sum=dict(raw.get("latency_sum", {})),
-            rows=dict(raw.get("rows", {})),
+            rows={k: dict(v) for k, v in raw.get("rows", {}).items()},
             nulls={k: dict(v) for k, v in raw.get("nulls", {}).items()},
             expired=dict(raw.get("expired", {})),
         )
@@ -93,7 +93,10 @@ class ServerCounters:
                     e: max(0.0, s - before.latency_sum.get(e, 0.0))
                     for e, s in self.latency_sum.items()
                 },
-                rows={v: sub(n, before.rows.get(v)) for v, n in self.rows.items()},
+                rows={
+                    v: {f: sub(n, before.rows.get(v, {}).get(f)) for f, n in fs.items()}
+                    for v, fs in self.rows.items()
+                },
                 nulls={
                     v: {
                         f: sub(n, before.nulls.get(v, {}).get(f)) for f, n in fs.items()
@@ -153,7 +156,9 @@ def parse_metrics(text: str) -> ServerCounters:
             elif s.name == _P + "request_latency_seconds_sum":
                 out.latency_sum[labels["endpoint"]] = value
             elif s.name == _P + "rows_total":
-                out.rows[labels["feature_view"]] = value
+                out.rows.setdefault(labels["feature_view"], {})[labels["features"]] = (
+                    value
+                )
             elif s.name == _P + "nulls_total":
                 out.nulls.setdefault(labels["feature_view"], {})[labels["feature"]] = (
                     value
@@ -213,13 +218,20 @@ def served_traffic(
 
     views: dict[str, Any] = {}
     for view, names in features.items():
-        rows = int(c.rows.get(view, 0))
+        by_set = c.rows.get(view, {})
+        rows = int(sum(by_set.values()))
+        # values served per feature: the rows of every request naming it
+        served = {
+            f: int(sum(n for fs, n in by_set.items() if f in fs.split(",")))
+            for f in names
+        }
         nulls = {f: int(c.nulls.get(view, {}).get(f, 0)) for f in names}
         views[view] = {
             "rows": rows,
+            "values": served,
             "nulls": nulls,
             "null_rate": {
-                f: round(n / rows, 4) if rows else None for f, n in nulls.items()
+                f: round(nulls[f] / served[f], 4) if served[f] else None for f in names
             },
             "expired_rate": round(c.expired.get(view, 0) / rows, 4) if rows else None,
         }

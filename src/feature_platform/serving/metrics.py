@@ -7,10 +7,12 @@ What the monitor reads (``feature_platform.monitoring.traffic`` scrapes it):
   ``POST /get-online-features`` and ``POST /push``, timed at the outermost ASGI
   layer (request guard, fast reads and Feast's endpoint included), whatever
   path answers it;
-* ``fp_serving_rows_total{feature_view}``, ``fp_serving_nulls_total{feature_view,
-  feature}`` and ``fp_serving_expired_total{feature_view}``: the rows each view
-  served, and of those the values served null (missing entity, null in the
-  store, or past the view's ttl) and the rows nulled by the ttl rule, counted on
+* ``fp_serving_rows_total{feature_view,features}`` (``features``: the requested
+  features of the view, comma-separated: one series per feature service or
+  feature list), ``fp_serving_nulls_total{feature_view,feature}`` and
+  ``fp_serving_expired_total{feature_view}``: the rows each view served, and of
+  those the values served null (missing entity, null in the store, or past the
+  view's ttl) and the rows nulled by the ttl rule, counted on
   the platform's read path (``FastReads``) from the columns it already decoded:
   ``list.count(None)`` and ``sum(stale)`` run in C, one counter increment per
   view and one per feature that had a null (nothing per value in Python).
@@ -91,8 +93,8 @@ class ServingMetrics:
         )
         self.rows = Counter(
             PREFIX + "rows_total",
-            "Entity rows served per feature view (each feature serves one value)",
-            ["feature_view"],
+            "Entity rows served per feature view and requested features",
+            ["feature_view", "features"],
             registry=self.registry,
         )
         self.nulls = Counter(
@@ -129,7 +131,7 @@ class ServingMetrics:
         children = self._views.get(key)
         if children is None:
             children = self._views[key] = (
-                self.rows.labels(plan.name),
+                self.rows.labels(plan.name, ",".join(plan.features)),
                 self.expired.labels(plan.name),
                 [self.nulls.labels(plan.name, f) for f in plan.features],
             )
