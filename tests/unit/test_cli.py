@@ -79,7 +79,12 @@ def test_demo_twice_is_incremental(repo_env: Path, capsys) -> None:
     predictions = second["steps"]["online"]["predictions"]
     assert len(predictions) == 5
     assert all(0 <= p["churn_probability"] <= 1 for p in predictions)
-    assert (Path(second["steps"]["train"]["model_dir"]) / "model.joblib").exists()
+    # Each run registered a model version; step 5 predicted with the champion.
+    registered = [run["steps"]["train"]["registered"] for run in (first, second)]
+    assert [r["version"] for r in registered] == [1, 2]
+    assert registered[1]["aliases"] == ["champion"]
+    assert second["steps"]["train"]["model_dir"] is None  # the registry is its home
+    assert (repo_env / "data" / "mlflow" / "mlflow.db").is_file()
 
 
 def _last_json(stdout: str) -> dict:
