@@ -84,6 +84,9 @@ class Catalog:
     views: dict[str, ViewInfo]
     services: dict[str, list[tuple[str, list[str], dict[str, str]]]]
     push_sources: dict[str, PushInfo]
+    # The project's permissions (serialized): a changed permission is a new
+    # catalog, which the authorizer's cache follows (serving.auth).
+    permissions: tuple[bytes, ...] = ()
 
     @classmethod
     def from_store(cls, store: FeatureStore) -> Catalog:
@@ -152,7 +155,18 @@ class Catalog:
                 if batch
                 else None,
             )
-        return cls(views=views, services=services, push_sources=push_sources)
+        permissions = tuple(
+            sorted(
+                p.to_proto().SerializeToString(deterministic=True)
+                for p in registry.list_permissions(project, allow_cache=True)
+            )
+        )
+        return cls(
+            views=views,
+            services=services,
+            push_sources=push_sources,
+            permissions=permissions,
+        )
 
 
 def _servable(view: Any, registry: Any) -> bool:

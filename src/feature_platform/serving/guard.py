@@ -190,7 +190,7 @@ class RequestGuard:
         if self.auth is not None:
             # Feast's endpoint authorizes what it answers; this is what it
             # would assert, for the reads answered here.
-            self.auth.authorize_read(payload, user)
+            self.auth.authorize_read(payload, user, self.catalog(False))
         return fast.respond(payload, self.catalog(False))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
