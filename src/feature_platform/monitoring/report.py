@@ -93,7 +93,7 @@ def _plot_freshness(fresh: dict[str, Any]) -> str:
         label = "never materialized" if f["age_seconds"] is None else f"{age:.1f} h"
         ax.text(age, i, f"  {label}", va="center", fontsize=8)
     ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("hours since last materialized end (dashed: ttl/3, solid: ttl)")
+    ax.set_xlabel("hours since last materialized end (dashed: max_age, solid: ttl)")
     ax.set_title("Freshness", fontsize=10)
     return _img(_png(fig), "freshness bars")
 
