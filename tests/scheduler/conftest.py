@@ -22,9 +22,27 @@ import pytest
 
 from tests.conftest import make_repo
 from tests.dags.conftest import Webhook
-from tests.integration.faults import RedisServer, free_port
+from tests.integration.faults import RedisServer
 
 RETRY_DELAY_S = 5  # the tests' FEATURE_PLATFORM_RETRY_DELAY_SECONDS
+
+
+def listen_port() -> int:
+    """A free port below the kernel's ephemeral range (32768+): a port from
+    ``bind(0)`` may be handed to an outgoing connection (PostgreSQL, Redis
+    clients) in the minutes before the server listens on it."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 class Api:
@@ -173,7 +191,7 @@ def deployment(
     tag = uuid.uuid4().hex[:8]
     root = tmp_path_factory.mktemp("stack")
     repo = make_repo(root / "repo")
-    redis = RedisServer()
+    redis = RedisServer(listen_port())
     redis.start()
     webhook = Webhook()
     databases = {
@@ -191,10 +209,10 @@ def deployment(
         "FEATURE_PLATFORM_WEBHOOK_URL": webhook.url,
         "FP_REDIS_HOST": "127.0.0.1",
         "FP_REDIS_PORT": str(redis.port),
-        "FP_AIRFLOW_API_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "FP_SERVER_PORT": str(free_port()),
-        "FP_MLFLOW_PORT": str(free_port()),
+        "FP_AIRFLOW_API_PORT": str(listen_port()),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(listen_port()),
+        "FP_SERVER_PORT": str(listen_port()),
+        "FP_MLFLOW_PORT": str(listen_port()),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
     stack = Stack(
