@@ -149,6 +149,7 @@ def bench_http(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
             "FEATURE_PLATFORM_PROFILE": "services",
             "FEATURE_PLATFORM_REPO": str(env.repo),
             "FEATURE_PLATFORM_OFFLINE": "file",
+            "FP_AUTH": "no_auth",
         }
         proc = subprocess.Popen(
             argv(port),
