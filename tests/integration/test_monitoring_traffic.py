@@ -240,3 +240,40 @@ def test_monitor_reports_the_servers_real_traffic(served, tmp_path: Path) -> Non
     report = json.loads((out / "monitor.json").read_text())
     assert report["served"]["since"] == "previous monitor run"
     _check(report, second)
+
+
+def test_metrics_add_up_every_worker(served, tmp_path: Path) -> None:
+    """``--workers 2``: whichever worker answers /metrics counts every read."""
+    from feature_platform.monitoring import parse_metrics
+
+    _url, _store, repo = served
+    port = free_port()
+    log = tmp_path / "workers.log"
+    env = {**os.environ, "FEAST_USAGE": "False", "FP_SERVER_LOG_LEVEL": "warning"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "feature_platform.server",
+                "--profile", "services", "--repo", str(repo), "--workers", "2",
+                "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+            ],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        body = {
+            "features": ["driver_stats:total_trips"],
+            "entities": {"driver_id": [1]},
+        }
+        for _ in range(30):  # a new connection each: the kernel spreads them
+            assert (
+                httpx.post(url + "/get-online-features", json=body).status_code == 200
+            )
+        for _ in range(4):
+            counters = parse_metrics(httpx.get(url + "/metrics", timeout=10).text)
+            assert counters.requests["/get-online-features"] == {"200": 30.0}
+            assert counters.rows["driver_stats"] == {"total_trips": 30.0}
+            assert counters.nulls["driver_stats"] == {"total_trips": 30.0}
+    finally:
+        stop_process(proc)

@@ -382,14 +382,25 @@ def serve(args: argparse.Namespace) -> int:
         return 0
     # Worker processes build their own app from the environment they inherit:
     # the one place the package hands values on through it, explicitly.
+    import atexit
     import os
+    import shutil
+    import tempfile
 
+    # One directory for every worker's metric values (prometheus_client's
+    # multiprocess mode, the variables feast.metrics reads too): /metrics on
+    # any worker adds up all of them (serving.metrics).
+    metrics_dir = tempfile.mkdtemp(prefix="fp_serving_metrics_")
+    atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
     for var, value in {
         "FEATURE_PLATFORM_PROFILE": profile,
         "FEATURE_PLATFORM_REPO": repo,
         "FP_SERVER_MAX_ENTITY_ROWS": args.max_entity_rows,
         "FP_SERVER_MAX_BODY_BYTES": args.max_body_bytes,
         "FP_SERVER_REGISTRY_TTL_SEC": args.registry_ttl_sec,
+        "FP_SERVER_WORKERS": workers,
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "PROMETHEUS_MULTIPROCESS_DIR": metrics_dir,
     }.items():
         if value is not None:
             os.environ[var] = str(value)

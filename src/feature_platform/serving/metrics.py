@@ -27,10 +27,8 @@ The metrics live in a registry per app (``ServingMetrics``), created after
 Feast's server module is imported: ``feast.metrics`` points prometheus_client at
 a multiprocess directory (values in mmap files) before importing it. With
 ``multiprocess`` (``FP_SERVER_WORKERS`` > 1) ``/metrics`` adds up every file in
-``PROMETHEUS_MULTIPROC_DIR`` (``MultiProcessCollector``): the workers' total
-when they share that directory. ``feast.metrics`` makes one per process when
-the variable is unset, so today each uvicorn worker counts its own traffic
-(docs/monitoring.md: run one worker per scraped server, or set the variable).
+``PROMETHEUS_MULTIPROC_DIR`` (``MultiProcessCollector``): ``serve`` gives the
+uvicorn workers one directory, so any worker answers with their total.
 """
 
 from __future__ import annotations
