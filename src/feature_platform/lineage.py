@@ -265,6 +265,12 @@ def model_lineage(
             f"registered model {name!r} has no version or alias {ref!r}: {exc.message}"
         ) from exc
     model = _from_version(version)
+    if model is not None:  # a version read by number carries no aliases: ask
+        aliases = client.get_registered_model(name).aliases.items()
+        model = replace(
+            model,
+            aliases=tuple(sorted(a for a, v in aliases if int(v) == model.version)),
+        )
     if model is None:
         raise LineageError(
             f"{name} v{version.version} has no {FEATURE_SERVICE_TAG!r} tag: it was "

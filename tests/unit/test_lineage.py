@@ -121,9 +121,11 @@ def test_model_to_feature_service_refs_and_window(
         lineage_repo["second"]["registered"]["version"],
         tracking_uri=store.config.mlflow.tracking_uri,
     )
-    assert (
-        v2.aliases == () and v2.run_id == lineage_repo["second"]["registered"]["run_id"]
-    )
+    assert v2.aliases == ()
+    assert v2.run_id == lineage_repo["second"]["registered"]["run_id"]
+    # By number, the champion still shows its alias.
+    v1 = model_lineage(SERVICE, first["registered"]["version"], store=store)
+    assert v1.aliases == ("champion",)
 
 
 def test_feature_to_models(lineage_repo: dict[str, Any]) -> None:
