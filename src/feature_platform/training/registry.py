@@ -123,11 +123,15 @@ def feast_mlflow(store: FeatureStore) -> Any:
     ``store.mlflow`` when the profile enables the integration; else the same
     client built on the profile's ``mlflow:`` block, which
     ``config.load_repo_config`` puts on every profile with its tracking URI.
+
+    Feast's client passes only the tracking URI to ``MlflowClient``, whose
+    *registry* URI then comes from MLflow's global setting: this sets the global
+    registry URI to the store's, or a second store in the process would read
+    (and register into) the first one's registry.
     """
+    import mlflow
     from feast.mlflow_integration.client import FeastMlflowClient
 
-    if store.mlflow is not None:
-        return store.mlflow
     configured = store.config.mlflow
     if configured is None or not configured.get_tracking_uri():
         raise LineageError(
@@ -135,6 +139,9 @@ def feast_mlflow(store: FeatureStore) -> Any:
             "(no `mlflow:` block): build it with feature_platform.config.get_store "
             "or set FP_MLFLOW_TRACKING_URI"
         )
+    mlflow.set_registry_uri(configured.get_tracking_uri())
+    if store.mlflow is not None:
+        return store.mlflow
     return FeastMlflowClient(store)
 
 
@@ -173,11 +180,12 @@ def log_training_run(
     from feature_platform.redact import redact_url
 
     started = time.monotonic()
-    feast = feast_mlflow(store)
-    uri = store.config.mlflow.get_tracking_uri()
-    client = feast.client
+    uri = tracking_uri_of(store=store)
+    # MLflow's fluent API (start_run, log_model, register_model) uses the global
+    # URIs: this store's (feast_mlflow sets the registry URI too).
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    feast = feast_mlflow(store)
+    client = feast.client
     meta = evaluated.bundle.metadata
     service = training_set.feature_service
     refs = feature_refs(store, service)
