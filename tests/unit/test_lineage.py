@@ -204,3 +204,29 @@ def test_cli_lineage_and_predict(
     assert preds["feature_service"] == SERVICE
     assert [p["customer_id"] for p in preds["predictions"]] == [1000000, 1000001]
     assert all(0 <= p["churn_probability"] <= 1 for p in preds["predictions"])
+
+
+def test_a_second_store_in_the_process_keeps_its_own_registry(
+    lineage_repo: dict[str, Any], tmp_path: Path
+) -> None:
+    """MLflow's registry URI is process-global (Feast's client reads it): a
+    second repo's training registers into its own store, not the first's."""
+    from feature_platform.config import get_store
+    from feature_platform.definitions import apply_definitions
+    from feature_platform.lineage import model_lineage, models_consuming
+    from feature_platform.training import run_training
+    from tests.conftest import make_repo
+
+    other_repo = make_repo(tmp_path / "other")
+    other = get_store("local", repo=other_repo)
+    apply_definitions(other)
+    labels = pd.read_parquet(other_repo / "data" / "churn_labels.parquet")
+    trained = run_training(other, labels, n_estimators=20, threshold=0.5)
+    assert trained["registered"]["version"] == 1
+    assert [str(m) for m in models_consuming(SERVICE, store=other)] == [
+        f"{SERVICE} v1 @champion"
+    ]
+    first = lineage_repo["store"]
+    assert [m.version for m in models_consuming(SERVICE, store=first)] == [2, 1]
+    # Feast's resolver (store=) reads the first store's registry again.
+    assert model_lineage(SERVICE, "champion", store=first).version == 1
