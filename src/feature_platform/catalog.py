@@ -123,35 +123,15 @@ def _no_models(_ref: str, _services: tuple[str, ...]) -> list[str]:
     return []
 
 
-# An unreachable tracking server must not stall the catalog behind MLflow's
-# HTTP retries (minutes): one bounded probe of its /health first.
-_PROBE_SECONDS = 3.0
-
-
-def _registry_reachable(uri: str) -> str | None:
-    """``None`` when the model registry at ``uri`` can be read, else why not."""
-    from pathlib import Path
-    from urllib.error import URLError
-    from urllib.request import urlopen
-
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///") :])
-        # Nothing registered yet; do not create an empty store by looking.
-        return None if path.is_file() else f"no MLflow store at {path} yet"
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urlopen(uri.rstrip("/") + "/health", timeout=_PROBE_SECONDS):
-                return None
-        except (URLError, OSError) as exc:
-            return f"unreachable: {getattr(exc, 'reason', exc)}"
-    return None
-
-
 def _lineage(store: FeatureStore) -> tuple[ModelConsumers, str | None, str | None]:
     """Consuming models from the MLflow model registry (``feature_platform.lineage``):
     ``(lookup, registry URI, why there are none)``. A model consumes the
     feature references its registered version was trained on."""
-    from feature_platform.lineage import consumers_by_feature, tracking_uri_of
+    from feature_platform.lineage import (
+        consumers_by_feature,
+        registry_problem,
+        tracking_uri_of,
+    )
     from feature_platform.redact import redact_url
 
     try:
@@ -159,7 +139,7 @@ def _lineage(store: FeatureStore) -> tuple[ModelConsumers, str | None, str | Non
     except Exception as exc:  # noqa: BLE001 - a profile without MLflow
         return _no_models, None, str(exc)
     shown = redact_url(uri)
-    problem = _registry_reachable(uri)
+    problem = registry_problem(uri)
     if problem is not None:
         return _no_models, shown, problem
     try:

@@ -69,7 +69,9 @@ __all__ = [
     "model_lineage",
     "models_consuming",
     "registered_model_name",
+    "registry_problem",
     "tracking_uri_of",
+    "training_window",
 ]
 
 FEATURE_SERVICE_TAG = "feast.feature_service"  # Feast's tag (run and version)
@@ -125,6 +127,31 @@ def tracking_uri_of(
     if configured is not None and configured.get_tracking_uri():
         return str(configured.get_tracking_uri())
     return mlflow_tracking_uri(profile)
+
+
+# An unreachable tracking server must not stall a caller (catalog, monitor)
+# behind MLflow's HTTP retries (minutes): one bounded probe of /health first.
+PROBE_SECONDS = 3.0
+
+
+def registry_problem(uri: str) -> str | None:
+    """``None`` when the model registry at ``uri`` can be read, else why not
+    (bounded: a missing SQLite store is not created by looking, an HTTP
+    server gets one ``/health`` probe of ``PROBE_SECONDS``)."""
+    from pathlib import Path
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :])
+        return None if path.is_file() else f"no MLflow store at {path} yet"
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urlopen(uri.rstrip("/") + "/health", timeout=PROBE_SECONDS):
+                return None
+        except (URLError, OSError) as exc:
+            return f"unreachable: {getattr(exc, 'reason', exc)}"
+    return None
 
 
 def mlflow_client(
@@ -316,3 +343,28 @@ def _check_with_feast(store: FeatureStore, model: ModelVersionLineage) -> None:
             f"{model}: Feast resolves feature service {resolved!r}, the version "
             f"records {model.feature_service!r}"
         )
+
+
+def training_window(
+    feature_service: str,
+    version_or_alias: str | int = CHAMPION,
+    *,
+    store: FeatureStore | None = None,
+    profile: str | None = None,
+) -> tuple[dict[str, str] | None, str]:
+    """The training window of a service's registered model version (``champion``
+    by default) and where it came from, or ``(None, why not)``: no registry,
+    registry unreachable, no such version, or a version without a window."""
+    uri = tracking_uri_of(store=store, profile=profile)
+    problem = registry_problem(uri)
+    if problem is not None:
+        return None, problem
+    name = registered_model_name(feature_service)
+    try:
+        # Without ``store``: the window is read, Feast's resolver check is not run.
+        model = model_lineage(name, version_or_alias, tracking_uri=uri)
+    except Exception as exc:  # noqa: BLE001 - MLflow errors, registry schema, auth
+        return None, f"{name}@{version_or_alias}: {type(exc).__name__}: {exc}"
+    if model.training_window is None:
+        return None, f"{model} records no training window"
+    return model.training_window, f"training window of {model}"

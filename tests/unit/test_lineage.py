@@ -230,3 +230,32 @@ def test_a_second_store_in_the_process_keeps_its_own_registry(
     assert [m.version for m in models_consuming(SERVICE, store=first)] == [2, 1]
     # Feast's resolver (store=) reads the first store's registry again.
     assert model_lineage(SERVICE, "champion", store=first).version == 1
+
+
+def test_monitor_reference_window_is_the_champions_training_window(
+    lineage_repo: dict[str, Any], tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from feature_platform.config import get_store
+    from feature_platform.lineage import training_window
+    from feature_platform.monitoring.window import default_windows
+    from tests.conftest import make_repo
+
+    store, first = lineage_repo["store"], lineage_repo["first"]
+    window, source = training_window(SERVICE, store=store)
+    assert window == first["training_window"] and "@champion" in source
+    end = datetime.fromisoformat(window["end"])
+    ref, cur = default_windows(now=end + timedelta(days=2), store=store)
+    assert ref.start == datetime.fromisoformat(window["start"])
+    assert ref.end == end and ref.label == source and ref.end <= cur.start
+
+    # No registry yet (a fresh repo): no window, the reason says why, and the
+    # monitor falls back to the 30 days before the current window.
+    empty = get_store("local", repo=make_repo(tmp_path / "repo"))
+    window, why = training_window(SERVICE, store=empty)
+    assert window is None and "no MLflow store" in why
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    ref, cur = default_windows(now=now, store=empty)
+    assert (ref.start, ref.end) == (now - timedelta(days=31), now - timedelta(days=1))
+    assert not (tmp_path / "repo" / "data" / "mlflow" / "mlflow.db").exists()

@@ -65,7 +65,7 @@ def run_monitor(
     store.refresh_registry()
     selected = online_views(store, views)
     if reference is None or current is None:
-        ref_default, cur_default = default_windows(now=now)
+        ref_default, cur_default = default_windows(now=now, store=store)
         reference = reference or ref_default
         current = current or cur_default
     report: dict[str, Any] = {

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from feature_platform.config import artifacts_dir, ensure_utc
+from feature_platform.config import ensure_utc
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
 
 __all__ = ["Window", "as_utc", "default_windows"]
 
@@ -47,23 +49,32 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 def default_windows(
-    *, now: datetime, model_dir: Path | None = None, current: timedelta | None = None
+    *,
+    now: datetime,
+    store: FeatureStore | None = None,
+    current: timedelta | None = None,
 ) -> tuple[Window, Window]:
-    """Reference = the model's training window (metadata.json) or the 30 days
-    before the current window; current = the last day. They never overlap."""
+    """Reference = the training window of the registered ``champion`` model of
+    the churn service (MLflow, ``feature_platform.lineage``), clipped to end
+    before the current window, or the 30 days before it; current = the last
+    day. They never overlap."""
+    from feature_platform.lineage import training_window
+    from feature_platform.training.dataset import DEFAULT_SERVICE
+
     current_len = current or timedelta(days=1)
     cur = Window(now - current_len, now, "latest")
-    meta_path = (model_dir or artifacts_dir() / "churn_model") / "metadata.json"
     ref: Window | None = None
-    if meta_path.is_file():
+    window, source = training_window(DEFAULT_SERVICE, store=store)
+    if window is not None:
         try:
-            tw = json.loads(meta_path.read_text())["training_window"]
-            start = datetime.fromisoformat(tw["start"])
-            end = min(datetime.fromisoformat(tw["end"]), cur.start)
+            start = datetime.fromisoformat(window["start"])
+            end = min(datetime.fromisoformat(window["end"]), cur.start)
             if start < end:
-                ref = Window(start, end, f"training window ({meta_path})")
+                ref = Window(start, end, source)
         except (KeyError, ValueError, TypeError) as exc:
-            log.warning("ignoring training window in %s: %s", meta_path, exc)
+            log.warning("ignoring the %s: %s", source, exc)
+    else:
+        log.info("monitoring reference window: no model training window (%s)", source)
     if ref is None:
         ref = Window(cur.start - timedelta(days=30), cur.start, "30 days before latest")
     return ref, cur
