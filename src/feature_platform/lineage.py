@@ -65,6 +65,7 @@ __all__ = [
     "LineageError",
     "ModelVersionLineage",
     "consumers_by_feature",
+    "feast_mlflow",
     "mlflow_client",
     "model_lineage",
     "models_consuming",
@@ -152,6 +153,34 @@ def registry_problem(uri: str) -> str | None:
         except (URLError, OSError) as exc:
             return f"unreachable: {getattr(exc, 'reason', exc)}"
     return None
+
+
+def feast_mlflow(store: FeatureStore) -> Any:
+    """Feast's MLflow client (``FeastMlflowClient``) on the store's profile.
+
+    ``store.mlflow`` when the profile enables the integration; else the same
+    client built on the profile's ``mlflow:`` block, which
+    ``config.load_repo_config`` puts on every profile with its tracking URI.
+
+    Feast's client passes only the tracking URI to ``MlflowClient``, whose
+    *registry* URI then comes from MLflow's global setting: this sets the global
+    registry URI to the store's, or a second store in the process would read
+    (and register into) the first one's registry.
+    """
+    import mlflow
+    from feast.mlflow_integration.client import FeastMlflowClient
+
+    configured = store.config.mlflow
+    if configured is None or not configured.get_tracking_uri():
+        raise LineageError(
+            f"the store of project {store.project!r} has no MLflow tracking URI "
+            "(no `mlflow:` block): build it with feature_platform.config.get_store "
+            "or set FP_MLFLOW_TRACKING_URI"
+        )
+    mlflow.set_registry_uri(configured.get_tracking_uri())
+    if store.mlflow is not None:
+        return store.mlflow
+    return FeastMlflowClient(store)
 
 
 def mlflow_client(
@@ -331,8 +360,6 @@ def _check_with_feast(store: FeatureStore, model: ModelVersionLineage) -> None:
     """Feast's resolver: model version -> feature service, validated against
     the registry (the service exists and serves the model's features)."""
     from feast.mlflow_integration import FeastMlflowModelResolutionError
-
-    from feature_platform.training.registry import feast_mlflow
 
     try:
         resolved = feast_mlflow(store).resolve_features(model.model_uri)

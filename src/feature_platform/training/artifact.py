@@ -26,7 +26,7 @@ from feature_platform.training.dataset import (
     TrainingSet,
     Window,
 )
-from feature_platform.training.model import Evaluation, Hyperparameters
+from feature_platform.training.model import Evaluation, Hyperparameters, RocCurve
 
 if TYPE_CHECKING:
     import numpy as np
@@ -119,6 +119,15 @@ class ModelBundle:
 
     model: Pipeline
     metadata: ModelMetadata
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """An evaluated model: its bundle (metrics in the metadata) and ROC curve."""
+
+    bundle: ModelBundle
+    metrics: Evaluation
+    roc_curve: RocCurve
 
 
 @contextmanager

@@ -65,6 +65,7 @@ from feature_platform.lineage import (
     FEATURE_REFS_TAG,
     FEATURE_SERVICE_TAG,
     LineageError,
+    feast_mlflow,
     mlflow_client,
     registered_model_name,
     tracking_uri_of,
@@ -81,8 +82,8 @@ from feature_platform.training.artifact import (
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+    from feature_platform.training.artifact import Evaluated
     from feature_platform.training.dataset import Split, TrainingSet
-    from feature_platform.training.steps import Evaluated
 
 __all__ = [
     "RegisteredVersion",
@@ -115,34 +116,6 @@ def feature_refs(store: FeatureStore, service: str) -> list[str]:
         for proj in fs.feature_view_projections
         for f in proj.features
     ]
-
-
-def feast_mlflow(store: FeatureStore) -> Any:
-    """Feast's MLflow client (``FeastMlflowClient``) on the store's profile.
-
-    ``store.mlflow`` when the profile enables the integration; else the same
-    client built on the profile's ``mlflow:`` block, which
-    ``config.load_repo_config`` puts on every profile with its tracking URI.
-
-    Feast's client passes only the tracking URI to ``MlflowClient``, whose
-    *registry* URI then comes from MLflow's global setting: this sets the global
-    registry URI to the store's, or a second store in the process would read
-    (and register into) the first one's registry.
-    """
-    import mlflow
-    from feast.mlflow_integration.client import FeastMlflowClient
-
-    configured = store.config.mlflow
-    if configured is None or not configured.get_tracking_uri():
-        raise LineageError(
-            f"the store of project {store.project!r} has no MLflow tracking URI "
-            "(no `mlflow:` block): build it with feature_platform.config.get_store "
-            "or set FP_MLFLOW_TRACKING_URI"
-        )
-    mlflow.set_registry_uri(configured.get_tracking_uri())
-    if store.mlflow is not None:
-        return store.mlflow
-    return FeastMlflowClient(store)
 
 
 def _experiment(client: Any, name: str, tracking_uri: str) -> str:

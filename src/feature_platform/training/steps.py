@@ -13,13 +13,13 @@ records the same metadata (``model_metadata``) and logs through the one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from feature_platform.training.artifact import (
     DEFAULT_THRESHOLD,
+    Evaluated,
     ModelBundle,
     model_metadata,
     passes_gate,
@@ -39,7 +39,6 @@ from feature_platform.training.dataset import (
 from feature_platform.training.model import (
     Evaluation,
     Hyperparameters,
-    RocCurve,
     evaluate_model,
     hyperparameters,
     roc_curve_points,
@@ -60,15 +59,6 @@ __all__ = [
     "train",
     "training_summary",
 ]
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    """An evaluated model: its bundle (metrics in the metadata) and ROC curve."""
-
-    bundle: ModelBundle
-    metrics: Evaluation
-    roc_curve: RocCurve
 
 
 class RowCounts(TypedDict):
