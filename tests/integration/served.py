@@ -18,6 +18,29 @@ from tests.integration.faults import free_port, stop_process
 STARTUP_TIMEOUT_S = 120
 
 
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = STARTUP_TIMEOUT_S,
+) -> None:
+    """Return once ``url``/health answers 200; fail with the server's log tail
+    when the process exits or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"server not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
 @contextmanager
 def platform_server(
     repo: Path, log: Path, *, profile: str = "services", env: dict[str, str]
@@ -42,20 +65,7 @@ def platform_server(
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not healthy:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_healthy(url, proc, log)
         yield url
     finally:
         stop_process(proc)

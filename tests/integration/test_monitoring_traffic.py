@@ -28,32 +28,12 @@ import pytest
 
 from tests.conftest import PROJECT, TEST_END, make_repo
 from tests.integration.faults import free_port, stop_process
+from tests.integration.served import wait_healthy
 
 pytestmark = pytest.mark.integration
 
 UNKNOWN = 999_999_999  # no such customer or driver
 STARTUP_TIMEOUT_S = 120
-
-
-def _wait_healthy(
-    url: str,
-    proc: subprocess.Popen[bytes],
-    log: Path,
-    timeout: float = STARTUP_TIMEOUT_S,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"server not healthy:\n{log.read_text()[-3000:]}")
 
 
 def _columns(response: httpx.Response) -> dict[str, list[Any]]:
@@ -94,7 +74,7 @@ def served(
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(url, proc, log)
+            wait_healthy(url, proc, log)
             yield url, store, repo
         finally:
             stop_process(proc)
@@ -268,7 +248,7 @@ def test_metrics_add_up_every_worker(served, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         # two interpreters importing Feast at once on a shared machine
-        _wait_healthy(url, proc, log, timeout=2 * STARTUP_TIMEOUT_S)
+        wait_healthy(url, proc, log, timeout=2 * STARTUP_TIMEOUT_S)
         body = {
             "features": ["driver_stats:total_trips"],
             "entities": {"driver_id": [1]},

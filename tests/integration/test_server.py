@@ -28,12 +28,12 @@ import pytest
 
 from tests.conftest import PROJECT, TEST_END, make_repo
 from tests.integration.faults import stop_process
+from tests.integration.served import wait_healthy
 from tests.reference import latest_offline_values
 
 pytestmark = pytest.mark.integration
 
 MAX_ROWS = 50  # the server's batch limit in these tests
-STARTUP_TIMEOUT_S = 120
 REQUEST_TIMEOUT_S = 15
 BODY_TIMEOUT_S = 2  # the server's FP_SERVER_BODY_TIMEOUT_S in these tests
 
@@ -56,24 +56,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(
-        f"server not healthy after {STARTUP_TIMEOUT_S}s:\n{log.read_text()[-3000:]}"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +96,7 @@ def server(
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(url, proc, log)
+            wait_healthy(url, proc, log)
             yield Server(url=url, store=store, repo=repo, proc=proc, log=log)
         finally:
             stop_process(proc)
