@@ -12,8 +12,9 @@ duplicate entity rows included. This is exactly ``tests/reference.py``'s
 brute-force ``pit_join``.
 
 With a ttl (every Feast view the platform defines has one) the join is one
-hash join of the projected source columns on the key with the time conditions
-as join predicates (as known at is one more predicate, late rows need no
+hash join of the projected source columns on the key and a ttl-wide time
+bucket (each entity row entered under its bucket and the one before) with the
+time conditions as join predicates (as known at is one more predicate, late rows need no
 separate pass), the best row per entity row picked by a ``QUALIFY``
 ``row_number()``, and the winners scattered back into entity order with Arrow
 (the entity columns never go through DuckDB). Measured on the benchmark data
@@ -142,9 +143,12 @@ def pit_join_columns(
     # Only the key and the timestamp go to DuckDB.
     if isinstance(entities, pa.Table):
         ent = entities.select([key, entity_timestamp_column])
-    else:
-        ent = pa.Table.from_pandas(
-            entities[[key, entity_timestamp_column]], preserve_index=False
+    else:  # column by column: selecting a sub-frame first would copy it
+        ent = pa.table(
+            {
+                col: pa.Array.from_pandas(entities[col])
+                for col in (key, entity_timestamp_column)
+            }
         )
     n = ent.num_rows
     ent = ent.append_column("__rid", pa.array(np.arange(n, dtype=np.int64)))
@@ -252,12 +256,27 @@ def _bounded_join(
         as_known_at=as_known_at,
         ttl_us=ttl_us,
     )
+    ttl = int(ttl_us or 0)
     known = " AND o.cr_us <= e.ts_us" if created and as_known_at else ""
     order = "o.ev_us DESC" + (", o.cr_us DESC NULLS LAST" if created else "")
     fcols = ", ".join(f"o.f{i}" for i in range(len(features)))
+    # Time buckets of width ttl, counted from the earliest event time that can
+    # match (so never negative): a row with ts - ttl <= ev <= ts lies in ts's
+    # bucket or the one before, so each entity row is entered under both and
+    # the join key becomes (key, bucket). Same result, but the time predicates
+    # run on about 2 * ttl / span of the same-key pairs instead of all of them
+    # (0.54 -> 0.44 s on the 1M x 10M benchmark data, 30 days, ttl 3 days).
+    base = con.execute("SELECT min(ts_us) FROM __e").fetchall()[0][0]
+    base = (int(base) - ttl) if base is not None else 0
+    con.execute(
+        f"CREATE TEMP TABLE __eb AS SELECT rid, k, ts_us, "
+        f"(ts_us - {base}) // {ttl} AS b FROM __e "
+        f"UNION ALL SELECT rid, k, ts_us, (ts_us - {base}) // {ttl} - 1 FROM __e"
+    )
     return con.sql(
-        f"SELECT e.rid, {fcols} FROM __e e JOIN ({rows}) o ON e.k = o.k "
-        f"AND o.ev_us <= e.ts_us AND o.ev_us >= e.ts_us - {int(ttl_us or 0)}{known} "
+        f"SELECT e.rid, {fcols} FROM __eb e JOIN ({rows}) o ON e.k = o.k "
+        f"AND e.b = (o.ev_us - {base}) // {ttl} "
+        f"AND o.ev_us <= e.ts_us AND o.ev_us >= e.ts_us - {ttl}{known} "
         f"QUALIFY row_number() OVER (PARTITION BY e.rid ORDER BY {order}) = 1"
     ).to_arrow_table()
 
