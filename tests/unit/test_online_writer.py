@@ -220,3 +220,53 @@ def test_line_replies_counts_exactly_and_reports_errors(redis_available) -> None
     finally:
         pipe.close()
         client.delete(*keys, prefix + b"str")
+
+
+@pytest.mark.integration
+def test_timestamps_parses_absent_runs_stored_values_and_errors(
+    redis_available,
+) -> None:
+    """HGET replies parsed from the raw stream: runs of absent keys, stored
+    timestamps (including the empty epoch-0 proto) across many receive
+    buffers, the bytes after them kept for the next read, errors named."""
+    import os
+    import uuid
+
+    import redis
+
+    from feature_platform.online_store.writer import ABSENT, _RawPipe, _resp
+
+    client = redis.Redis(
+        host=os.environ.get("FP_REDIS_HOST", "127.0.0.1"),
+        port=int(os.environ.get("FP_REDIS_PORT", "6379")),
+    )
+    prefix = f"fp_test_timestamps:{uuid.uuid4().hex}:".encode()
+    n = 60_000
+    keys = [prefix + b"%d" % i for i in range(n)]
+    expected = np.full(n, ABSENT, np.int64)
+    stored = {}
+    for i in range(0, n, 7):  # every 7th key has a stored event time
+        ts = Timestamp(seconds=1_700_000_000 + i, nanos=(i % 3) * 1000)
+        stored[keys[i]] = ts.SerializeToString()
+        expected[i] = ts.seconds * 1_000_000_000 + ts.nanos
+    stored[keys[14]] = b""  # epoch 0: an empty Timestamp message
+    expected[14] = 0
+    client.hset(keys[1], b"x", b"y")  # a hash without the field: absent
+    with client.pipeline(transaction=False) as p:
+        for k, v in stored.items():
+            p.hset(k, b"_ts:v", v)
+        p.execute()
+    pipe = _RawPipe(client)
+    try:
+        pipe.send(b"".join(_resp(b"HGET", k, b"_ts:v") for k in keys))
+        pipe.send(_resp(b"HSET", keys[1], b"f", b"v"))  # a reply after them
+        got = pipe.timestamps(n)
+        np.testing.assert_array_equal(got, expected)
+        pipe.line_replies(1)  # the HSET's reply was kept, not swallowed
+        client.set(prefix + b"str", b"x")
+        pipe.send(_resp(b"HGET", prefix + b"str", b"_ts:v"))
+        with pytest.raises(RuntimeError, match="WRONGTYPE"):
+            pipe.timestamps(1)
+    finally:
+        pipe.close()
+        client.delete(*keys, prefix + b"str")

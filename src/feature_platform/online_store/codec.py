@@ -340,8 +340,16 @@ def key_parts(column: pa.Array, vtype: int, prefix: bytes, project: bytes) -> li
 
 def assemble(segments: list[Segment], rows: np.ndarray | None = None) -> bytes:
     """Concatenate the segments row by row (only ``rows`` if given)."""
-    if rows is not None:
-        segments = [(m[rows], lens[rows]) for m, lens in segments]
+    if rows is not None:  # constants stay broadcast views (no copy per row)
+        segments = [
+            (
+                np.broadcast_to(m[:1], (len(rows), m.shape[1]))
+                if m.strides[0] == 0
+                else m[rows],
+                lens[rows],
+            )
+            for m, lens in segments
+        ]
     if not segments or len(segments[0][1]) == 0:
         return b""
     n = len(segments[0][1])

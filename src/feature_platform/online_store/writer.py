@@ -29,8 +29,10 @@ store's ``online_write_batch``.
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,14 +113,24 @@ def supports(config: RepoConfig, view: FeatureView) -> bool:
 class _RawPipe:
     """A dedicated Redis connection for raw, overlapped RESP pipelining.
 
-    Commands are written with ``send`` and their replies read later with
-    ``replies`` (hiredis parses them in C), so Redis executes one batch while
-    Python encodes the next. The connection is closed afterwards, never
+    Commands go out with ``send`` and their replies are read later
+    (``line_replies``, ``timestamps``, ``replies``), so Redis executes one batch
+    while Python encodes the next. On a plain TCP socket a sender thread does
+    the ``sendall`` (it blocks while Redis works through a batch, and releases
+    the GIL meanwhile): without it the encoder waited on every batch's send,
+    a third of a 1M-row materialization's wall time. At most two payloads wait
+    for the thread (back pressure: memory stays bounded when Redis is the
+    slower side). TLS sockets send inline (an ``SSLSocket`` is not safe for a
+    concurrent send and receive). The connection is closed afterwards, never
     returned to the pool half-read.
     """
 
+    QUEUED = 2
+
     def __init__(self, client: Any) -> None:
-        import hiredis
+        import queue
+        import ssl
+        import threading
 
         from feature_platform.feast_compat import connection_socket
 
@@ -128,28 +140,80 @@ class _RawPipe:
         # Bulk writes wait longer than a read for their replies (the client's
         # read timeout is set for reads), but never forever.
         self._sock.settimeout(BULK_REPLY_TIMEOUT_S)
-        self._reader = hiredis.Reader()
+        self._reader: Any = None  # hiredis, only for ``replies``
         self._rest = b""  # received, not yet counted or parsed
+        self._send_error: BaseException | None = None
+        self._queue: Any = None
+        self._thread: Any = None
+        if not isinstance(self._sock, ssl.SSLSocket):
+            self._queue = queue.Queue(maxsize=self.QUEUED)
+            self._thread = threading.Thread(
+                target=self._sender, name="fp-redis-sender", daemon=True
+            )
+            self._thread.start()
+
+    def _sender(self) -> None:
+        while True:
+            payload = self._queue.get()
+            if payload is None:
+                return
+            try:
+                self._sock.sendall(payload)
+            except BaseException as exc:  # reported by the next send or read
+                self._send_error = exc
+                return
+
+    def _check_sender(self) -> None:
+        if self._send_error is not None:
+            raise ConnectionError(
+                f"sending to Redis failed: {self._send_error}"
+            ) from self._send_error
 
     def send(self, payload: bytes) -> None:
-        if payload:
+        if not payload:
+            return
+        if self._queue is None:
             self._sock.sendall(payload)
+            return
+        import queue
+
+        while True:
+            self._check_sender()
+            try:
+                self._queue.put(payload, timeout=0.5)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():
+                    self._check_sender()
+                    raise ConnectionError("the Redis sender thread stopped") from None
+
+    def _recv(self) -> bytes:
+        self._check_sender()
+        chunk = self._sock.recv(1 << 20)
+        if not chunk:
+            self._check_sender()
+            raise ConnectionError("Redis closed the connection")
+        return chunk
 
     def replies(self, count: int, *, keep: bool = False) -> list[Any]:
+        """``count`` replies parsed by hiredis (any reply type). Only when
+        nothing else was sent after them: bytes hiredis reads past them are
+        not available to ``line_replies`` / ``timestamps`` any more."""
+        import hiredis
+
+        if self._reader is None:
+            self._reader = hiredis.Reader()
         out: list[Any] = []
         error: Exception | None = None
         got = 0
-        reader, sock = self._reader, self._sock
+        reader = self._reader
         if self._rest:
             reader.feed(self._rest)
             self._rest = b""
         while got < count:
             reply = reader.gets()
             if reply is False:
-                chunk = sock.recv(1 << 20)
-                if not chunk:
-                    raise ConnectionError("Redis closed the connection")
-                reader.feed(chunk)
+                reader.feed(self._recv())
                 continue
             got += 1
             if isinstance(reply, Exception):
@@ -167,15 +231,13 @@ class _RawPipe:
         time). Bytes after them are kept for the next call."""
         if count <= 0:
             return
-        if self._reader.has_data():
+        if self._reader is not None and self._reader.has_data():
             raise RuntimeError("line_replies with unparsed replies pending")
         chunks: list[bytes] = [self._rest] if self._rest else []
         seen = self._rest.count(b"\r\n")
         last = self._rest
         while seen < count:
-            chunk = self._sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("Redis closed the connection")
+            chunk = self._recv()
             seen += chunk.count(b"\r\n")
             seen += last.endswith(b"\r") and chunk.startswith(b"\n")  # split CRLF
             chunks.append(chunk)
@@ -197,9 +259,59 @@ class _RawPipe:
                 f"Redis rejected a write: {line[1:].decode(errors='replace')}"
             )
 
+    def timestamps(self, count: int) -> np.ndarray:
+        """Nanoseconds of ``count`` ``HGET <key> _ts:<view>`` replies (``ABSENT``
+        where the key or field is absent), parsed from the raw stream; bytes after
+        them are kept. Runs of absent keys (a first load) are recognized a
+        whole buffer at a time; a stored timestamp costs one decode."""
+        out = np.full(count, ABSENT, np.int64)
+        buf, pos, i = self._rest, 0, 0
+        while i < count:
+            nils = _NILS.match(buf, pos)  # a run of absent keys, in C
+            if nils:
+                run = min(count - i, (nils.end() - pos) // 5)
+                i += run
+                pos += run * 5
+                continue
+            end = buf.find(b"\r\n", pos)
+            if end >= 0 and buf[pos] == 0x5F:  # RESP3 null
+                i += 1
+                pos = end + 2
+                continue
+            if end >= 0 and buf[pos] == 0x24:  # $<size>
+                size = int(buf[pos + 1 : end])
+                stop = end + 2 + max(size, 0) + (2 if size >= 0 else 0)
+                if stop <= len(buf):
+                    if size >= 0:
+                        out[i] = decode_timestamp_nanos(buf[end + 2 : end + 2 + size])
+                    i += 1
+                    pos = stop
+                    continue
+            elif end >= 0:
+                line = buf[pos:end].decode(errors="replace")
+                raise RuntimeError(f"Redis answered a timestamp read with {line!r}")
+            buf = buf[pos:] + self._recv()  # an incomplete reply: read on
+            pos = 0
+        self._rest = buf[pos:]
+        return out
+
     def close(self) -> None:
+        if self._thread is not None:
+            try:
+                self._queue.put_nowait(None)
+            except Exception:  # full: the sender is stuck; the disconnect ends it
+                pass
+            if self._send_error is None and self._thread.is_alive():
+                self._thread.join(timeout=0.5)
         self._conn.disconnect()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         self._pool.release(self._conn)
+
+
+ABSENT = np.iinfo(np.int64).min  # no stored event time: any row is newer
+# RESP2 null bulk strings (HGET of an absent key or field), 5 bytes each.
+_NILS = re.compile(rb"(?:\$-1\r\n)+")
 
 
 # ------------------------------------------------------------------- driver
@@ -395,9 +507,10 @@ def materialize_view_fast(
     online: Any = config.online_store
     key_ttl = getattr(online, "key_ttl_seconds", None)
     dedup = not getattr(online, "skip_dedup", False)
-    hmget_head = b"*3\r\n$5\r\nHMGET\r\n"
+    hget_head = b"*3\r\n$4\r\nHGET\r\n"
     ts_field = f"_ts:{view.name}".encode()
     ts_field_piece = b"$%d\r\n%s\r\n" % (len(ts_field), ts_field)
+    ttl = str(int(key_ttl)).encode() if key_ttl else b""
     total = 0
 
     def on_total(count: int) -> None:
@@ -405,10 +518,63 @@ def materialize_view_fast(
         total = count
 
     pipe = _RawPipe(client)
+    # Replies not read yet, in the order their commands were sent:
+    # [kind, count, parsed] with kind "lines" (HSET/EXPIRE) or "ts" (HGET).
+    stream: deque[list[Any]] = deque()
+
+    def read_through(entry: list[Any]) -> None:
+        while stream:
+            head = stream.popleft()
+            if head[0] == "lines":
+                pipe.line_replies(head[1])
+            else:
+                head[2] = pipe.timestamps(head[1])
+            if head is entry:
+                return
+
     written = 0
-    pending = 0  # HSET/EXPIRE replies not read yet
     t0 = time.perf_counter()
+
+    def write(enc: _Encoded, stored: list[Any] | None) -> None:
+        """Send a batch's HSETs (and EXPIREs), skipping the rows whose stored
+        event time is the same or newer (Feast's rule)."""
+        nonlocal written
+        keep: Any = None
+        if stored is not None:
+            read_through(stored)
+            newer = enc.micros * 1000 > stored[2]
+            if not newer.all():
+                keep = np.flatnonzero(newer)
+        kept = enc.n if keep is None else len(keep)
+        if kept:
+            payload = assemble(enc.hset, keep)
+            replies = kept
+            if ttl:
+                expire = [
+                    const(b"*3\r\n$6\r\nEXPIRE\r\n", enc.n),
+                    *bulk_segments(enc.keys, enc.n),
+                    const(b"$%d\r\n%s\r\n" % (len(ttl), ttl), enc.n),
+                ]
+                payload += assemble(expire, keep)
+                replies += kept
+            if max_rows_per_s:
+                # Throttle: never ahead of the allowed rate (whole batches).
+                ahead = written / max_rows_per_s - (time.perf_counter() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+            pipe.send(payload)
+            stream.append(["lines", replies, None])
+        written += enc.n
+        if progress:
+            progress(view.name, written, total)
+
     try:
+        # With the dedup rule a batch's timestamps (HGET) go out as soon as it
+        # is encoded and its writes one batch later, so Redis always has the
+        # previous batch's writes to work on while these replies are read.
+        # Keys are unique within a window (latest row per entity), so a batch's
+        # reads never depend on the writes of the batch before it.
+        held: tuple[_Encoded, list[Any] | None] | None = None
         for enc in _encoded_batches(
             config,
             view,
@@ -418,51 +584,24 @@ def materialize_view_fast(
             memory_limit=memory_limit,
             on_total=on_total if progress else None,
         ):
-            n, keys = enc.n, enc.keys
-            keep: Any = None
-            if dedup:
-                # Feast skips a row when the stored event time is the same
-                # or newer.
-                hmget = [
-                    const(hmget_head, n),
-                    *bulk_segments(keys, n),
-                    const(ts_field_piece, n),
-                ]
-                pipe.send(assemble(hmget))
-                pipe.line_replies(pending)
-                pending = 0
-                prev = pipe.replies(n, keep=True)
-                prev_ns = np.fromiter(
-                    (decode_timestamp_nanos(r[0]) for r in prev),
-                    dtype=np.int64,
-                    count=n,
-                )
-                keep = np.flatnonzero(enc.micros * 1000 > prev_ns)
-            kept = n if keep is None else len(keep)
-            payload = assemble(enc.hset, keep)
-            replies = kept
-            if key_ttl and kept:
-                ttl = str(int(key_ttl)).encode()
-                expire = [
-                    const(b"*3\r\n$6\r\nEXPIRE\r\n", n),
-                    *bulk_segments(keys, n),
-                    const(b"$%d\r\n%s\r\n" % (len(ttl), ttl), n),
-                ]
-                payload += assemble(expire, keep)
-                replies += kept
-            if max_rows_per_s:
-                # Throttle: never ahead of the allowed rate (whole batches).
-                ahead = written / max_rows_per_s - (time.perf_counter() - t0)
-                if ahead > 0:
-                    pipe.line_replies(pending)
-                    pending = 0
-                    time.sleep(ahead)
-            pending += replies
-            pipe.send(payload)
-            written += n
-            if progress:
-                progress(view.name, written, total)
-        pipe.line_replies(pending)
+            if not dedup:
+                write(enc, None)
+                continue
+            hget = [
+                const(hget_head, enc.n),
+                *bulk_segments(enc.keys, enc.n),
+                const(ts_field_piece, enc.n),
+            ]
+            pipe.send(assemble(hget))
+            entry: list[Any] = ["ts", enc.n, None]
+            stream.append(entry)
+            if held is not None:
+                write(*held)
+            held = (enc, entry)
+        if held is not None:
+            write(*held)
+        if stream:
+            read_through(stream[-1])
     finally:
         pipe.close()
     return written
