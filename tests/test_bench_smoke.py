@@ -48,10 +48,12 @@ def test_quick_bench_writes_results(
         "feast_api_platform_engine_no_gate",
         "platform",
         "floor",
+        "floor_all_commands",
     }
     # Every engine (and the floor's replay) wrote one Redis hash per source row.
     assert all("error" not in r and r["redis_keys"] == r["rows"] for r in mats)
     assert all(r["x_floor"] > 0 and r["cpu_s_per_million_rows"] > 0 for r in mats)
+    assert all(r["x_floor_all_commands"] > 0 and r["redis_cpu_s"] > 0 for r in mats)
     serving = res["materialize"]["serving"]
     for phase in ("idle", "during", "during_throttled"):
         assert serving[phase]["n"] > 0

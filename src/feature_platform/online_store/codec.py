@@ -37,6 +37,7 @@ __all__ = [
     "VT_INT64",
     "VT_STRING",
     "assemble",
+    "assemble_rows",
     "bulk_segments",
     "const",
     "decode_timestamp",
@@ -48,6 +49,7 @@ __all__ = [
     "entity_key_prefix",
     "key_parts",
     "redis_entity_key",
+    "row_bytes",
     "value_parts",
 ]
 
@@ -354,8 +356,9 @@ def _binary(segment: Segment, n: int) -> Any:
     )
 
 
-def assemble(segments: list[Segment], rows: np.ndarray | None = None) -> bytes:
-    """Concatenate the segments row by row (only ``rows`` if given).
+def assemble_rows(segments: list[Segment], rows: np.ndarray | None = None) -> Any:
+    """The segments joined row by row: an Arrow large_binary array, one element
+    per row (only ``rows`` if given).
 
     Arrow's ``binary_join_element_wise`` joins the rows in C++; constants are
     scalars and full-width matrices are used as they are, so only
@@ -366,21 +369,34 @@ def assemble(segments: list[Segment], rows: np.ndarray | None = None) -> bytes:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not segments or len(segments[0][1]) == 0:
-        return b""
-    n = len(segments[0][1])
+    n = len(segments[0][1]) if segments else 0
     parts = [_binary(seg, n) for seg in segments]
-    if all(isinstance(p, pa.Scalar) for p in parts):  # constants only
-        return b"".join(p.as_py() for p in parts) * (n if rows is None else len(rows))
+    arrays = [p for p in parts if not isinstance(p, pa.Scalar)]
+    if not arrays:  # constants only: one row of them, repeated
+        one = b"".join(p.as_py() for p in parts)
+        arrays = [pa.array([one] * n, pa.large_binary())]
+        parts = arrays
     joined = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.large_binary()))
     if rows is not None:
         joined = joined.take(pa.array(rows, pa.int64()))
-    count = len(joined)
-    if count == 0:
+    return joined
+
+
+def row_bytes(joined: Any, start: int = 0, stop: int | None = None) -> bytes:
+    """The bytes of rows ``[start, stop)`` of :func:`assemble_rows`' array."""
+    stop = len(joined) if stop is None else min(stop, len(joined))
+    if stop <= start:
         return b""
     offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64)
-    first, last = offsets[joined.offset], offsets[joined.offset + count]
+    first, last = offsets[joined.offset + start], offsets[joined.offset + stop]
     return joined.buffers()[2][int(first) : int(last)].to_pybytes()
+
+
+def assemble(segments: list[Segment], rows: np.ndarray | None = None) -> bytes:
+    """Concatenate the segments row by row (only ``rows`` if given)."""
+    if not segments or len(segments[0][1]) == 0:
+        return b""
+    return row_bytes(assemble_rows(segments, rows))
 
 
 def encode_hset_batch(

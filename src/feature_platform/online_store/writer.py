@@ -47,12 +47,14 @@ from feature_platform.online_store.codec import (
     VT_INT64,
     VT_STRING,
     assemble,
+    assemble_rows,
     bulk_segments,
     const,
     decode_timestamp_nanos,
     encode_hset_batch,
     entity_key_prefix,
     key_parts,
+    row_bytes,
     value_parts,
 )
 
@@ -71,6 +73,8 @@ __all__ = [
 ]
 
 BATCH_ROWS = 50_000
+PACE_ROWS = 200  # rows per paced piece when throttled (measured: 1,000-row
+# pieces tripled a concurrent read's p99, 200-row pieces left it at idle's)
 DUCKDB_MEMORY_LIMIT = "384MB"
 BULK_REPLY_TIMEOUT_S = 60.0
 
@@ -393,9 +397,11 @@ def _encoded_batches(
     *,
     batch_rows: int | None = None,
     memory_limit: str | None = None,
+    threads: int | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> Iterator[_Encoded]:
-    """The latest row per entity of ``[start, end]``, encoded batch by batch."""
+    """The latest row per entity of ``[start, end]``, encoded batch by batch
+    (DuckDB on ``threads`` threads, all cores when None)."""
     import duckdb
     import pyarrow as pa
 
@@ -436,6 +442,8 @@ def _encoded_batches(
             con.execute(f"SET memory_limit = '{memory_limit or DUCKDB_MEMORY_LIMIT}'")
             con.execute(f"SET temp_directory = '{spill}'")
             con.execute("SET preserve_insertion_order = false")
+            if threads:
+                con.execute(f"SET threads = {int(threads)}")
             if on_total:
                 on_total(
                     con.execute(
@@ -474,14 +482,55 @@ def _encoded_batches(
             con.close()
 
 
+def _hget(enc: _Encoded, view: FeatureView) -> list[Any]:
+    """Segments of ``HGET <key> _ts:<view>`` per row (the dedup rule's read)."""
+    ts_field = f"_ts:{view.name}".encode()
+    return [
+        const(b"*3\r\n$4\r\nHGET\r\n", enc.n),
+        *bulk_segments(enc.keys, enc.n),
+        const(b"$%d\r\n%s\r\n" % (len(ts_field), ts_field), enc.n),
+    ]
+
+
+def _expire(enc: _Encoded, ttl: bytes) -> list[Any]:
+    """Segments of ``EXPIRE <key> <ttl>`` per row (``key_ttl_seconds``)."""
+    return [
+        const(b"*3\r\n$6\r\nEXPIRE\r\n", enc.n),
+        *bulk_segments(enc.keys, enc.n),
+        const(b"$%d\r\n%s\r\n" % (len(ttl), ttl), enc.n),
+    ]
+
+
+def _key_ttl(config: RepoConfig) -> bytes:
+    key_ttl = getattr(config.online_store, "key_ttl_seconds", None)
+    return str(int(key_ttl)).encode() if key_ttl else b""
+
+
 def hset_payloads(
-    config: RepoConfig, view: FeatureView, start: datetime, end: datetime
-) -> Iterator[tuple[int, bytes]]:
-    """(rows, RESP bytes) of the ``HSET``s a materialization of the window
-    sends, batch by batch, without the skip rule: the benchmark's physical
-    floor replays exactly these bytes."""
+    config: RepoConfig,
+    view: FeatureView,
+    start: datetime,
+    end: datetime,
+    *,
+    all_commands: bool = False,
+) -> Iterator[tuple[int, bytes, int]]:
+    """(rows, RESP bytes, replies) of the ``HSET``s a materialization of the
+    window sends, batch by batch, every row kept: the benchmark's physical
+    floor replays exactly these bytes. ``all_commands`` adds what the store's
+    config makes it send besides: the dedup rule's ``HGET`` and
+    ``key_ttl_seconds``' ``EXPIRE`` per row."""
+    dedup = not getattr(config.online_store, "skip_dedup", False)
+    ttl = _key_ttl(config)
     for enc in _encoded_batches(config, view, start, end):
-        yield enc.n, assemble(enc.hset)
+        payload = assemble(enc.hset)
+        replies = enc.n
+        if all_commands and dedup:
+            payload = assemble(_hget(enc, view)) + payload
+            replies += enc.n
+        if all_commands and ttl:
+            payload += assemble(_expire(enc, ttl))
+            replies += enc.n
+        yield enc.n, payload, replies
 
 
 def materialize_view_fast(
@@ -502,15 +551,73 @@ def materialize_view_fast(
     timestamp is the same or newer are skipped (counted as written, like Feast's
     ``online_write_batch``), so re-running a window leaves the same state.
     ``max_rows_per_s`` throttles the writes (``Settings.materialize_max_rows_per_s``)
-    so that serving from the same Redis keeps its latency.
+    so that serving from the same Redis keeps its latency: paced pieces of
+    ``PACE_ROWS`` rows, DuckDB on one thread, and all of it on a thread of the
+    lowest CPU priority.
     """
-    online: Any = config.online_store
-    key_ttl = getattr(online, "key_ttl_seconds", None)
-    dedup = not getattr(online, "skip_dedup", False)
-    hget_head = b"*3\r\n$4\r\nHGET\r\n"
-    ts_field = f"_ts:{view.name}".encode()
-    ts_field_piece = b"$%d\r\n%s\r\n" % (len(ts_field), ts_field)
-    ttl = str(int(key_ttl)).encode() if key_ttl else b""
+
+    def run() -> int:
+        return _materialize_view(
+            config,
+            client,
+            view,
+            start,
+            end,
+            progress,
+            batch_rows=batch_rows,
+            memory_limit=memory_limit,
+            max_rows_per_s=max_rows_per_s,
+        )
+
+    return _at_low_priority(run) if max_rows_per_s else run()
+
+
+def _at_low_priority(work: Callable[[], int]) -> int:
+    """``work()`` on a thread of its own at the lowest CPU priority (nice 19,
+    Linux: inherited by the threads it starts, the sender and DuckDB's). The
+    caller keeps its priority: lowering a thread's cannot be undone without
+    privileges, so the thread ends with the work. Measured with the serving
+    benchmark's reads sharing the 2 cores: p99 1.3 ms at normal priority,
+    0.43 ms at this one (idle 0.2-0.4 ms), same throttle, same rows/s."""
+    import os
+    import threading
+
+    result: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (OSError, AttributeError):  # no per-thread priority here
+            pass
+        try:
+            result["rows"] = work()
+        except BaseException as exc:  # re-raised in the caller
+            result["error"] = exc
+
+    thread = threading.Thread(target=body, name="fp-materialize-throttled", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return int(result["rows"])
+
+
+def _materialize_view(
+    config: RepoConfig,
+    client: Any,
+    view: FeatureView,
+    start: datetime,
+    end: datetime,
+    progress: Callable[[str, int, int], None] | None,
+    *,
+    batch_rows: int | None,
+    memory_limit: str | None,
+    max_rows_per_s: float | None,
+) -> int:
+    import pyarrow as pa
+
+    dedup = not getattr(config.online_store, "skip_dedup", False)
+    ttl = _key_ttl(config)
     total = 0
 
     def on_total(count: int) -> None:
@@ -535,9 +642,23 @@ def materialize_view_fast(
     written = 0
     t0 = time.perf_counter()
 
+    def send_writes(hset: Any, expire: Any, rows: np.ndarray | None = None) -> None:
+        """HSETs (and EXPIREs) of the joined rows (only ``rows`` if given)."""
+        if rows is not None:
+            if not len(rows):
+                return
+            take = pa.array(rows, pa.int64())
+            hset = hset.take(take)
+            expire = expire.take(take) if expire is not None else None
+        payload = row_bytes(hset)
+        if expire is not None:
+            payload += row_bytes(expire)
+        pipe.send(payload)
+        stream.append(["lines", len(hset) * (2 if expire is not None else 1), None])
+
     def write(enc: _Encoded, stored: list[Any] | None) -> None:
-        """Send a batch's HSETs (and EXPIREs), skipping the rows whose stored
-        event time is the same or newer (Feast's rule)."""
+        """Send a batch's writes, skipping the rows whose stored event time is
+        the same or newer (Feast's rule)."""
         nonlocal written
         keep: Any = None
         if stored is not None:
@@ -545,25 +666,45 @@ def materialize_view_fast(
             newer = enc.micros * 1000 > stored[2]
             if not newer.all():
                 keep = np.flatnonzero(newer)
-        kept = enc.n if keep is None else len(keep)
-        if kept:
-            payload = assemble(enc.hset, keep)
-            replies = kept
-            if ttl:
-                expire = [
-                    const(b"*3\r\n$6\r\nEXPIRE\r\n", enc.n),
-                    *bulk_segments(enc.keys, enc.n),
-                    const(b"$%d\r\n%s\r\n" % (len(ttl), ttl), enc.n),
-                ]
-                payload += assemble(expire, keep)
-                replies += kept
-            if max_rows_per_s:
-                # Throttle: never ahead of the allowed rate (whole batches).
-                ahead = written / max_rows_per_s - (time.perf_counter() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
-            pipe.send(payload)
-            stream.append(["lines", replies, None])
+        if keep is None or len(keep):
+            hset = assemble_rows(enc.hset, keep)
+            expire = assemble_rows(_expire(enc, ttl), keep) if ttl else None
+            send_writes(hset, expire)
+        written += enc.n
+        if progress:
+            progress(view.name, written, total)
+
+    def write_paced(enc: _Encoded, rate: float) -> None:
+        """Throttled: the batch in pieces of ``PACE_ROWS`` rows, each piece's
+        timestamps read (one round trip) and its writes sent at the allowed
+        rate. Whole batches at once, reads and writes alike, kept Redis busy
+        for their length and the reads of the serving benchmark waited behind
+        them (p99 1.5 ms against 0.2 ms with these pieces, same rate)."""
+        nonlocal written
+        hget = assemble_rows(_hget(enc, view)) if dedup else None
+        hset = assemble_rows(enc.hset)
+        expire = assemble_rows(_expire(enc, ttl)) if ttl else None
+        for lo in range(0, enc.n, PACE_ROWS):
+            hi = min(enc.n, lo + PACE_ROWS)
+            rows: np.ndarray | None = None
+            if hget is not None:
+                pipe.send(row_bytes(hget, lo, hi))
+                entry: list[Any] = ["ts", hi - lo, None]
+                stream.append(entry)
+                read_through(entry)
+                newer = enc.micros[lo:hi] * 1000 > entry[2]
+                if not newer.all():
+                    rows = lo + np.flatnonzero(newer)
+            ahead = (written + lo) / rate - (time.perf_counter() - t0)
+            if ahead > 0:  # never ahead of the allowed rate
+                time.sleep(ahead)
+            if rows is None:
+                send_writes(
+                    hset.slice(lo, hi - lo),
+                    expire.slice(lo, hi - lo) if expire is not None else None,
+                )
+            else:
+                send_writes(hset, expire, rows)
         written += enc.n
         if progress:
             progress(view.name, written, total)
@@ -582,22 +723,23 @@ def materialize_view_fast(
             end,
             batch_rows=batch_rows,
             memory_limit=memory_limit,
+            # Throttled, DuckDB's aggregation gets one core, not all: on all of
+            # them it starved the serving process sharing the host (the slow
+            # reads of the serving benchmark fell in that phase).
+            threads=1 if max_rows_per_s else None,
             on_total=on_total if progress else None,
         ):
-            if not dedup:
+            if max_rows_per_s:
+                write_paced(enc, max_rows_per_s)
+            elif not dedup:
                 write(enc, None)
-                continue
-            hget = [
-                const(hget_head, enc.n),
-                *bulk_segments(enc.keys, enc.n),
-                const(ts_field_piece, enc.n),
-            ]
-            pipe.send(assemble(hget))
-            entry: list[Any] = ["ts", enc.n, None]
-            stream.append(entry)
-            if held is not None:
-                write(*held)
-            held = (enc, entry)
+            else:
+                pipe.send(assemble(_hget(enc, view)))
+                stored: list[Any] = ["ts", enc.n, None]
+                stream.append(stored)
+                if held is not None:
+                    write(*held)
+                held = (enc, stored)
         if held is not None:
             write(*held)
         if stream:
