@@ -143,10 +143,11 @@ On 2 cores Redis runs on one core and the client on the other. The platform's
 client now needs less CPU per row than Redis does, so the run is bound by Redis's
 own work, and that work is more than the floor's: `EXPIRE` and the dedup `HGET`
 are extra commands per row. Redis 7.0 has no command that writes a hash and its
-key TTL together (`HSETEX` is Redis 8); a Redis function doing both, and
-`MULTI`/`EXEC`, measured slower on the server than the two plain commands.
+key TTL together (`HSETEX` is Redis 8); the other shapes are measured by
+`python -m benchmarks.redis_write_shapes` (below).
 `FP_MATERIALIZE_MAX_ROWS_PER_S` throttles the writer when serving shares the Redis
-([profiles](profiles.md))."""
+([profiles](profiles.md)): paced 200-row pieces, DuckDB on one thread, the writer's
+threads at nice 19."""
 
 PIT_TEXT = """\
 The join is `src/feature_platform/pit.py`, a Feast offline store plugin
@@ -457,7 +458,19 @@ def section_materialize(p: dict[str, Any] | None) -> list[str]:
                 )
                 + "."
             )
-    return [*lines, " ".join(notes), "", MATERIALIZE_AFTER, ""]
+    shapes = p.get("redis_write_shapes")
+    shape_lines: list[str] = []
+    if shapes:
+        per = shapes["redis_cpu_s_per_million_rows"]
+        shape_lines = [
+            "",
+            f"Redis server CPU s per million rows by write shape "
+            f"(`{shapes['command']}`, {num(shapes['rows'])} rows, Redis "
+            f"{shapes['redis_version']}, {shapes['started']}):",
+            "",
+            *table(("shape", "Redis CPU s per M rows"), per.items()),
+        ]
+    return [*lines, " ".join(notes), "", MATERIALIZE_AFTER, *shape_lines, ""]
 
 
 def serving_lines(serving: dict[str, Any] | None) -> list[str]:
@@ -936,6 +949,8 @@ def safe_section(name: str, payload: dict[str, Any] | None) -> list[str]:
 def render(results: Path = RESULTS) -> str:
     """The whole page, from the JSON files in ``results``."""
     data = {name: load(results, name) for name in SECTIONS}
+    if data["materialize"] is not None:  # read by the materialization section
+        data["materialize"]["redis_write_shapes"] = load(results, "redis_write_shapes")
     approaches = "\n".join(table(APPROACHES[0], APPROACHES[1:]))
     header = HEADER.replace("{approaches}", approaches)
     lines = [header, *section_runs(data), *section_targets(data)]

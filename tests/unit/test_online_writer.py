@@ -187,7 +187,7 @@ def test_sql_mask_equals_mask_values(salt: str) -> None:
 @pytest.mark.integration
 def test_line_replies_counts_exactly_and_reports_errors(redis_available) -> None:
     """One-line replies are counted in the raw stream: the bytes after them
-    (an HMGET's replies) still parse, and an error reply is reported."""
+    (HGET replies) still parse, and an error reply is reported."""
     import os
     import uuid
 
@@ -201,14 +201,20 @@ def test_line_replies_counts_exactly_and_reports_errors(redis_available) -> None
     )
     prefix = f"fp_test_line_replies:{uuid.uuid4().hex}:".encode()
     keys = [prefix + b"%d" % i for i in range(30_000)]
+    stamps = [Timestamp(seconds=1_700_000_000 + i) for i in range(len(keys))]
     pipe = _RawPipe(client)
     try:
         pipe.send(
-            b"".join(_resp(b"HSET", k, b"f", b"v%d" % i) for i, k in enumerate(keys))
+            b"".join(
+                _resp(b"HSET", k, b"f", ts.SerializeToString())
+                for k, ts in zip(keys, stamps, strict=True)
+            )
         )
-        pipe.send(b"".join(_resp(b"HMGET", k, b"f") for k in keys[:3]))
+        pipe.send(b"".join(_resp(b"HGET", k, b"f") for k in keys[:3]))
         pipe.line_replies(len(keys))
-        assert pipe.replies(3, keep=True) == [[b"v0"], [b"v1"], [b"v2"]]
+        assert pipe.timestamps(3).tolist() == [
+            ts.seconds * 1_000_000_000 for ts in stamps[:3]
+        ]
         client.set(prefix + b"str", b"x")
         pipe.send(
             _resp(b"HSET", keys[0], b"f", b"w")

@@ -118,7 +118,7 @@ class _RawPipe:
     """A dedicated Redis connection for raw, overlapped RESP pipelining.
 
     Commands go out with ``send`` and their replies are read later
-    (``line_replies``, ``timestamps``, ``replies``), so Redis executes one batch
+    (``line_replies``, ``timestamps``), so Redis executes one batch
     while Python encodes the next. On a plain TCP socket a sender thread does
     the ``sendall`` (it blocks while Redis works through a batch, and releases
     the GIL meanwhile): without it the encoder waited on every batch's send,
@@ -144,7 +144,6 @@ class _RawPipe:
         # Bulk writes wait longer than a read for their replies (the client's
         # read timeout is set for reads), but never forever.
         self._sock.settimeout(BULK_REPLY_TIMEOUT_S)
-        self._reader: Any = None  # hiredis, only for ``replies``
         self._rest = b""  # received, not yet counted or parsed
         self._send_error: BaseException | None = None
         self._queue: Any = None
@@ -199,35 +198,6 @@ class _RawPipe:
             raise ConnectionError("Redis closed the connection")
         return chunk
 
-    def replies(self, count: int, *, keep: bool = False) -> list[Any]:
-        """``count`` replies parsed by hiredis (any reply type). Only when
-        nothing else was sent after them: bytes hiredis reads past them are
-        not available to ``line_replies`` / ``timestamps`` any more."""
-        import hiredis
-
-        if self._reader is None:
-            self._reader = hiredis.Reader()
-        out: list[Any] = []
-        error: Exception | None = None
-        got = 0
-        reader = self._reader
-        if self._rest:
-            reader.feed(self._rest)
-            self._rest = b""
-        while got < count:
-            reply = reader.gets()
-            if reply is False:
-                reader.feed(self._recv())
-                continue
-            got += 1
-            if isinstance(reply, Exception):
-                error = error or reply
-            elif keep:
-                out.append(reply)
-        if error is not None:
-            raise RuntimeError(f"Redis rejected a write: {error}")
-        return out
-
     def line_replies(self, count: int) -> None:
         """Wait for ``count`` one-line replies (``HSET``/``EXPIRE``: integers or
         errors) without parsing each: count CRLFs in the raw bytes (C speed;
@@ -235,8 +205,6 @@ class _RawPipe:
         time). Bytes after them are kept for the next call."""
         if count <= 0:
             return
-        if self._reader is not None and self._reader.has_data():
-            raise RuntimeError("line_replies with unparsed replies pending")
         chunks: list[bytes] = [self._rest] if self._rest else []
         seen = self._rest.count(b"\r\n")
         last = self._rest
