@@ -184,16 +184,25 @@ def pit_join_columns(
             f"epoch_us({_q(entity_timestamp_column)}::TIMESTAMPTZ) AS ts_us "
             "FROM __ent"
         )
-        args: dict[str, Any] = {
-            "key": key,
-            "features": features,
-            "ev": timestamp_field,
-            "created": created,
-            "ttl_us": _ttl_micros(ttl),
-            "as_known_at": as_known_at,
-        }
-        join = _bounded_join if args["ttl_us"] else _asof_join
-        best = join(con, **args)
+        ttl_us = _ttl_micros(ttl)
+        rows = _source_rows(
+            con,
+            key=key,
+            features=features,
+            ev=timestamp_field,
+            created=created,
+            as_known_at=as_known_at,
+            ttl_us=ttl_us,
+        )
+        join = _bounded_join if ttl_us else _asof_join
+        best = join(
+            con,
+            rows,
+            n_features=len(features),
+            created=created,
+            ttl_us=ttl_us,
+            as_known_at=as_known_at,
+        )
     finally:
         con.close()
     # Scatter the winners (at most one per entity row) into entity order.
@@ -238,28 +247,19 @@ def _source_rows(
 
 def _bounded_join(
     con: Any,
+    rows: str,
     *,
-    key: str,
-    features: list[str],
-    ev: str,
+    n_features: int,
     created: str | None,
     ttl_us: int | None,
     as_known_at: bool,
 ) -> pa.Table:
-    """(rid, f0, f1, ...) of the entity rows with a match: one hash join."""
-    rows = _source_rows(
-        con,
-        key=key,
-        features=features,
-        ev=ev,
-        created=created,
-        as_known_at=as_known_at,
-        ttl_us=ttl_us,
-    )
+    """(rid, f0, f1, ...) of the entity rows with a match: one hash join. ``rows`` is
+    :func:`_source_rows`' SQL."""
     ttl = int(ttl_us or 0)
     known = " AND o.cr_us <= e.ts_us" if created and as_known_at else ""
     order = "o.ev_us DESC" + (", o.cr_us DESC NULLS LAST" if created else "")
-    fcols = ", ".join(f"o.f{i}" for i in range(len(features)))
+    fcols = ", ".join(f"o.f{i}" for i in range(n_features))
     # Time buckets of width ttl, counted from the earliest event time that can
     # match (so never negative): a row with ts - ttl <= ev <= ts lies in ts's
     # bucket or the one before, so each entity row is entered under both and
@@ -283,25 +283,16 @@ def _bounded_join(
 
 def _asof_join(
     con: Any,
+    rows: str,
     *,
-    key: str,
-    features: list[str],
-    ev: str,
+    n_features: int,
     created: str | None,
     ttl_us: int | None,
     as_known_at: bool,
 ) -> pa.Table:
-    """(rid, f0, f1, ...) per entity row without a ttl: two ASOF joins."""
-    rows = _source_rows(
-        con,
-        key=key,
-        features=features,
-        ev=ev,
-        created=created,
-        as_known_at=as_known_at,
-        ttl_us=ttl_us,
-    )
-    fcols = ", ".join(f"f{i}" for i in range(len(features)))
+    """(rid, f0, f1, ...) per entity row without a ttl: two ASOF joins. ``rows`` is
+    :func:`_source_rows`' SQL."""
+    fcols = ", ".join(f"f{i}" for i in range(n_features))
     # One HUGEINT orders (event, created) lexicographically: event micros in the
     # high 64 bits, created micros (+2^63, or 0 when there is none) in the low.
     con.execute(
@@ -328,7 +319,7 @@ def _asof_join(
     if not late:
         return con.sql(f"SELECT rid, {fcols} FROM __c1").to_arrow_table()
     # Candidate 2: late rows, available from cr; running best by (ev, cr).
-    packed = ", ".join(f"f{i} := f{i}" for i in range(len(features)))
+    packed = ", ".join(f"f{i} := f{i}" for i in range(n_features))
     con.execute(
         "CREATE TEMP TABLE __l AS SELECT k, cr_us AS avail, "
         f"arg_max(struct_pack(ord := ord, {packed}), ord) "
@@ -339,7 +330,7 @@ def _asof_join(
     pick2 = "(c2.b IS NOT NULL AND (c1.ord IS NULL OR c2.b.ord > c1.ord))"
     cols = ", ".join(
         f"CASE WHEN {pick2} THEN c2.b.f{i} ELSE c1.f{i} END AS f{i}"
-        for i in range(len(features))
+        for i in range(n_features)
     )
     return con.sql(
         f"SELECT c1.rid, {cols} FROM __c1 c1 "
