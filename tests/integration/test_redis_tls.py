@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -184,11 +185,13 @@ def _driver_row(driver_id: int, rating: float) -> pd.DataFrame:
 
 
 def test_online_store_over_tls_with_password(
-    tls_env: TlsRedis, local_repo: Path
+    tls_env: TlsRedis, local_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.materialize import materialize_window
     from feature_platform.online import read_online
+    from tests.conftest import TEST_END
 
     store = get_store("services", repo=local_repo)
     assert "ssl=true" in store.config.online_store.connection_string
@@ -199,6 +202,33 @@ def test_online_store_over_tls_with_password(
             store, [{"driver_id": 5001}], features=["driver_stats:avg_rating"]
         )
         assert got["avg_rating"] == [4.25]
+        # The streaming writer over TLS (its sends go inline, not from the
+        # sender thread), throttled and not, writes what plain reads find.
+        from feature_platform.online_store import writer
+
+        sockets: list[tuple[str, bool]] = []
+        send = writer._RawPipe.send
+
+        def spy(pipe: Any, payload: bytes) -> None:
+            sockets.append((type(pipe._sock).__name__, pipe._queue is None))
+            send(pipe, payload)
+
+        monkeypatch.setattr(writer._RawPipe, "send", spy)
+        for throttle in ("0", "5000"):
+            monkeypatch.setenv("FP_MATERIALIZE_MAX_ROWS_PER_S", throttle)
+            summary = materialize_window(
+                store,
+                TEST_END - dt.timedelta(days=3),
+                TEST_END,
+                views=["customer_stats"],
+            )
+            assert summary["views"]["customer_stats"]["rows"] > 100
+        client = store._get_provider().online_store._get_client(
+            store.config.online_store
+        )
+        keys = list(client.scan_iter(match=b"*" + store.project.encode(), count=1000))
+        assert len(keys) > 100
+        assert sockets and set(sockets) == {("SSLSocket", True)}
     finally:
         store.teardown()
 
