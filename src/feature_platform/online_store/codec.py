@@ -11,9 +11,10 @@ store):
 
 Scalar helpers (``redis_entity_key``, ``decode_value``, ``decode_timestamp_parts``)
 serve reads; the vectorized ``Segment`` encoders serve the streaming writer: a
-batch is encoded as segments ``(matrix uint8 [n, width], lengths [n])``, row i of
-a segment contributing its first ``lengths[i]`` bytes, so a whole batch of RESP
-commands is assembled with numpy and no Python work per row or per cell.
+batch is encoded as segments ``(matrix uint8 [n, width], lengths [n])`` (or an
+Arrow binary array for strings), row i of a segment contributing its first
+``lengths[i]`` bytes, so a whole batch of RESP commands is assembled with numpy
+and Arrow compute and no Python work per row or per cell.
 """
 
 from __future__ import annotations

@@ -11,12 +11,13 @@ bounded memory; the batch engine plugin (``feature_platform.engine``) drives it:
   timestamp: Feast's ``pull_latest_from_table_or_query`` semantics), under a
   memory limit with spilling, and hands the result over as a stream of Arrow
   record batches;
-* each batch is serialized column by column (numpy for fixed-width values);
-  ``pii`` columns are masked first (``feature_platform.pii``);
-* writes go out as pre-packed RESP ``HSET`` commands, pipelined on one
-  connection while the next batch is encoded; like Feast's
-  ``online_write_batch`` a row is skipped when the stored event timestamp is the
-  same or newer (one pipelined ``HMGET`` per batch).
+* each batch is serialized column by column (numpy and Arrow compute, see
+  ``codec``); ``pii`` string columns are masked in DuckDB's SQL;
+* writes go out as pre-packed RESP ``HSET`` (and ``EXPIRE``) commands on one
+  connection, sent by a sender thread while the next batch is encoded; like
+  Feast's ``online_write_batch`` a row is skipped when the stored event
+  timestamp is the same or newer (a batch's pipelined ``HGET``s go out one
+  batch ahead of its writes); ``max_rows_per_s`` paces small pieces instead.
 
 ``write_proto_rows`` is the online store plugin's ``online_write_batch``: the
 same skip rule and bytes for rows that arrive as Feast protos (pushes).
