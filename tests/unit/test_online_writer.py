@@ -276,3 +276,31 @@ def test_timestamps_parses_absent_runs_stored_values_and_errors(
     finally:
         pipe.close()
         client.delete(*keys, prefix + b"str")
+
+
+@pytest.mark.integration
+def test_pipe_reports_a_dead_redis_and_stops_its_sender(redis_available) -> None:
+    """Redis dies while the sender thread is inside a large ``sendall``: the
+    reader gets a connection error (no hang), and ``close`` ends the thread."""
+    import time
+
+    from feature_platform.online_store.writer import _RawPipe, _resp
+    from tests.integration.faults import RedisServer
+
+    server = RedisServer().start()
+    try:
+        pipe = _RawPipe(server.client())
+        big = b"".join(
+            _resp(b"HSET", b"k%d" % i, b"f", b"x" * 100) for i in range(300_000)
+        )
+        pipe.send(big)
+        pipe.send(big)  # queued behind the first: the sender is busy
+        server.stop()
+        t0 = time.monotonic()
+        with pytest.raises(OSError):  # ConnectionError or a reset
+            pipe.line_replies(600_000)
+        pipe.close()
+        assert time.monotonic() - t0 < 20
+        assert pipe._thread is not None and not pipe._thread.is_alive()
+    finally:
+        server.stop()
