@@ -146,7 +146,7 @@ are extra commands per row. Redis 7.0 has no command that writes a hash and its
 key TTL together (`HSETEX` is Redis 8); the other shapes are measured by
 `python -m benchmarks.redis_write_shapes` (below).
 `FP_MATERIALIZE_MAX_ROWS_PER_S` throttles the writer when serving shares the Redis
-([profiles](profiles.md)): paced 200-row pieces, DuckDB on one thread, the writer's
+([profiles](profiles.md)): paced 50-row pieces, DuckDB on one thread, the writer's
 threads at nice 19."""
 
 PIT_TEXT = """\

@@ -234,6 +234,7 @@ def test_throttled_materialize_writes_the_same(
 
     from feature_platform.feast_compat import batch_engine
     from feature_platform.materialize import materialize_window
+    from feature_platform.online_store import writer
 
     engine = batch_engine(services_store)
     monkeypatch.setattr(engine.engine_config, "batch_rows", 200)
@@ -255,7 +256,7 @@ def test_throttled_materialize_writes_the_same(
     rows = summary["views"]["customer_stats"]["rows"]
     assert rows > 400  # several batches
     # The last piece goes out at once; every earlier one waited for its turn.
-    assert seconds >= (rows - 200) / rate
+    assert seconds >= (rows - writer.PACE_ROWS) / rate
     assert _hashes(services_store) == expected
     monkeypatch.setenv("FP_MATERIALIZE_MAX_ROWS_PER_S", "1000000")
     materialize_window(
