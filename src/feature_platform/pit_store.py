@@ -217,9 +217,10 @@ class FastPitOfflineStore(DuckDBOfflineStore):
 
             from feature_platform.pit import pit_join_columns
 
-            # A new frame sharing the entity columns: the features are added to
-            # it, never written into them (callers get copies, see ``to_df``).
-            out = frame.copy(deep=False)
+            # The caller owns the result (``to_df`` hands it over uncopied), so
+            # it gets its own entity columns: a shallow copy shared them with the
+            # entity frame and with every other result of this job.
+            out = frame.copy()
             for view, path, key, features in plan:
                 source: Any = view.batch_source
                 joined = pit_join_columns(

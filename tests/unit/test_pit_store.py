@@ -81,6 +81,25 @@ def test_plugin_is_used_and_matches_reference(stores) -> None:
         pd.testing.assert_series_equal(a, b, check_names=False)
 
 
+def test_each_result_owns_its_entity_columns(stores) -> None:
+    """``to_df`` hands its frame over uncopied: writing into one result's
+    entity columns changes neither the next result of the job nor its input."""
+    fast, _, _, _ = stores
+    entities = ENTITIES.copy()
+    job = fast.get_historical_features(
+        entity_df=entities,
+        features=[f"customer_stats:{f}" for f in CHURN],
+        filter_by_created_timestamp=True,
+    )
+    first = job.to_df()
+    first_orders = first["total_orders"].copy()
+    first.loc[:, "customer_id"] = -1  # in place, into the existing column
+    second = job.to_df()
+    assert list(second["customer_id"]) == list(ENTITIES["customer_id"])
+    pd.testing.assert_series_equal(second["total_orders"], first_orders)
+    pd.testing.assert_frame_equal(entities, ENTITIES)
+
+
 def test_training_set_through_the_plugin(stores) -> None:
     from feature_platform.training import build_training_set
 
