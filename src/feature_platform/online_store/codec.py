@@ -372,11 +372,8 @@ def assemble_rows(segments: list[Segment], rows: np.ndarray | None = None) -> An
 
     n = len(segments[0][1]) if segments else 0
     parts = [_binary(seg, n) for seg in segments]
-    arrays = [p for p in parts if not isinstance(p, pa.Scalar)]
-    if not arrays:  # constants only: one row of them, repeated
-        one = b"".join(p.as_py() for p in parts)
-        arrays = [pa.array([one] * n, pa.large_binary())]
-        parts = arrays
+    if all(isinstance(p, pa.Scalar) for p in parts):  # constants: one row, repeated
+        parts = [pa.array([b"".join(p.as_py() for p in parts)] * n, pa.large_binary())]
     joined = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.large_binary()))
     if rows is not None:
         joined = joined.take(pa.array(rows, pa.int64()))

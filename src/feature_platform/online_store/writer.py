@@ -474,6 +474,11 @@ def _expire(enc: _Encoded, ttl: bytes) -> list[Any]:
     ]
 
 
+def _dedup(config: RepoConfig) -> bool:
+    """Feast's skip rule is on unless the store sets ``skip_dedup``."""
+    return not getattr(config.online_store, "skip_dedup", False)
+
+
 def _key_ttl(config: RepoConfig) -> bytes:
     key_ttl = getattr(config.online_store, "key_ttl_seconds", None)
     return str(int(key_ttl)).encode() if key_ttl else b""
@@ -492,7 +497,7 @@ def hset_payloads(
     floor replays exactly these bytes. ``all_commands`` adds what the store's
     config makes it send besides: the dedup rule's ``HGET`` and
     ``key_ttl_seconds``' ``EXPIRE`` per row."""
-    dedup = not getattr(config.online_store, "skip_dedup", False)
+    dedup = _dedup(config)
     ttl = _key_ttl(config)
     for enc in _encoded_batches(config, view, start, end):
         payload = assemble(enc.hset)
@@ -589,7 +594,7 @@ def _materialize_view(
 ) -> int:
     import pyarrow as pa
 
-    dedup = not getattr(config.online_store, "skip_dedup", False)
+    dedup = _dedup(config)
     ttl = _key_ttl(config)
     total = 0
 
