@@ -110,7 +110,7 @@ bench-spark: setup ## Spark rows: scale profile vs DuckDB, PIT join + materializ
 	$(PY) benchmarks/spark_bench.py --rows 1000000
 
 .PHONY: bench-docs
-bench-docs: setup ## Regenerate docs/benchmarks.md from benchmarks/results/
+bench-docs: setup ## Render docs/benchmarks.md and the figures of every page from benchmarks/results/
 	$(PY) -m benchmarks.report
 
 clean: ## Remove generated data, artifacts and environments

@@ -159,6 +159,49 @@ def machine() -> dict[str, Any]:
     }
 
 
+# Paths a results run rewrites itself: changes there do not make the measured
+# code differ from its commit.
+_OUTPUTS = ("benchmarks/results", "docs", "README.md", "artifacts")
+
+
+def provenance(command: str) -> dict[str, Any]:
+    """The command a results file came from and the commit it measured.
+
+    ``commit_source`` is ``"run"`` (``git rev-parse HEAD`` when the run started);
+    ``commit_dirty`` says tracked files outside the results and docs differed from
+    that commit. Outside a git checkout ``commit`` is None.
+    """
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(ROOT), *args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout.strip()
+
+    sha = git("rev-parse", "HEAD")
+    changed = git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        *(f":(exclude){path}" for path in _OUTPUTS),
+    )
+    return {
+        "command": command,
+        "commit": sha,
+        "commit_source": "run",
+        "commit_dirty": bool(changed),
+    }
+
+
 def cpu_seconds() -> float:
     """User + system CPU time of this process so far."""
     import resource
@@ -521,7 +564,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "mode": "quick" if quick else "full",
-        "command": command or " ".join(["python -m benchmarks", *sys.argv[1:]]),
+        **provenance(command or " ".join(["python -m benchmarks", *sys.argv[1:]])),
         "machine": machine(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -567,9 +610,17 @@ def render(benchmarks: Sequence[Benchmark], out: Path) -> str:
             meta = meta or {
                 k: v for k, v in payload.items() if k not in ("name", "results")
             }
+            sha = (payload.get("commit") or "")[:10]
+            if not sha:
+                commit = "commit not recorded"
+            elif payload.get("commit_source") == "run":
+                dirty = " + uncommitted changes" if payload.get("commit_dirty") else ""
+                commit = f"commit {sha}{dirty}"
+            else:
+                commit = f"commit unknown (file last changed in {sha})"
             meta.setdefault("runs", {})[name] = (
-                f"{payload['started']} `{payload['command']}` (load average "
-                f"{payload['machine'].get('load_average_1m')})"
+                f"{payload['started']} `{payload['command']}`, {commit} "
+                f"(load average {payload['machine'].get('load_average_1m')})"
             )
     meta.setdefault("finished", meta.get("started"))
     text = markdown(all_results, meta, benchmarks)

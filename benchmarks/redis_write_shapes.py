@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.harness import RESULTS, free_port
+from benchmarks.harness import RESULTS, free_port, provenance
 
 FUNCTION = """#!lua name=fp_shapes
 redis.register_function{function_name='hset_expire', callback=function(keys, args)
@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         server.terminate()
         server.wait(timeout=10)
     record = {
-        "command": "python -m benchmarks.redis_write_shapes"
-        + (f" --rows {args.rows}" if args.rows != 500_000 else ""),
+        **provenance(
+            "python -m benchmarks.redis_write_shapes"
+            + (f" --rows {args.rows}" if args.rows != 500_000 else "")
+        ),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": args.rows,
         "redis_version": version,

@@ -41,7 +41,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVICE = "churn_prediction_service"
-RUN_KEYS = ("when", "spark_driver_memory", "spark_session_start_s")
+RUN_KEYS = (
+    "when",
+    "spark_driver_memory",
+    "spark_session_start_s",
+    "command",
+    "commit",
+    "commit_source",
+    "commit_dirty",
+)
 CATEGORIES = ["grocery", "electronics", "fashion", "home", "beauty", "sports"]
 
 if str(ROOT) not in sys.path:  # run as a script from anywhere
@@ -369,8 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         _, spark_start = _timed(
             lambda: get_spark_session_or_start_new_with_repoconfig(cfg.offline_store)
         )
+        from benchmarks.harness import provenance
+
         result = {
             "meta": {
+                **provenance(" ".join(["benchmarks/spark_bench.py", *sys.argv[1:]])),
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),

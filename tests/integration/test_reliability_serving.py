@@ -36,6 +36,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from benchmarks.harness import provenance
+from benchmarks.report import RELIABILITY_COMMAND
 from feature_platform.sample_data import SampleSpec
 from tests.conftest import PROJECT, ROOT, TEST_END, make_repo
 from tests.integration.faults import RedisServer, free_port, stop_process
@@ -68,7 +70,7 @@ def _record(name: str, result: dict[str, Any]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     data[name] = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  **result}  # fmt: skip
+                  **provenance(RELIABILITY_COMMAND), **result}  # fmt: skip
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
