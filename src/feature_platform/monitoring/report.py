@@ -5,10 +5,8 @@ current distributions, freshness bars, latency histogram; no scripts)."""
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +38,11 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _img(data: str, alt: str) -> str:
-    return (
-        f'<img class="plot" alt="{html.escape(alt)}" '
-        f'src="data:image/png;base64,{data}">'
+def _img(data: str, alt: str) -> Any:
+    from markupsafe import Markup
+
+    return Markup('<img class="plot" alt="{}" src="data:image/png;base64,{}">').format(
+        alt, data
     )
 
 
@@ -129,16 +128,10 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}th{background:#f4f4f
 """
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _flag(bad: bool, text: str) -> Any:
+    from markupsafe import Markup
 
-
-def _flag(bad: bool, text: str) -> str:
-    return f'<span class="{"bad" if bad else "good"}">{html.escape(text)}</span>'
+    return Markup('<span class="{}">{}</span>').format("bad" if bad else "good", text)
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -146,72 +139,51 @@ def _fmt(v: Any, digits: int = 3) -> str:
         return "–"
     if isinstance(v, float):
         return f"{v:.{digits}f}"
-    return html.escape(str(v))
+    return str(v)
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1%}"
 
 
 def render_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page (inline CSS, base64 PNG plots, no scripts)."""
-    e = html.escape
-    w = report["windows"]
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Feature monitoring: {e(report['project'])}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Feature monitoring: {e(report['project'])}</h1>",
-        f"<p>Generated {e(report['generated_at'])}. Reference window "
-        f"{e(w['reference']['start'])} → {e(w['reference']['end'])} "
-        f"({e(w['reference']['source'])}); current window "
-        f"{e(w['current']['start'])} → {e(w['current']['end'])}.</p>",
-    ]
-    if report["alerts"]:
-        items = "".join(f"<li>{e(a)}</li>" for a in report["alerts"])
-        parts.append(f"<h2>Alerts</h2><ul class='alerts'>{items}</ul>")
-    else:
-        parts.append("<h2>Alerts</h2><p class='good'>No alerts.</p>")
+    """A self-contained HTML page (inline CSS, base64 PNG plots, no scripts).
 
-    fresh = report["freshness"]
-    parts.append("<h2 id='freshness'>Freshness</h2>")
-    parts.append(
-        _table(
-            [
-                "view",
-                "last materialized end",
-                "age (h)",
-                "ttl/3 (h)",
-                "ttl (h)",
-                "newest source event",
-                "status",
-            ],
-            [
-                [
-                    e(name),
-                    _fmt(f["last_materialized_end"]),
-                    _fmt(f["age_seconds"] / 3600 if f["age_seconds"] else None, 2),
-                    _fmt(
-                        f["threshold_seconds"] / 3600
-                        if f["threshold_seconds"]
-                        else None,
-                        2,
-                    ),
-                    _fmt(f["ttl_seconds"] / 3600, 1),
-                    _fmt(f["source_newest_event"]),
-                    _flag(f["stale"], "stale" if f["stale"] else "fresh"),
-                ]
-                for name, f in fresh.items()
-            ],
-        )
+    Rendered by Jinja2 with autoescape: every value from the report (names,
+    alerts, categories, notes) is HTML-escaped, so source data cannot inject
+    markup or scripts into whoever opens the page.
+    """
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("feature_platform.monitoring", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    parts.append(_plot_freshness(fresh))
-
-    parts.append(f"<h2 id='drift'>Drift (PSI, flagged above {PSI_THRESHOLD})</h2>")
-    rows, plots = [], []
+    fresh = report["freshness"]
+    freshness_rows = [
+        [
+            name,
+            _fmt(f["last_materialized_end"]),
+            _fmt(f["age_seconds"] / 3600 if f["age_seconds"] else None, 2),
+            _fmt(f["threshold_seconds"] / 3600 if f["threshold_seconds"] else None, 2),
+            _fmt(f["ttl_seconds"] / 3600, 1),
+            _fmt(f["source_newest_event"]),
+            _flag(f["stale"], "stale" if f["stale"] else "fresh"),
+        ]
+        for name, f in fresh.items()
+    ]
+    drift_rows, drift_plots = [], []
     for view, feats in report["drift"].items():
         for name, d in feats.items():
             rs, cs = d["reference_stats"], d["current_stats"]
-            rows.append(
+            drift_rows.append(
                 [
-                    e(f"{view}:{name}"),
-                    e(d["kind"]),
+                    f"{view}:{name}",
+                    d["kind"],
                     _fmt(d["psi"]),
                     _flag(d["drifted"], "drift" if d["drifted"] else "ok"),
                     _fmt(rs.get("mean")),
@@ -222,63 +194,42 @@ def render_html(report: dict[str, Any]) -> str:
                 ]
             )
             if d["bins"]:
-                plots.append(_plot_distribution(view, name, d))
-    parts.append(
-        _table(
-            [
-                "feature",
-                "kind",
-                "PSI",
-                "status",
-                "mean ref",
-                "mean cur",
-                "null ref",
-                "null cur",
-                "rows ref / cur",
-            ],
-            rows,
-        )
-    )
-    parts.append(f"<div class='grid'>{''.join(plots)}</div>")
-
-    parts.append("<h2 id='online'>Online store: null rate and latency</h2>")
+                drift_plots.append(
+                    {
+                        "img": _plot_distribution(view, name, d),
+                        "feature": f"{view}:{name}",
+                        "bins": [str(b) for b in d["bins"]],
+                    }
+                )
     source = report.get("online_source") or {"kind": "probes", "note": ""}
-    parts.append(
-        f"<p>Source: <b>{e(source['kind'])}</b>. {e(source.get('note', ''))}</p>"
-    )
     served = source["kind"] == "server"
-    rows = []
+    online_rows: list[list[Any]] = []
     for view, entry in report["online"].items():
         lat = entry.get("latency_ms") or {"reads": "", "p50": None, "p95": None}
-        lat.setdefault("p99", None)
         nulls = entry.get("null_rate", {})
         expired = entry.get("expired_rate")
         if isinstance(expired, dict):
             expired_text = (
-                ", ".join(f"{e(k)} {v:.1%}" for k, v in expired.items() if v) or "0"
+                ", ".join(f"{k} {v:.1%}" for k, v in expired.items() if v) or "0"
             )
         else:
-            expired_text = "–" if expired is None else f"{expired:.1%}"
-        rows.append(
+            expired_text = _pct(expired)
+        online_rows.append(
             [
-                e(view),
+                view,
                 entry["rows"] if served else entry["entities_sampled"],
-                ", ".join(
-                    f"{e(k)} {'–' if v is None else f'{v:.1%}'}"
-                    for k, v in nulls.items()
-                )
-                or "–",
+                ", ".join(f"{k} {_pct(v)}" for k, v in nulls.items()) or "–",
                 expired_text,
                 lat["reads"],
                 _fmt(lat["p50"]),
                 _fmt(lat["p95"]),
-                _fmt(lat["p99"]),
+                _fmt(lat.get("p99")),
             ]
         )
     overall = report["latency_ms"]
-    rows.append(
+    online_rows.append(
         [
-            "<b>all</b>",
+            Markup("<b>all</b>"),
             "",
             "",
             "",
@@ -288,29 +239,18 @@ def render_html(report: dict[str, Any]) -> str:
             _fmt(overall["p99"]),
         ]
     )
-    parts.append(
-        _table(
-            [
-                "view",
-                "rows served" if served else "entities",
-                "null rate",
-                "expired (older than ttl)",
-                "reads",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-            ],
-            rows,
-        )
+    return env.get_template("monitor.html.j2").render(
+        r=report,
+        w=report["windows"],
+        css=Markup(_CSS),
+        psi_threshold=PSI_THRESHOLD,
+        freshness_rows=freshness_rows,
+        freshness_plot=_plot_freshness(fresh),
+        drift_rows=drift_rows,
+        drift_plots=drift_plots,
+        source=source,
+        served=served,
+        online_rows=online_rows,
+        requests=report["served"]["requests"] if served else {},
+        latency_plot=None if served else _plot_latency(report["online"]),
     )
-    if served:
-        requests = report["served"]["requests"]
-        parts.append(
-            "<p>POST /get-online-features by HTTP status: "
-            + (", ".join(f"{e(k)}: {v}" for k, v in requests.items()) or "none")
-            + f"; latency {e(report['latency_ms']['method'])}.</p>"
-        )
-    else:
-        parts.append(_plot_latency(report["online"]))
-    parts.append("</body></html>")
-    return "\n".join(parts)
