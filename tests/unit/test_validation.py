@@ -236,6 +236,8 @@ def test_validate_sources_raises_a_readable_table(
     assert header.split() == ["source", "expectation", "column", "observed"]
     assert "driver_stats" in message and "acceptance_rate" in message
     assert "4 unexpected" in message
+    # Examples name the value and the entity of the rows that broke it.
+    assert "e.g. 2.0 at driver_id=" in message
     summary = info.value.summary
     assert summary["success"] is False
     assert summary["sources"]["customer_stats"]["success"] is True

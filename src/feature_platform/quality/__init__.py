@@ -1,4 +1,4 @@
-"""Data quality checks that compare the stores with each other.
+"""Data quality: the stores compared with each other, and source expectations.
 
 * ``sampling``: the one online-vs-offline sampler (an entity sample of a view,
   its offline latest-within-ttl values and what the online store serves for
@@ -6,8 +6,9 @@
   (``feature_platform.skew``), recovery's health check
   (``feature_platform.recovery``), monitoring's online null rates
   (``feature_platform.monitoring``) and governance's PII exposure check.
-
-Source validation (the Great Expectations gate) is ``feature_platform.validation``.
+* ``expectations``: Great Expectations expectation configurations evaluated in
+  one streaming DuckDB pass, with GE's validation-result shape (the engine of
+  the source validation gate, ``feature_platform.validation``).
 """
 
 from __future__ import annotations
