@@ -183,6 +183,33 @@ def _first_key_containing(mapping: dict[str, Any], part: str) -> Any:
     return next((v for k, v in mapping.items() if part in k), None)
 
 
+def fenced(text: str, lang: str = "text") -> Any:
+    """``text`` as a fenced code block, verbatim (no Markdown escaping inside;
+    a run of backticks in it is shortened so it cannot close the fence)."""
+    from markupsafe import Markup
+
+    body = str(text).rstrip("\n")
+    while "```" in body:
+        body = body.replace("```", "``")
+    return Markup(f"```{lang}\n{body}\n```")
+
+
+def repo_file(path: str) -> str:
+    """A committed file of this repository (a figure may quote one verbatim)."""
+    return (ROOT / path).read_text()
+
+
+def env_file(path: str) -> dict[str, str]:
+    """``KEY=value`` lines of a committed env file, in order."""
+    out = {}
+    for line in repo_file(path).splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
 def _join(items: Iterable[Any], sep: str = "") -> str:
     # Jinja's own join HTML-escapes items under autoescape; the output goes
     # through md_escape when printed instead.
@@ -210,6 +237,7 @@ def environment() -> Any:
     env.filters |= {
         "num": num,
         "join": _join,
+        "fenced": fenced,
         "dict_with": _dict_with,
         "first_key_containing": _first_key_containing,
     }
@@ -224,6 +252,8 @@ def environment() -> Any:
         "commit_text": commit_text,
         "spark_command": spark_command,
         "engine_pairs": engine_pairs,
+        "repo_file": repo_file,
+        "env_file": env_file,
     }
     return env
 

@@ -37,6 +37,18 @@ def ensure_sample_data(
     return write_sample_data(directory, spec)
 
 
+def _shown(location: Path | str) -> str:
+    """A path (or a ``sqlite:///`` URI) relative to the working directory when it
+    lies under it, so what the demo prints names no machine's directories."""
+    text = str(location)
+    scheme = "sqlite:///" if text.startswith("sqlite:////") else ""
+    path = Path(text.removeprefix(scheme))
+    try:
+        return scheme + str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return text
+
+
 def _fmt(value: float | None, digits: int) -> str:
     return "null" if value is None else f"{value:.{digits}f}"
 
@@ -72,7 +84,7 @@ def run_demo(
     say(
         "[1/5] sample data: "
         + (f"generated {generated['rows']}" if generated else "up to date")
-        + f" in {directory}"
+        + f" in {_shown(directory)}"
     )
     step("data", t, {"generated": bool(generated), **(generated or {})})
 
@@ -132,5 +144,8 @@ def run_demo(
         )
     step("online", t, {"predictions": preds})
     summary["seconds_total"] = round(time.monotonic() - t0, 2)
-    say(f"done in {summary['seconds_total']} s; model registry {reg['tracking_uri']}")
+    say(
+        f"done in {summary['seconds_total']} s; "
+        f"model registry {_shown(reg['tracking_uri'])}"
+    )
     return summary

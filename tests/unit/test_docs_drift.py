@@ -10,6 +10,7 @@ names its command and commit.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -132,3 +133,90 @@ def test_a_run_records_this_checkout() -> None:
         {"commit": head, "commit_source": "git-log"}
     )
     assert report.commit_text(record).startswith(f"commit `{head[:10]}`")
+
+
+# A measured quantity: a number with a unit of throughput, time, size or a
+# decimal ratio. Outside <!-- fig --> blocks a page may state such a number only
+# when it is a setting or a bound the code or a test fixes (listed below, each
+# phrase as the page has it), never a measurement typed by hand.
+MEASURED = re.compile(
+    r"(?<![\w.\-/:])~?\d[\d,]*(?:\.\d+)?\s?"
+    r"(?:rows/s|req/s|ms|MB|GB|KB|MiB|GiB|s|seconds?|min|minutes?)(?![\w/])"
+    r"|(?<![\w.])\d+\.\d+\s?(?:x|×)(?!\w)"
+)
+SETTINGS = {
+    "docs/catalog.md": [
+        "(3 min ago)",  # sample output of `catalog`: an age, not a measurement
+        "probed for at most 3 s",
+    ],
+    "docs/monitoring.md": [
+        "every 4 h + 30 min",
+        "every 2 h + 30 min",
+        "| 50 ms | 50 ms |",
+        "plus 30 minutes for the run",
+        "buckets 0.25 ms to 10 s, 0.25-2.5 ms apart below 10 ms",
+        "stopped after 10 s",
+    ],
+    "docs/operations.md": [
+        "default 60 s",
+        "pause 50 ms after each registry object read",
+        "259200 s (3 days)",
+        "shortened to 4 s",
+        "registry refresh 1 s",
+        "growth at 100 MiB",
+        "a 0.25 s connect timeout",
+        "2 s read timeout",
+        "(0.5 s)",
+        "p99 < 250 ms and recovery within 2 s",
+    ],
+    "docs/running/airflow.md": ["`retry_delay` 5 minutes"],
+    "docs/security.md": ["cached 300 s", "(10 s leeway)"],
+    "docs/serving.md": ["(5 s).", "body over 1 MiB", "after 10 s"],
+}
+# A directory of the machine a page was written on (a container's or a cluster's
+# path in an example, such as /app or /mnt, is not one).
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:work|home|root|Users)/|[A-Z]:\\[A-Za-z]")
+OWNED_ELSEWHERE = {"docs/running/production.md", "docs/transformations.md"}
+
+
+def _pages() -> list[tuple[str, str]]:
+    return [(str(p.relative_to(ROOT)), p.read_text()) for p in report.pages()]
+
+
+def test_no_measured_number_is_typed_by_hand() -> None:
+    found = []
+    for name, text in _pages():
+        if name in OWNED_ELSEWHERE:  # (their owners' pages: checked once they render)
+            continue
+        text = report.FIG.sub("", text)
+        for phrase in SETTINGS.get(name, []):
+            assert phrase in text, f"{name}: allowed phrase {phrase!r} is gone"
+            text = text.replace(phrase, " ")
+        for n, line in enumerate(text.splitlines(), 1):
+            found += [f"{name}:{n}: {m[0]!r}" for m in MEASURED.finditer(line)]
+    assert found == [], "render these from benchmarks/results/ (see docs/benchmarks.md)"
+
+
+def test_the_number_check_sees_a_typed_number() -> None:
+    text = "at 182,548 rows/s, p99 0.334 ms, 6.2 GB, 2.31x Feast, took 38 s"
+    assert [m[0] for m in MEASURED.finditer(text)] == [
+        "182,548 rows/s",
+        "0.334 ms",
+        "6.2 GB",
+        "2.31x",
+        "38 s",
+    ]
+    fig = "<!-- fig:why_http -->4088.2 req/s<!-- /fig -->"
+    assert not MEASURED.search(report.FIG.sub("", fig))
+
+
+def test_no_absolute_machine_path() -> None:
+    found = [
+        f"{name}: {m[0]}"
+        for name, text in _pages()
+        for m in ABSOLUTE_PATH.finditer(text)
+    ]
+    assert found == []
+    assert ABSOLUTE_PATH.search("sqlite:////work/main/feature_repo/data/mlflow.db")
+    assert ABSOLUTE_PATH.search("in C:\\Users\\me\\repo")
+    assert not ABSOLUTE_PATH.search("/app/dags, /tmp/scale_data, ~/work/x")
