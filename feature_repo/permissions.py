@@ -4,8 +4,9 @@ Who may do what, enforced by Feast itself (``feast.permissions.enforcer`` via th
 security manager of the feature server, registry server and offline server when
 ``auth`` is ``oidc`` or ``kubernetes``; the local profile runs ``no_auth``):
 
-* the growth team (role ``growth``) owns ``customer*`` / ``churn*`` objects
-  (customer entity, customer_stats view and source, churn_prediction_service);
+* the growth team (role ``growth``) owns ``customer*`` / ``churn*`` /
+  ``checkout*`` objects (customer entity, customer_stats view and source, the
+  churn services, the checkout_value on-demand view and its request source);
 * the logistics team (role ``logistics``) owns ``driver*`` objects;
 * models (role ``model``) read only through feature services, never views;
 * logistics may read ``customer_stats`` (driver_matching_service joins
@@ -20,7 +21,7 @@ matches every object (tests/unit/test_permissions.py pins this down).
 
 from __future__ import annotations
 
-from feast import Entity, FeatureService, FeatureView
+from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
 from feast.data_source import DataSource
 from feast.feast_object import ALL_RESOURCE_TYPES
 from feast.permissions.action import ALL_ACTIONS, READ, AuthzedAction
@@ -32,10 +33,10 @@ MODEL_ROLE = "model"
 ADMIN_ROLE = "platform-admin"
 # Name patterns (re.fullmatch) of the objects each team owns.
 TEAM_OBJECTS = {
-    "growth": ["customer.*", "churn.*"],
+    "growth": ["customer.*", "churn.*", "checkout.*"],
     "logistics": ["driver.*"],
 }
-_OWNED_TYPES = [FeatureView, FeatureService, DataSource, Entity]
+_OWNED_TYPES = [FeatureView, OnDemandFeatureView, FeatureService, DataSource, Entity]
 
 growth_owns_customer_objects = Permission(
     name="growth_owns_customer_objects",

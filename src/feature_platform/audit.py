@@ -207,8 +207,13 @@ def record_apply(
         "schema_changes": json.dumps(changes),
         "objects": json.dumps(
             {
-                k: sorted(after[k])
-                for k in ("entities", "feature_views", "feature_services")
+                k: sorted(after.get(k, {}))
+                for k in (
+                    "entities",
+                    "feature_views",
+                    "on_demand_feature_views",
+                    "feature_services",
+                )
             }
         ),
         "reason": reason,

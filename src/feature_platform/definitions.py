@@ -55,6 +55,9 @@ def _object_names(contents: RepoContents) -> dict[str, list[str]]:
         "entities": sorted(e.name for e in contents.entities if e.name != "__dummy"),
         "data_sources": sorted(s.name for s in contents.data_sources),
         "feature_views": sorted(v.name for v in contents.feature_views),
+        "on_demand_feature_views": sorted(
+            v.name for v in contents.on_demand_feature_views
+        ),
         "feature_services": sorted(s.name for s in contents.feature_services),
         "permissions": sorted(p.name for p in contents.permissions),
     }
@@ -139,6 +142,7 @@ def _apply_definitions(
         entities=contents.entities,
         feature_views=contents.feature_views,
         feature_services=contents.feature_services,
+        on_demand_feature_views=contents.on_demand_feature_views,
         repo=store.repo_path,
     )
     before = audit_before_apply(store)  # the registry's state (applied)

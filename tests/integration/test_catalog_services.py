@@ -25,6 +25,7 @@ def test_catalog_reads_the_postgresql_registry(
     assert services_store.config.registry.path.startswith("postgresql+psycopg://")
     before = build_catalog(services_store, now=TEST_END)
     assert {v.name: v.freshness for v in before.views} == {
+        "checkout_value": "on demand",
         "customer_stats": "never materialized",
         "driver_stats": "never materialized",
     }
@@ -40,8 +41,11 @@ def test_catalog_reads_the_postgresql_registry(
     fresh_store = get_store("services", repo=local_repo)
     assert fresh_store.project == services_store.project
     catalog = build_catalog(fresh_store, now=TEST_END + timedelta(hours=1))
-    views = {v.name: v for v in catalog.views}
+    views = {v.name: v for v in catalog.views if v.kind != "on_demand"}
     assert set(views) == {"customer_stats", "driver_stats"}
+    assert [v.name for v in catalog.views if v.kind == "on_demand"] == [
+        "checkout_value"
+    ]
     for view in views.values():
         assert view.last_materialized == TEST_END.isoformat()
         assert view.age_seconds == 3600.0
@@ -50,12 +54,14 @@ def test_catalog_reads_the_postgresql_registry(
     # driver_stats (ttl 6 h) expires first; customer_stats (3 d) does not.
     later = build_catalog(fresh_store, now=TEST_END + timedelta(hours=6, seconds=1))
     assert {v.name: v.freshness for v in later.views} == {
+        "checkout_value": "on demand",
         "customer_stats": "fresh",
         "driver_stats": "stale",
     }
     by_ref = {f.ref: f for f in catalog.features()}
     assert by_ref["customer_stats:lifetime_value"].feature_services == (
         "churn_prediction_service",
+        "churn_prediction_service_v2",
     )
     assert by_ref["driver_stats:avg_rating"].feature_services == (
         "driver_matching_service",
@@ -70,10 +76,12 @@ def test_catalog_reads_the_postgresql_registry(
     data = json.loads(capsys.readouterr().out)
     assert data["project"] == services_store.project
     assert {v["name"]: v["last_materialized"] for v in data["views"]} == {
+        "checkout_value": None,
         "customer_stats": TEST_END.isoformat(),
         "driver_stats": TEST_END.isoformat(),
     }
     assert main(["--profile", "services", "catalog", "search", "team=growth"]) == 0
     out = capsys.readouterr().out
-    assert "6 feature(s) match 'team=growth'" in out
+    # customer_stats' six and the checkout_value on-demand view's three
+    assert "9 feature(s) match 'team=growth'" in out
     assert "customer_stats:email" in out

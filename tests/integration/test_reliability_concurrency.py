@@ -28,7 +28,11 @@ WINDOWS_PER_WORKER = 8
 EXPECTED_OBJECTS = {
     "entities": {"customer", "driver"},
     "feature_views": {"customer_stats", "driver_stats"},
-    "feature_services": {"churn_prediction_service", "driver_matching_service"},
+    "feature_services": {
+        "churn_prediction_service",
+        "churn_prediction_service_v2",
+        "driver_matching_service",
+    },
 }
 
 

@@ -14,7 +14,7 @@ from feature_platform.catalog import Catalog, build_catalog, search
 from feature_platform.cli import main
 from tests.conftest import REPO_SRC, TEST_END
 
-VIEWS = {"customer_stats", "driver_stats"}
+VIEWS = {"customer_stats", "driver_stats", "checkout_value"}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,15 @@ def test_catalog_lists_every_feature_as_defined(catalog: Catalog, definitions) -
             assert got.owner == view.owner and got.team == view.tags["team"]
             assert got.tags == {**view.tags, **feat.tags}
             assert got.cadence == entry.cadence
+    for view in definitions.on_demand_feature_views:
+        entry = next(v for v in catalog.views if v.name == view.name)
+        assert entry.kind == "on_demand" and entry.freshness == "on demand"
+        assert (entry.owner, entry.description) == (view.owner, view.description)
+        assert entry.ttl_seconds is None and entry.cadence is None
+        for feat in view.features:
+            ref = f"{view.name}:{feat.name}"
+            expected_refs.add(ref)
+            assert by_ref[ref].dtype == str(feat.dtype)
     assert set(by_ref) == expected_refs
     # Feature services, both ways, from the registry.
     for service in definitions.feature_services:
@@ -92,8 +101,10 @@ def test_catalog_lists_every_feature_as_defined(catalog: Catalog, definitions) -
 def test_never_materialized_views_say_so(catalog: Catalog) -> None:
     for view in catalog.views:
         assert view.last_materialized is None and view.age_seconds is None
-        assert view.freshness == "never materialized"
-        assert {f.freshness for f in view.features} == {"never materialized"}
+        # An on-demand view is computed at read time: nothing to materialize.
+        expected = "on demand" if view.kind == "on_demand" else "never materialized"
+        assert view.freshness == expected
+        assert {f.freshness for f in view.features} == {expected}
 
 
 def test_models_column_comes_from_the_lookup(applied_local_store) -> None:
@@ -118,7 +129,16 @@ def test_models_column_comes_from_the_lookup(applied_local_store) -> None:
     [
         # by name (case-insensitive, from a word start), view name,
         # description, tag key / value / k=v
-        ("LIFETIME", {"customer_stats:lifetime_value"}),
+        # (the on-demand view's description names lifetime_value: its outputs too)
+        (
+            "LIFETIME",
+            {
+                "customer_stats:lifetime_value",
+                "checkout_value:cart_to_avg_ratio",
+                "checkout_value:cart_share_of_lifetime",
+                "checkout_value:is_first_order",
+            },
+        ),
         ("rating", {"driver_stats:avg_rating"}),
         # "EUR" in descriptions and unit tags; not the "eur" inside "Heuristic"
         ("eur", {"customer_stats:avg_order_amount", "customer_stats:lifetime_value"}),

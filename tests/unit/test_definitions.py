@@ -92,6 +92,11 @@ def test_apply_is_idempotent_and_complete(local_store) -> None:
     assert {v.name for v in local_store.list_feature_views()} == names
     assert again.objects["feature_services"] == [
         "churn_prediction_service",
+        "churn_prediction_service_v2",
         "driver_matching_service",
+    ]
+    assert again.objects["on_demand_feature_views"] == ["checkout_value"]
+    assert [v.name for v in local_store.list_on_demand_feature_views()] == [
+        "checkout_value"
     ]
     assert registry.get_feature_service("churn_prediction_service", local_store.project)

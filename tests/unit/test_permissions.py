@@ -245,6 +245,7 @@ def test_permission_names_cover_every_object(applied_local_store) -> None:
     store = applied_local_store
     names = [
         *(v.name for v in store.list_feature_views()),
+        *(v.name for v in store.list_on_demand_feature_views()),
         *(s.name for s in store.list_feature_services()),
         *(s.name for s in store.list_data_sources()),
         *(e.name for e in store.list_entities()),

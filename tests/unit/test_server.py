@@ -48,6 +48,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def test_catalog_reflects_the_definitions(catalog: Catalog) -> None:
     assert set(catalog.services) == {
         "churn_prediction_service",
+        "churn_prediction_service_v2",
         "driver_matching_service",
     }
     driver = catalog.views["driver_stats"]

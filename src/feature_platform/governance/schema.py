@@ -2,7 +2,8 @@
 
 The definitions in ``feature_repo/`` are reduced to a *schema snapshot*
 (entities, views with feature dtypes, ttl, pii fields, source timestamps and
-where the source reads -- path, table or query --, services): a JSON-able dict
+where the source reads -- path, table or query --, on-demand views with their
+outputs, inputs and normalized transformation source, services): a JSON-able dict
 in a stable order. ``schema.lock.json`` in the repo holds the accepted
 snapshot; the registry's snapshot is built from the same objects read back from
 Feast.
@@ -39,6 +40,7 @@ __all__ = [
     "definitions_snapshot",
     "load_definitions",
     "lock_path",
+    "normalized_transformation",
     "read_lock",
     "registry_snapshot",
     "snapshot",
@@ -47,10 +49,11 @@ __all__ = [
 ]
 
 LOCK_FILE = "schema.lock.json"
-SNAPSHOT_VERSION = 2  # 2: source locations (type, path/table/query)
+SNAPSHOT_VERSION = 3  # 2: source locations (type, path/table/query); 3: on-demand views
 EMPTY_SNAPSHOT: dict[str, Any] = {
     "entities": {},
     "feature_views": {},
+    "on_demand_feature_views": {},
     "feature_services": {},
 }
 _PARSE_LOCK = threading.Lock()  # parse_repo needs the cwd and sys.path
@@ -129,11 +132,75 @@ def _view_snapshot(view: FeatureView, repo: Path | None) -> dict[str, Any]:
     }
 
 
+def normalized_transformation(source: str) -> str:
+    """A transformation's meaning as text: its function's code with comments,
+    docstrings, decorators, its name and the formatting dropped
+    (``ast.unparse``), so a reformat or a better docstring is not a change and a
+    changed expression is. ``source`` is what Feast stores as the udf's source
+    (``udf_string``); text that does not parse is compared as it is, stripped."""
+    import ast
+    import textwrap
+
+    text = textwrap.dedent(source).strip()
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return text
+    functions = [
+        n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+    if not functions:
+        return ast.unparse(tree)
+    for node in ast.walk(functions[0]):
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and ast.get_docstring(node, clean=False) is not None
+        ):
+            node.body = node.body[1:] or [ast.Pass()]
+    functions[0].decorator_list = []
+    functions[0].name = "_"
+    return ast.unparse(functions[0])
+
+
+def _on_demand_snapshot(view: Any) -> dict[str, Any]:
+    """An on-demand view's contract: outputs, inputs and the transformation
+    (mode, normalized source and its hash: what ``check`` compares)."""
+    import hashlib
+
+    transformation = view.feature_transformation
+    source = getattr(transformation, "udf_string", "") or view.udf_string or ""
+    body = normalized_transformation(source)
+    return {
+        "features": {f.name: str(f.dtype) for f in view.features},
+        "mode": str(view.mode),
+        "sources": {
+            "feature_views": {
+                p.name: sorted(f.name for f in p.features)
+                for p in sorted(
+                    view.source_feature_view_projections.values(),
+                    key=lambda p: p.name,
+                )
+            },
+            "request": {
+                r.name: {f.name: str(f.dtype) for f in r.schema}
+                for r in sorted(
+                    view.source_request_sources.values(), key=lambda r: r.name
+                )
+            },
+        },
+        "transformation": {
+            "sha256": hashlib.sha256(body.encode()).hexdigest(),
+            "source": body.splitlines(),
+        },
+    }
+
+
 def snapshot(
     *,
     entities: Iterable[Any],
     feature_views: Iterable[Any],
     feature_services: Iterable[Any],
+    on_demand_feature_views: Iterable[Any] = (),
     repo: Path | str | None = None,
 ) -> dict[str, Any]:
     """The schema contract of a set of Feast objects (JSON-able, stable order).
@@ -151,6 +218,10 @@ def snapshot(
         "feature_views": {
             v.name: _view_snapshot(v, repo_path)
             for v in sorted(feature_views, key=lambda v: v.name)
+        },
+        "on_demand_feature_views": {
+            v.name: _on_demand_snapshot(v)
+            for v in sorted(on_demand_feature_views, key=lambda v: v.name)
         },
         "feature_services": {
             s.name: sorted(
@@ -170,6 +241,7 @@ def definitions_snapshot(repo: Path | str) -> dict[str, Any]:
         entities=contents.entities,
         feature_views=contents.feature_views,
         feature_services=contents.feature_services,
+        on_demand_feature_views=contents.on_demand_feature_views,
         repo=repo,
     )
 
@@ -185,6 +257,7 @@ def registry_snapshot(store: FeatureStore) -> dict[str, Any] | None:
         entities=entities,
         feature_views=views,
         feature_services=store.list_feature_services(),
+        on_demand_feature_views=store.list_on_demand_feature_views(allow_cache=True),
         repo=store.repo_path,
     )
 
