@@ -176,7 +176,6 @@ SETTINGS = {
 # A directory of the machine a page was written on (a container's or a cluster's
 # path in an example, such as /app or /mnt, is not one).
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:work|home|root|Users)/|[A-Z]:\\[A-Za-z]")
-OWNED_ELSEWHERE = {"docs/running/production.md", "docs/transformations.md"}
 
 
 def _pages() -> list[tuple[str, str]]:
@@ -186,8 +185,6 @@ def _pages() -> list[tuple[str, str]]:
 def test_no_measured_number_is_typed_by_hand() -> None:
     found = []
     for name, text in _pages():
-        if name in OWNED_ELSEWHERE:  # (their owners' pages: checked once they render)
-            continue
         text = report.FIG.sub("", text)
         for phrase in SETTINGS.get(name, []):
             assert phrase in text, f"{name}: allowed phrase {phrase!r} is gone"
