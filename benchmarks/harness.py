@@ -242,13 +242,13 @@ class BenchEnv:
         return self.workdir / "plain_repo"
 
     def store(self, profile: str = "services"):
-        from feature_platform.config import get_store
+        from feature_platform.profiles import get_store
 
         return get_store(profile, repo=self.repo)
 
     def plain_store(self, profile: str = "services"):
         """Plain Feast over the same registry, project and Redis keys (no plugins)."""
-        from feature_platform.config import PLAIN_FEAST, get_store
+        from feature_platform.profiles import PLAIN_FEAST, get_store
 
         return get_store(profile, repo=self.repo, overrides=PLAIN_FEAST)
 
@@ -490,7 +490,7 @@ def run_child(
 
 def measure_child(task: dict[str, Any], workload: Workload) -> dict[str, Any]:
     """Runs one measured workload in a fresh process (for an honest peak RSS)."""
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
 
     store = get_store("services", repo=task["repo"], overrides=task.get("overrides"))
     base_rss = child_rss_mb()

@@ -169,8 +169,8 @@ ENGINE_GATE = "feast_api_platform_engine_gate"
 
 def _materialize_task(env: BenchEnv, engine: str) -> dict[str, Any]:
     """Repo and config overrides of a materialize row."""
-    from feature_platform.config import PLAIN_FEAST
     from feature_platform.engine import ENGINE_TYPE
+    from feature_platform.profiles import PLAIN_FEAST
 
     if engine == "feast":  # plain Feast: stock Redis store + local engine
         return {"repo": str(env.plain_repo), "overrides": PLAIN_FEAST}

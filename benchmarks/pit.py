@@ -135,8 +135,8 @@ def pit_workload(store: Any, task: dict[str, Any]) -> dict[str, Any]:
 
 
 def bench_pit(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
-    from feature_platform.config import PLAIN_FEAST
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import PLAIN_FEAST
 
     end = last_hour()
     store = env.store()

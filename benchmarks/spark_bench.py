@@ -152,8 +152,8 @@ def _pg(dbname: str, sql: str) -> None:
 
 
 def _store(profile: str, repo: Path, project: str) -> Any:
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     os.environ["FEATURE_PLATFORM_PROJECT"] = project
     store = get_store(profile, repo=repo)
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             get_spark_session_or_start_new_with_repoconfig,
         )
 
-        from feature_platform.config import load_repo_config
+        from feature_platform.profiles import load_repo_config
 
         cfg = load_repo_config("scale", repo=env["spark_repo"])
         _, spark_start = _timed(

@@ -74,8 +74,8 @@ def feast_backfill():
     def plan_chunks(**context: Any) -> list[dict[str, str]]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from feature_platform.config import parse_utc, utc_now
         from feature_platform.orchestration import day_chunks
+        from feature_platform.utc import parse_utc, utc_now
 
         params = context["params"]
         if not params.get("start") or not params.get("end"):
@@ -94,8 +94,9 @@ def feast_backfill():
         chunks: list[dict[str, str]], **context: Any
     ) -> dict[str, Any]:
 
-        from feature_platform.config import get_store, parse_utc
         from feature_platform.orchestration import fail_fast, profile_name
+        from feature_platform.profiles import get_store
+        from feature_platform.utc import parse_utc
         from feature_platform.validation import validate_sources
 
         with fail_fast():
@@ -108,12 +109,13 @@ def feast_backfill():
 
     @task(max_active_tis_per_dagrun=1)
     def materialize_chunk(window: dict[str, str], **context: Any) -> dict[str, Any]:
-        from feature_platform.config import get_store, parse_utc
         from feature_platform.orchestration import (
             fail_fast,
             profile_name,
             run_materialization,
         )
+        from feature_platform.profiles import get_store
+        from feature_platform.utc import parse_utc
 
         with fail_fast():
             return run_materialization(
@@ -127,9 +129,10 @@ def feast_backfill():
     def validate_online_store(
         chunks: list[dict[str, str]], results: list[dict[str, Any]], **context: Any
     ) -> dict[str, Any]:
-        from feature_platform.config import get_store, parse_utc
         from feature_platform.orchestration import fail_fast, profile_name
+        from feature_platform.profiles import get_store
         from feature_platform.skew import check_online_skew
+        from feature_platform.utc import parse_utc
 
         params = context["params"]
         with fail_fast():

@@ -97,12 +97,13 @@ def build_dag(key: str, cron: str, interval: timedelta, views: tuple[str, ...]):
     def materialization():
         @task
         def validate_source_data(**context: Any) -> dict[str, Any]:
-            from feature_platform.config import get_store, parse_utc
             from feature_platform.orchestration import (
                 fail_fast,
                 profile_name,
                 run_window,
             )
+            from feature_platform.profiles import get_store
+            from feature_platform.utc import parse_utc
             from feature_platform.validation import validate_sources
 
             views = context["params"]["views"]
@@ -121,12 +122,13 @@ def build_dag(key: str, cron: str, interval: timedelta, views: tuple[str, ...]):
         def materialize_features(
             validated: dict[str, Any], **context: Any
         ) -> dict[str, Any]:
-            from feature_platform.config import get_store, parse_utc
             from feature_platform.orchestration import (
                 fail_fast,
                 profile_name,
                 run_materialization,
             )
+            from feature_platform.profiles import get_store
+            from feature_platform.utc import parse_utc
 
             window = validated["window"]
             with fail_fast():
@@ -149,9 +151,10 @@ def build_dag(key: str, cron: str, interval: timedelta, views: tuple[str, ...]):
         def validate_online_store(
             materialized: dict[str, Any], **context: Any
         ) -> dict[str, Any]:
-            from feature_platform.config import get_store, parse_utc
             from feature_platform.orchestration import fail_fast, profile_name
+            from feature_platform.profiles import get_store
             from feature_platform.skew import check_online_skew
+            from feature_platform.utc import parse_utc
 
             params = context["params"]
             window = materialized["window"]

@@ -58,9 +58,9 @@ SCHEDULE = monitoring_schedule()
 def feast_monitoring():
     @task
     def monitor_features(**context: Any) -> dict[str, Any]:
-        from feature_platform.config import get_store
         from feature_platform.monitoring import monitor_and_publish
         from feature_platform.orchestration import profile_name
+        from feature_platform.profiles import get_store
 
         store = get_store(profile_name())
         now = context.get("data_interval_end")

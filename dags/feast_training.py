@@ -56,12 +56,12 @@ def feast_training():
     def train_churn_model(**context: Any) -> dict[str, Any]:
         import pandas as pd
 
-        from feature_platform.config import data_dir, get_store
         from feature_platform.orchestration import (
             fail_fast,
             profile_name,
             training_end,
         )
+        from feature_platform.profiles import data_dir, get_store
         from feature_platform.training import DEFAULT_SERVICE, run_training
 
         with fail_fast():

@@ -5,7 +5,7 @@ this file, as absolute paths (the DuckDB offline store resolves relative paths
 against the current directory, not the repo), or under
 ``$FEATURE_PLATFORM_DATA_DIR`` (a directory or object-store URI); the production
 profile reads BigQuery tables with the same schema. The switch is
-``feature_platform.config.offline_kind()`` (``file``, ``bigquery`` or ``spark``):
+``feature_platform.profiles.offline_kind()`` (``file``, ``bigquery`` or ``spark``):
 the kind of the profile this process loaded (or ``$FEATURE_PLATFORM_PROFILE``
 when the plain ``feast`` CLI parses this file). The scale profile
 (``spark``) reads the same parquet files as ``SparkSource`` (Spark offline store
@@ -18,7 +18,8 @@ from pathlib import Path
 
 from feast import BigQuerySource, FileSource, PushSource
 
-from feature_platform.config import offline_kind, settings
+from feature_platform.profiles import offline_kind
+from feature_platform.settings import settings
 
 _OFFLINE = offline_kind()
 _BQ_DATASET = settings().bq_dataset

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from feast import Entity, Project, ValueType
 
-from feature_platform.config import project_name
+from feature_platform.profiles import project_name
 
 # The project name can be overridden (tests use a fresh one per run so their
-# Redis keys and registry rows never collide); feature_platform.config gives
+# Redis keys and registry rows never collide); feature_platform.profiles gives
 # the RepoConfig and these definitions the same name.
 project = Project(
     name=project_name(),

@@ -40,15 +40,16 @@ Compile (the committed YAML must match this file; a test checks it)::
 # No ``from __future__ import annotations`` here: KFP reads the component
 # signatures' real annotations (Input[Dataset], Output[Model], ...).
 
-import os
 from pathlib import Path
 from typing import NamedTuple
 
 from kfp import compiler, dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
+from feature_platform.settings import settings
+
 DEFAULT_IMAGE = "ghcr.io/feature-platform/feature-platform:0.1.0"
-IMAGE = os.environ.get("FEATURE_PLATFORM_IMAGE") or DEFAULT_IMAGE
+IMAGE = settings().image or DEFAULT_IMAGE  # $FEATURE_PLATFORM_IMAGE
 PIPELINE_NAME = "churn-training"
 COMPILED = Path(__file__).resolve().parent / "compiled" / "churn_training_pipeline.yaml"
 
@@ -74,8 +75,9 @@ def materialize_op(profile: str, end: str, metrics: Output[Metrics]) -> int:
 
     Returns the rows written; per-view counts go to ``metrics``.
     """
-    from feature_platform.config import get_store, parse_utc, utc_now
     from feature_platform.materialize import materialize_incremental
+    from feature_platform.profiles import get_store
+    from feature_platform.utc import parse_utc, utc_now
 
     store = get_store(profile)
     until = parse_utc(end, "end") if end else utc_now().replace(microsecond=0)
@@ -105,12 +107,13 @@ def build_training_set_op(
     """
     import pandas as pd
 
-    from feature_platform.config import data_dir, get_store, parse_utc
+    from feature_platform.profiles import data_dir, get_store
     from feature_platform.training import (
         describe_training_set,
         prepare_training_set,
         write_training_set,
     )
+    from feature_platform.utc import parse_utc
 
     start = parse_utc(training_start, "training_start")
     end = parse_utc(training_end, "training_end")
@@ -180,7 +183,7 @@ def evaluate_op(
     """
     from collections import namedtuple
 
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
     from feature_platform.training import (
         evaluate,
         load_model,

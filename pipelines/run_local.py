@@ -197,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-estimators", type=int, default=200)
     args = parser.parse_args(argv)
 
-    from feature_platform.config import artifacts_dir, data_dir, get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import artifacts_dir, data_dir, get_store
 
     if args.profile != "production":  # local and services read the sample parquet
         from feature_platform.demo import ensure_sample_data

@@ -39,16 +39,16 @@ os.environ.pop("FEATURE_PLATFORM_PROFILE", None)
 
 @pytest.fixture(autouse=True)
 def _restore_profile_env() -> Iterator[None]:
-    """Keep one test's profile (the active profile ``config.load_repo_config``
+    """Keep one test's profile (the active profile ``profiles.load_repo_config``
     records, and the variables a test sets) from leaking into the next."""
-    from feature_platform import config
+    from feature_platform import profiles
 
     keys = ("FEATURE_PLATFORM_OFFLINE", "FEATURE_PLATFORM_PROJECT")
     saved = {k: os.environ.get(k) for k in keys}
-    active = dict(config._ACTIVE)
+    active = dict(profiles._ACTIVE)
     yield
-    config._ACTIVE.clear()
-    config._ACTIVE.update(active)
+    profiles._ACTIVE.clear()
+    profiles._ACTIVE.update(active)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -86,8 +86,8 @@ def sample_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def applied_local_store(sample_repo: Path):
     """The local-profile store of ``sample_repo`` with definitions applied."""
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     store = get_store("local", repo=sample_repo)
     apply_definitions(store)
@@ -102,8 +102,8 @@ def local_repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def local_store(local_repo: Path):
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     store = get_store("local", repo=local_repo)
     apply_definitions(store)
@@ -181,8 +181,8 @@ def fresh_services_store(
     registry rows), definitions applied; its Redis keys are removed afterwards.
     With ``plain_feast`` it runs Feast's stock Redis store and local engine (the
     baseline the platform's plugins are compared with)."""
-    from feature_platform.config import PLAIN_FEAST, get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import PLAIN_FEAST, get_store
 
     monkeypatch.setenv(
         "FEATURE_PLATFORM_PROJECT", f"{PROJECT}_{tag}{uuid.uuid4().hex[:6]}"

@@ -102,8 +102,8 @@ def test_notebook_runs_headless(notebook_env: Path, tmp_path: Path) -> None:
     assert "rows written" in everything and "churn_probability" in everything
     # The model step logged and registered the model like `feature-platform
     # train` and KFP (the repo's MLflow store), with the same metadata.
-    from feature_platform.config import get_store
     from feature_platform.lineage import model_lineage, models_consuming
+    from feature_platform.profiles import get_store
     from feature_platform.training import ModelMetadata, load_registered_model
 
     store = get_store("local")

@@ -23,9 +23,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import utc_now
 from feature_platform.governance.breaking import compare_snapshots
 from feature_platform.governance.schema import EMPTY_SNAPSHOT, registry_snapshot
+from feature_platform.utc import utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -131,7 +131,7 @@ def _ensure_audit_table(engine: Engine) -> Any:
 
 def current_actor() -> str:
     """Who applies: ``$FEATURE_PLATFORM_ACTOR`` (CI sets it) or ``user@host``."""
-    from feature_platform.config import settings
+    from feature_platform.settings import settings
 
     actor = settings().actor
     if actor:
@@ -235,7 +235,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
             out[key] = json.loads(out[key])
     when = out.get("applied_at")
     if when is not None and hasattr(when, "isoformat"):
-        from feature_platform.config import stored_utc
+        from feature_platform.utc import stored_utc
 
         # SQLite drops the offset; stored values are UTC.
         out["applied_at"] = stored_utc(when).isoformat()

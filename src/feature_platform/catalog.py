@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from feature_platform.config import ensure_utc, stored_utc, utc_now
 from feature_platform.freshness import is_stale
+from feature_platform.utc import ensure_utc, stored_utc, utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore

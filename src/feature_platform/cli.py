@@ -21,7 +21,7 @@ def _print(obj: Any) -> None:
 def _store(args: argparse.Namespace, *, applied: bool = True):
     """The profile's store; with ``applied`` (every command that reads the
     definitions) a registry that was never applied is a clear error."""
-    from feature_platform.config import get_store, require_applied
+    from feature_platform.profiles import get_store, require_applied
 
     store = get_store(args.profile)
     if applied:
@@ -64,8 +64,9 @@ def _positive(text: str) -> float:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from feature_platform.config import data_dir, parse_utc
+    from feature_platform.profiles import data_dir
     from feature_platform.sample_data import SampleSpec, write_sample_data
+    from feature_platform.utc import parse_utc
 
     spec = SampleSpec(
         customers=args.customers,
@@ -99,8 +100,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from feature_platform.config import parse_utc
     from feature_platform.materialize import materialize_incremental, materialize_window
+    from feature_platform.utc import parse_utc
 
     end = parse_utc(args.end, "--end") if args.end else None
     start = parse_utc(args.start, "--start") if args.start else None
@@ -135,7 +136,7 @@ def _feast_command(feast_args: list[str]) -> str | None:
 def cmd_feast(args: argparse.Namespace) -> int:
     import os
 
-    from feature_platform.config import feast_cli
+    from feature_platform.profiles import feast_cli
 
     argv, env, cwd = feast_cli(args.profile, args.feast_args)
     if _feast_command(args.feast_args) == "apply":  # the breaking-change guard first
@@ -150,8 +151,9 @@ def cmd_feast(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from feature_platform.config import data_dir, parse_utc
+    from feature_platform.profiles import data_dir
     from feature_platform.training import run_training
+    from feature_platform.utc import parse_utc
 
     labels = pd.read_parquet(args.labels or data_dir() / "churn_labels.parquet")
     result = run_training(
@@ -230,8 +232,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from feature_platform.config import parse_utc
     from feature_platform.recovery import online_health, recover
+    from feature_platform.utc import parse_utc
 
     end = parse_utc(args.end, "--end") if args.end else None
     store = _store(args)
@@ -246,8 +248,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from feature_platform.config import get_store, repo_dir
     from feature_platform.governance import run_check, write_lock
+    from feature_platform.profiles import get_store, repo_dir
 
     repo = args.repo or repo_dir()
     if args.update_lock:
@@ -275,7 +277,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from feature_platform.config import parse_utc
     from feature_platform.monitoring import (
         Window,
         previous_counters,
@@ -283,6 +284,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         run_monitor,
         send_alerts,
     )
+    from feature_platform.utc import parse_utc
 
     def window(start: str | None, end: str | None, name: str) -> Window | None:
         if not start and not end:
@@ -339,7 +341,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from feature_platform.config import parse_utc, utc_now
+    from feature_platform.utc import parse_utc, utc_now
     from feature_platform.validation import format_failures, validate_sources
 
     end = parse_utc(args.end, "--end") if args.end else utc_now()

@@ -8,8 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from feature_platform.config import data_dir, get_store, utc_now
+from feature_platform.profiles import data_dir, get_store
 from feature_platform.sample_data import SampleSpec, write_sample_data
+from feature_platform.utc import utc_now
 
 __all__ = ["ensure_sample_data", "run_demo"]
 

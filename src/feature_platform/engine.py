@@ -117,7 +117,7 @@ class PlatformMaterializationJob(MaterializationJob):
 
 
 def _utc(value: datetime) -> datetime:
-    from feature_platform.config import stored_utc
+    from feature_platform.utc import stored_utc
 
     return stored_utc(value)
 
@@ -268,8 +268,8 @@ def _write_view(
     progress: Progress | None,
     writer: Callable[[Any, datetime, datetime], int] | None,
 ) -> int:
-    from feature_platform.config import settings
     from feature_platform.online_store import writer as streaming
+    from feature_platform.settings import settings
 
     if writer is not None:
         return writer(view, start, end)

@@ -45,7 +45,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc
+from feature_platform.utc import ensure_utc
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -35,8 +35,8 @@ the service still serves the features the model was trained on): with a
 direction, the feature references or the window; those are read here.
 
 The registry read is ``tracking_uri`` if given, else the ``store``'s
-(``store.config.mlflow``, filled in per profile by ``feature_platform.config``),
-else the profile's (``config.mlflow_tracking_uri``, ``$FP_MLFLOW_TRACKING_URI``).
+(``store.config.mlflow``, filled in per profile by ``feature_platform.profiles``),
+else the profile's (``mlflow_locations.tracking_uri``, ``$FP_MLFLOW_TRACKING_URI``).
 
 API (stable; ``feature_platform.catalog`` calls it)::
 
@@ -119,15 +119,17 @@ def tracking_uri_of(
     tracking_uri: str | None = None,
 ) -> str:
     """``tracking_uri``, else the store's (``store.config.mlflow``), else the
-    profile's (``config.mlflow_tracking_uri``)."""
-    from feature_platform.config import mlflow_tracking_uri
+    profile's (``mlflow_locations.tracking_uri``)."""
+    from feature_platform import mlflow_locations
+    from feature_platform.profiles import active_profile, resolve_profile
 
     if tracking_uri:
         return tracking_uri
     configured = getattr(store.config, "mlflow", None) if store is not None else None
     if configured is not None and configured.get_tracking_uri():
         return str(configured.get_tracking_uri())
-    return mlflow_tracking_uri(profile)
+    prof = resolve_profile(profile or active_profile())
+    return mlflow_locations.tracking_uri(prof.name, prof.repo_dir)
 
 
 # An unreachable tracking server must not stall a caller (catalog, monitor)
@@ -174,7 +176,7 @@ def feast_mlflow(store: FeatureStore) -> Any:
     if configured is None or not configured.get_tracking_uri():
         raise LineageError(
             f"the store of project {store.project!r} has no MLflow tracking URI "
-            "(no `mlflow:` block): build it with feature_platform.config.get_store "
+            "(no `mlflow:` block): build it with feature_platform.profiles.get_store "
             "or set FP_MLFLOW_TRACKING_URI"
         )
     mlflow.set_registry_uri(configured.get_tracking_uri())

@@ -65,7 +65,7 @@ class LockTimeout(LockError):
 
 def locking_enabled() -> bool:
     """False only when ``FEATURE_PLATFORM_REGISTRY_LOCK`` is off/0/false/no."""
-    from feature_platform.config import settings
+    from feature_platform.settings import settings
 
     return settings().registry_lock
 
@@ -101,7 +101,7 @@ def lock_target(config: RepoConfig) -> tuple[str, str]:
 def _timeout(timeout: float | None) -> float:
     if timeout is not None:
         return timeout
-    from feature_platform.config import settings
+    from feature_platform.settings import settings
 
     return settings().lock_timeout_s
 

@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc, stored_utc, utc_now
 from feature_platform.offline import online_views, pull_latest
+from feature_platform.utc import ensure_utc, stored_utc, utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView

@@ -35,7 +35,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 CONN_ID = "feature_platform_webhook"
-ENV_VAR = "FEATURE_PLATFORM_WEBHOOK_URL"  # read by feature_platform.config
+ENV_VAR = "FEATURE_PLATFORM_WEBHOOK_URL"  # read by feature_platform.settings
 DEFAULT_TIMEOUT_S = 10.0
 _MAX_TEXT = 3000  # Slack truncates long texts; keep alerts readable
 
@@ -70,7 +70,7 @@ def _url_from_connection(conn_id: str) -> str | None:
 
 def resolve_webhook_url(*, conn_id: str = CONN_ID) -> str | None:
     """The webhook URL from the Airflow connection or the environment, else None."""
-    from feature_platform.config import settings
+    from feature_platform.settings import settings
 
     return _url_from_connection(conn_id) or settings().webhook_url or None
 

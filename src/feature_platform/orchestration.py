@@ -28,13 +28,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from feature_platform.config import (
-    ConfigError,
-    ensure_utc,
-    parse_utc,
-    require_applied,
-    settings,
-)
+from feature_platform.errors import ConfigError
+from feature_platform.profiles import require_applied
+from feature_platform.settings import settings
+from feature_platform.utc import ensure_utc, parse_utc
 
 __all__ = [
     "OWNER",
@@ -60,7 +57,7 @@ def dag_default_args(*, retries: int = 3) -> dict[str, Any]:
     """Task defaults shared by every DAG: owner, retries, and the webhook alerts.
 
     The retry delay (``FEATURE_PLATFORM_RETRY_DELAY_SECONDS``, default 5
-    minutes, through ``config.settings``) is part of the serialized DAG, so it is
+    minutes, through ``settings.settings``) is part of the serialized DAG, so it is
     read where the DAG is parsed: the dag-processor's environment (the stack's
     env file sets it for every component; tests shorten it).
     ``notify`` imports only the standard library at module level, so DAG files
@@ -253,7 +250,7 @@ def run_materialization(
     A failed write never advances the registry watermark (it is recorded after
     the writes), and re-running the window is idempotent, so a retry is safe.
     A registry that was never applied raises
-    :class:`~feature_platform.config.RegistryNotApplied` (run ``apply`` first).
+    :class:`~feature_platform.errors.RegistryNotApplied` (run ``apply`` first).
     """
     from feature_platform.materialize import materialize_window
 

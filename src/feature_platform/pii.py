@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ConfigError
+from feature_platform.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,12 +59,13 @@ def pii_salt() -> str:
 
     The production profile (BigQuery sources) refuses the dev default.
     """
-    from feature_platform.config import settings
+    from feature_platform.profiles import offline_kind
+    from feature_platform.settings import settings
 
     current = settings()
     if current.pii_salt:
         return current.pii_salt
-    if current.offline_kind == "bigquery":
+    if offline_kind(current) == "bigquery":
         raise PiiSaltError(
             f"${PII_SALT_ENV} is not set; the production profile needs a secret "
             "salt to mask `pii` fields (the dev default is public)"

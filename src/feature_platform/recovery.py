@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc, utc_now
 from feature_platform.quality.sampling import lookback, sample_online
+from feature_platform.utc import ensure_utc, utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc, utc_now
+from feature_platform.utc import ensure_utc, utc_now
 
 if TYPE_CHECKING:
     import numpy as np

@@ -33,7 +33,7 @@ class Schedule:
 
 def load_schedules() -> dict[str, Schedule]:
     """The schedules of the feature repo (``operations.SCHEDULES``)."""
-    from feature_platform.config import repo_module
+    from feature_platform.profiles import repo_module
 
     return {
         name: Schedule(
@@ -51,7 +51,7 @@ SCHEDULES: dict[str, Schedule] = load_schedules()
 def monitoring_schedule() -> Schedule:
     """The monitor's cadence (``operations.MONITORING``: cron and interval) over
     the views it has thresholds for."""
-    from feature_platform.config import repo_module
+    from feature_platform.profiles import repo_module
 
     entry = repo_module("operations").MONITORING
     return Schedule(

@@ -26,12 +26,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc, stored_utc
 from feature_platform.quality.sampling import (
     OnlineSample,
     sample_online,
     values_match,
 )
+from feature_platform.utc import ensure_utc, stored_utc
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView

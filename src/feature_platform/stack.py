@@ -8,7 +8,7 @@ PostgreSQL and Redis (the ``services`` profile, ``FP_PG_*`` / ``FP_REDIS_*``).
 * **One source of truth**: ports and settings come from ``docker/stack.env``, the
   file every docker-compose service reads too (``env_file``); the PostgreSQL and
   Redis defaults from ``feature_repo/profiles/services.env``. A variable set in
-  the environment wins over both (``config.child_environment``).
+  the environment wins over both (``profiles.child_environment``).
 * **Logs in one place**: ``.stack/logs/<service>.log``, Airflow's task and
   dag-processor logs under ``.stack/logs/airflow/``. State (AIRFLOW_HOME, the
   JWT secret, MLflow artifacts, pid files) under ``.stack/``.
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from feature_platform.config import child_environment, read_env_file
+from feature_platform.profiles import child_environment, read_env_file
 
 __all__ = ["ENV_FILE", "SERVICES", "Stack", "StackError", "main"]
 

@@ -39,8 +39,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc, utc_now
 from feature_platform.offline import batch_source
+from feature_platform.utc import ensure_utc, utc_now
 
 if TYPE_CHECKING:
     import duckdb
@@ -87,7 +87,7 @@ class SourceRules:
 
 def _rules() -> dict[str, SourceRules]:
     """Each view's rules, from ``feature_repo/operations.py`` (``VALIDATION``)."""
-    from feature_platform.config import repo_module
+    from feature_platform.profiles import repo_module
 
     return {
         view: SourceRules(**rules)
@@ -410,7 +410,7 @@ def format_failures(failures: list[dict[str, Any]]) -> str:
 
 def _as_store(store_or_repo: FeatureStore | str | Path) -> FeatureStore:
     if isinstance(store_or_repo, str | Path):
-        from feature_platform.config import get_store
+        from feature_platform.profiles import get_store
 
         return get_store(repo=store_or_repo)
     return store_or_repo
@@ -431,8 +431,8 @@ def validate_sources(
     is a table of the failed expectations) when any suite fails, unless
     ``raise_on_failure`` is false.
     """
-    from feature_platform.config import require_applied
     from feature_platform.offline import online_views
+    from feature_platform.profiles import require_applied
 
     store = _as_store(store_or_repo)
     require_applied(store)  # a never-applied repo: "run apply first"

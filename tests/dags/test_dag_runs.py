@@ -215,8 +215,8 @@ def test_bad_source_data_stops_the_run(dag_env, local_repo: Path, webhook) -> No
 def test_redis_outage_fails_clearly_and_the_retry_recovers(
     airflow_db, services_env, local_repo: Path, webhook, own_redis, monkeypatch
 ) -> None:
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", unique_project())
     monkeypatch.setenv("FP_REDIS_PORT", str(own_redis.port))
@@ -265,9 +265,9 @@ def test_redis_outage_fails_clearly_and_the_retry_recovers(
 def test_backfill_equals_one_materialization(
     dag_env, local_repo: Path, webhook, monkeypatch
 ) -> None:
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_window
+    from feature_platform.profiles import get_store
 
     backfilled = dag_env
     end = TEST_END.replace(hour=0)
@@ -303,7 +303,7 @@ def test_no_lost_intervals(dag_env, local_repo: Path, webhook, monkeypatch) -> N
     """Issue 14 item 5: a run that failed every retry loses nothing, and rows
     that land late for an interval already written are picked up: the next run
     starts from the last watermark (minus the late-arrival bound)."""
-    from feature_platform.config import settings
+    from feature_platform.settings import settings
     from tests.integration.faults import free_port
 
     store = dag_env

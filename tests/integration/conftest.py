@@ -41,9 +41,9 @@ def authed_server(
     ``oidc_issuer``; permissions from feature_repo/permissions.py), with the admin
     endpoints opened (FP_SERVER_ADMIN_ENDPOINTS=1: admin role only); definitions
     applied and materialized on its own project."""
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_incremental
+    from feature_platform.profiles import get_store
 
     repo = make_repo(tmp_path_factory.mktemp("authed_repo"))
     project = f"{PROJECT}_auth_{uuid.uuid4().hex[:4]}"

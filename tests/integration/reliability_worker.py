@@ -34,9 +34,10 @@ def _barrier(directory: Path, tag: str, name: str, parties: int) -> None:
 
 def main() -> int:
     spec = json.loads(sys.argv[1])
-    from feature_platform.config import get_store, parse_utc
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_window
+    from feature_platform.profiles import get_store
+    from feature_platform.utc import parse_utc
 
     delay = float(spec.get("rmw_delay", 0))
     if delay:

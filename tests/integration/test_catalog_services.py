@@ -35,7 +35,7 @@ def test_catalog_reads_the_postgresql_registry(
     assert result["rows_total"] > 0
 
     # A second store on the same project: everything comes from PostgreSQL.
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
 
     monkeypatch.setenv("FEATURE_PLATFORM_REPO", str(local_repo))
     fresh_store = get_store("services", repo=local_repo)

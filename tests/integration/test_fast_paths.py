@@ -114,7 +114,6 @@ def test_fast_materialize_writes_what_feast_writes(
 def test_fast_online_equals_feast(
     services_store, local_repo: Path, service: str, only_own_keys: bool
 ) -> None:
-    from feature_platform.config import PLAIN_FEAST, get_store
     from feature_platform.freshness import as_of, enforce_on_response, output_ttls
     from feature_platform.materialize import materialize_window
     from feature_platform.online import read_online
@@ -123,6 +122,7 @@ def test_fast_online_equals_feast(
         STATUS_OUTSIDE_MAX_AGE,
     )
     from feature_platform.online_store.reader import FastOnlineReader
+    from feature_platform.profiles import PLAIN_FEAST, get_store
 
     materialize_window(services_store, TEST_END - timedelta(days=10), TEST_END)
     customers = pd.read_parquet(local_repo / "data" / "customer_stats.parquet")

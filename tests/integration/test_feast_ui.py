@@ -71,8 +71,8 @@ def feast_ui(
 ) -> Iterator[UI]:
     """``scripts/feast local ui`` (what `make ui` runs) on a private repo with the
     definitions applied; stopped afterwards."""
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     # The local yaml names its project literally (the plain feast CLI needs no
     # environment): apply under that name, in this test's own registry file.

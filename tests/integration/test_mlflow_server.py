@@ -125,9 +125,9 @@ def test_training_registers_on_a_postgres_backed_server(
 ) -> None:
     import psycopg2
 
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.lineage import model_lineage, models_consuming
+    from feature_platform.profiles import get_store
     from feature_platform.training import (
         load_model,
         load_registered_model,

@@ -46,9 +46,9 @@ def _columns(response: httpx.Response) -> dict[str, list[Any]]:
 def served(
     services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Any, Path]]:
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_incremental
+    from feature_platform.profiles import get_store
 
     project = f"{PROJECT}_mon_{uuid.uuid4().hex[:4]}"
     repo = make_repo(tmp_path_factory.mktemp("monitor_repo"))

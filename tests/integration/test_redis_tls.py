@@ -187,10 +187,10 @@ def _driver_row(driver_id: int, rating: float) -> pd.DataFrame:
 def test_online_store_over_tls_with_password(
     tls_env: TlsRedis, local_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_window
     from feature_platform.online import read_online
+    from feature_platform.profiles import get_store
     from tests.conftest import TEST_END
 
     store = get_store("services", repo=local_repo)
@@ -247,7 +247,7 @@ def test_misconfigured_tls_or_password_fails_clearly(
 ) -> None:  # fmt: skip
     import redis
 
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
 
     monkeypatch.setenv("FP_REDIS_SSL", ssl.format(ca=tls_env.ca))
     if password is not None:

@@ -63,7 +63,7 @@ def _intervals(store) -> dict[str, int]:
 
 
 def _store(project: str, repo: Path, monkeypatch):
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
 
     monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", project)
     return get_store("services", repo=repo)

@@ -54,8 +54,8 @@ def own_redis(redis_available: None) -> Iterator[RedisServer]:
 def store_on_own_redis(
     services_env, own_redis: RedisServer, local_repo: Path, monkeypatch
 ):
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     own_redis.client().flushall()  # our private server only
     monkeypatch.setenv("FP_REDIS_PORT", str(own_redis.port))

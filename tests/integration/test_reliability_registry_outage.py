@@ -46,12 +46,12 @@ def proxy(services_env) -> TcpProxy:
 
 
 def test_registry_outage(proxy: TcpProxy, local_repo: Path, monkeypatch) -> None:
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.freshness import RegistryUnavailableError
     from feature_platform.locks import LockError
     from feature_platform.materialize import materialize_incremental
     from feature_platform.online import read_online
+    from feature_platform.profiles import get_store
 
     set_cache_ttl(local_repo, CACHE_TTL_S)
     monkeypatch.setenv("FP_PG_PORT", str(proxy.port))

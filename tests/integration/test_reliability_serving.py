@@ -78,9 +78,9 @@ def _record(name: str, result: dict[str, Any]) -> None:
 def served(
     services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_window
+    from feature_platform.profiles import get_store
 
     repo = make_repo(tmp_path_factory.mktemp("serving_repo"), BIG_SPEC)
     if os.environ.get("FP_TEST_SERVE_WHILE_MATERIALIZING") == "false":
@@ -191,8 +191,8 @@ def _force_state(store: Any, name: str, state: str) -> None:
 
 
 def test_serving_during_large_materialization(served: Served) -> None:
-    from feature_platform.config import get_store
     from feature_platform.materialize import materialize_window
+    from feature_platform.profiles import get_store
 
     rng = random.Random(5)
     stop = threading.Event()

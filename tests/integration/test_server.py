@@ -62,9 +62,9 @@ def _free_port() -> int:
 def server(
     services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_incremental
+    from feature_platform.profiles import get_store
 
     project = f"{PROJECT}_srv_{uuid.uuid4().hex[:4]}"
     repo = make_repo(tmp_path_factory.mktemp("server_repo"))
@@ -528,7 +528,7 @@ def test_unreachable_online_store_is_a_503(
     500 (in-process app, so no second server start)."""
     from fastapi.testclient import TestClient
 
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
     from feature_platform.server import build_app
 
     monkeypatch.setenv("FP_REDIS_PORT", str(_free_port()))  # nothing listens

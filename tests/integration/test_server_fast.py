@@ -54,7 +54,7 @@ def apps(services_store) -> Iterator[tuple[Any, Any, Any, dict[str, list[int]]]]
             ].unique()
         ),
     }
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
 
     # One stale row per view (older than its ttl: 6 h, 3 days) and one with
     # a null feature, so the comparison covers the ttl rule and nulls.

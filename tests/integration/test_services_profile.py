@@ -67,8 +67,8 @@ def test_feast_cli_on_the_local_profile(
 ) -> None:
     """The local yaml names the project literally (plain `feast` needs no env), so
     this repo (its own SQLite files) is applied under that default name."""
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", "feature_platform")
     apply_definitions(get_store("local", repo=local_repo))

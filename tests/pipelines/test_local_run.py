@@ -25,8 +25,8 @@ WINDOW_START = WINDOW_END - timedelta(days=15)
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory):
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     path = make_repo(tmp_path_factory.mktemp("kfp_repo") / "repo")
     with pytest.MonkeyPatch.context() as mp:
@@ -71,7 +71,7 @@ def blocked(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
 
 
 def test_run_materializes_the_online_store(passed: dict[str, Any], repo: Path) -> None:
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
 
     assert passed["materialized_rows"] > 0
     store = get_store("local")
@@ -121,7 +121,7 @@ def test_no_leakage_in_time(passed: dict[str, Any]) -> None:
 def test_features_come_only_through_the_feature_service(
     passed: dict[str, Any], repo: Path
 ) -> None:
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
     from feature_platform.training import feature_service_features, load_model
 
     store = get_store("local")
@@ -171,7 +171,7 @@ def test_gate_blocks_when_the_threshold_is_unreachable(blocked: dict[str, Any]) 
 @pytest.fixture(scope="module")
 def trained_directly(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``run_training`` (what the CLI and the DAG call) on the pipeline's data."""
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
     from feature_platform.training import run_training
 
     labels = pd.read_parquet(repo / "data" / "churn_labels.parquet")
@@ -259,8 +259,8 @@ def test_pipeline_logs_and_registers_in_mlflow(
     pipeline run on the profile's store (the repo's embedded SQLite), tagged
     with the gate's verdict (the champion alias may have moved on since: other
     tests of this module train too)."""
-    from feature_platform.config import get_store
     from feature_platform.lineage import mlflow_client, model_lineage
+    from feature_platform.profiles import get_store
 
     store = get_store("local")
     assert store.config.mlflow.tracking_uri == (

@@ -82,15 +82,15 @@ def profile_runs(
     Each profile gets its own Feast project (services and scale share the
     session's PostgreSQL database); the window is the same for all three.
     """
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_window
+    from feature_platform.profiles import get_store
 
     runs: dict[str, ProfileRun] = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FP_PG_DATABASE", pg_database)
         mp.setenv("FP_REDIS_CLUSTER_NODES", redis_cluster.nodes_string)
-        # Each profile builds its own sources (config.offline_kind follows the
+        # Each profile builds its own sources (profiles.offline_kind follows the
         # loaded profile); no override may force one kind on all three.
         mp.delenv("FEATURE_PLATFORM_OFFLINE", raising=False)
         mp.delenv("PYSPARK_PYTHON", raising=False)  # restored for later tests

@@ -96,8 +96,8 @@ def test_scale_profile_resolves_spark_engine_and_redis_cluster(
         SparkSource,
     )
 
-    from feature_platform.config import load_repo_config
     from feature_platform.definitions import load_definitions
+    from feature_platform.profiles import load_repo_config
 
     monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
     monkeypatch.delenv("FEATURE_PLATFORM_OFFLINE", raising=False)
@@ -412,9 +412,9 @@ def test_feast_materialize_uses_the_spark_engine_of_the_profile(
     Feast knows nothing of the platform's masking; ``pii`` fields still come out
     masked because the sources are masked at ingestion.
     """
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.online import read_online
+    from feature_platform.profiles import get_store
 
     platform_store = profile_runs["scale"].store
     monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", f"{platform_store.project}_feast")

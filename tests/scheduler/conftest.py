@@ -185,7 +185,7 @@ def _drop_databases(names: list[str]) -> None:
 def deployment(
     tmp_path_factory: pytest.TempPathFactory, services_env: dict[str, str]
 ) -> Iterator[Deployment]:
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
     from feature_platform.stack import Stack
 
     tag = uuid.uuid4().hex[:8]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from feature_platform.config import read_env_file
+from feature_platform.profiles import read_env_file
 from feature_platform.stack import ENV_FILE, Stack, StackError
 
 ROOT = Path(__file__).resolve().parents[2]

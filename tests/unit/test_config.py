@@ -8,15 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feature_platform import config
-from feature_platform.config import (
-    ConfigError,
-    NaiveTimestampError,
-    ensure_utc,
-    ensure_utc_column,
-    load_repo_config,
-    parse_utc,
-)
+from feature_platform.errors import ConfigError, NaiveTimestampError
+from feature_platform.profiles import load_repo_config, resolve_profile
+from feature_platform.utc import ensure_utc, ensure_utc_column, parse_utc
 
 
 def test_local_profile_is_embedded(sample_repo: Path) -> None:
@@ -143,7 +137,7 @@ def test_production_definitions_read_bigquery(
 
 def test_unknown_profile() -> None:
     with pytest.raises(ConfigError, match="unknown profile 'staging'"):
-        config.resolve_profile("staging")
+        resolve_profile("staging")
 
 
 @pytest.mark.parametrize(
@@ -201,26 +195,28 @@ def test_registry_snapshots_are_versioned(applied_local_store) -> None:
 
 def test_every_setting_is_documented() -> None:
     """docs/profiles.md lists every variable Settings reads (it cannot drift)."""
-    from feature_platform.config import _VARIABLES
+    from feature_platform.settings import variables
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "profiles.md").read_text()
-    missing = [var for _f, var, _p, _d, _m in _VARIABLES if f"`{var}`" not in page]
+    missing = [var for var in variables() if f"`{var}`" not in page]
     assert missing == []
 
 
 @pytest.mark.parametrize(
     ("var", "value", "message"),
     [
-        ("FEATURE_PLATFORM_OFFLINE", "parquet", "one of file, bigquery, spark"),
-        ("FEATURE_PLATFORM_LOCK_TIMEOUT", "-1", ">= 0"),
-        ("FEATURE_PLATFORM_REGISTRY_LOCK", "maybe", "not a boolean"),
-        ("FP_SERVER_PORT", "http", "invalid"),
+        ("FEATURE_PLATFORM_OFFLINE", "parquet", "'file', 'bigquery' or 'spark'"),
+        ("FEATURE_PLATFORM_LOCK_TIMEOUT", "-1", "greater than or equal to 0"),
+        ("FEATURE_PLATFORM_REGISTRY_LOCK", "maybe", "valid boolean"),
+        ("FP_SERVER_PORT", "http", "valid integer"),
+        ("FP_SERVER_PORT", "0", "greater than 0"),
     ],
 )
 def test_bad_settings_name_the_variable(
     var: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feature_platform.config import ConfigError, settings
+    from feature_platform.errors import ConfigError
+    from feature_platform.settings import settings
 
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError, match=var) as info:
@@ -231,7 +227,7 @@ def test_bad_settings_name_the_variable(
 def test_loading_a_profile_writes_no_environment_variable(sample_repo: Path) -> None:
     import os
 
-    from feature_platform.config import load_repo_config, offline_kind
+    from feature_platform.profiles import load_repo_config, offline_kind
 
     before = dict(os.environ)
     load_repo_config("local", repo=sample_repo)

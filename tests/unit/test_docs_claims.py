@@ -14,11 +14,12 @@ def test_read_online_filters_nothing_on_a_stock_store(tmp_path: Path) -> None:
     on a profile that names a stock store returns values past their ttl."""
     import pandas as pd
 
-    from feature_platform.config import PLAIN_FEAST_LOCAL, get_store, utc_now
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_window
     from feature_platform.online import read_online
+    from feature_platform.profiles import PLAIN_FEAST_LOCAL, get_store
     from feature_platform.sample_data import SampleSpec
+    from feature_platform.utc import utc_now
     from tests.conftest import make_repo
 
     end = utc_now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=8)

@@ -70,7 +70,7 @@ def test_arrow_to_proto_rows(applied_local_store) -> None:
     )
     assert key.join_keys == ["driver_id"] and key.entity_values[0].int64_val == 5001
     assert values["avg_rating"].double_val == 4.5
-    from feature_platform.config import stored_utc
+    from feature_platform.utc import stored_utc
 
     assert stored_utc(ts) == now  # Feast hands back naive UTC
 

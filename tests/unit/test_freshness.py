@@ -156,11 +156,12 @@ def test_output_ttls(applied_local_store) -> None:
 def test_read_online_never_serves_values_past_ttl(tmp_path: Path) -> None:
     """Data whose newest rows are 8 h old: drivers (ttl 6 h) come back null,
     customers (ttl 3 days) present; Feast alone returns both as present."""
-    from feature_platform.config import PLAIN_FEAST_LOCAL, get_store, utc_now
     from feature_platform.definitions import apply_definitions
     from feature_platform.materialize import materialize_window
     from feature_platform.online import read_online
+    from feature_platform.profiles import PLAIN_FEAST_LOCAL, get_store
     from feature_platform.sample_data import SampleSpec
+    from feature_platform.utc import utc_now
     from tests.conftest import make_repo
 
     end = utc_now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=8)

@@ -11,8 +11,8 @@ import pytest
 
 from feature_platform.audit import git_state, list_audit
 from feature_platform.cli import main
-from feature_platform.config import NaiveTimestampError, get_store
 from feature_platform.definitions import apply_definitions
+from feature_platform.errors import NaiveTimestampError
 from feature_platform.governance import (
     LOCK_FILE,
     check_source_utc,
@@ -21,6 +21,7 @@ from feature_platform.governance import (
     require_utc_columns,
     run_check,
 )
+from feature_platform.profiles import get_store
 from feature_platform.training import build_training_set
 from tests.conftest import REPO_SRC, ROOT, copy_repo
 

@@ -314,8 +314,8 @@ def test_a_consumer_pins_a_feature_view_version(local_repo, monkeypatch) -> None
     ``enable_online_feature_view_versioning``."""
     import pandas as pd
 
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
     from tests.conftest import TEST_END
 
     versioned = {"registry": {"enable_online_feature_view_versioning": True}}

@@ -26,8 +26,8 @@ REFS = [
 @pytest.fixture(scope="module")
 def lineage_repo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A fresh repo, trained twice: v1 passes the gate, v2 (threshold 1.01) not."""
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
     from feature_platform.training import run_training
     from tests.conftest import make_repo
 
@@ -211,9 +211,9 @@ def test_a_second_store_in_the_process_keeps_its_own_registry(
 ) -> None:
     """MLflow's registry URI is process-global (Feast's client reads it): a
     second repo's training registers into its own store, not the first's."""
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
     from feature_platform.lineage import model_lineage, models_consuming
+    from feature_platform.profiles import get_store
     from feature_platform.training import run_training
     from tests.conftest import make_repo
 
@@ -237,9 +237,9 @@ def test_monitor_reference_window_is_the_champions_training_window(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from feature_platform.config import get_store
     from feature_platform.lineage import training_window
     from feature_platform.monitoring.window import default_windows
+    from feature_platform.profiles import get_store
     from tests.conftest import make_repo
 
     store, first = lineage_repo["store"], lineage_repo["first"]

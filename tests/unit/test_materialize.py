@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feature_platform.config import NaiveTimestampError
+from feature_platform.errors import NaiveTimestampError
 from feature_platform.materialize import (
     FutureWindowError,
     materialize_incremental,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_platform.config import NaiveTimestampError
+from feature_platform.errors import NaiveTimestampError
 from feature_platform.materialize import materialize_window
 from feature_platform.monitoring import (
     PSI_THRESHOLD,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feature_platform import orchestration
-from feature_platform.config import NaiveTimestampError
+from feature_platform.errors import NaiveTimestampError
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -94,7 +94,8 @@ def test_never_applied_registry_says_run_apply(tmp_path, monkeypatch) -> None:
     no data/ directory) names the remedy, not sqlite's "unable to open database
     file"; nothing is materialized."""
     from feature_platform import materialize
-    from feature_platform.config import RegistryNotApplied, get_store
+    from feature_platform.errors import RegistryNotApplied
+    from feature_platform.profiles import get_store
     from tests.conftest import copy_repo
 
     def must_not_run(*args, **kwargs):
@@ -107,7 +108,7 @@ def test_never_applied_registry_says_run_apply(tmp_path, monkeypatch) -> None:
 
 
 def test_applied_registry_passes_the_check(applied_local_store) -> None:
-    from feature_platform.config import require_applied
+    from feature_platform.profiles import require_applied
 
     require_applied(applied_local_store)  # no error
 
@@ -133,8 +134,8 @@ def test_permanent_errors_fail_fast_transient_ones_retry(exc, permanent) -> None
     import redis
     from airflow.sdk.exceptions import AirflowFailException
 
-    from feature_platform.config import ConfigError, RegistryNotApplied
     from feature_platform.engine import ValidationGateFailed
+    from feature_platform.errors import ConfigError, RegistryNotApplied
     from feature_platform.skew import SkewCheckFailed
     from feature_platform.validation import ValidationFailed
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feature_platform.config import ConfigError, get_store
 from feature_platform.definitions import apply_definitions
+from feature_platform.errors import ConfigError
 from feature_platform.governance import (
     check_pii_definitions,
     check_pii_exposure,
@@ -27,6 +27,7 @@ from feature_platform.pii import (
     mask_value,
     pii_salt,
 )
+from feature_platform.profiles import get_store
 from feature_platform.sample_data import PII_COLUMNS, SampleSpec, generate_customers
 from feature_platform.training import build_training_set
 from tests.conftest import TEST_END, copy_repo

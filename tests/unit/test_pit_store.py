@@ -29,8 +29,8 @@ def _use_store(repo: Path, store_type: str) -> None:
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory):
     """(fast store, plain DuckDB store) over the same trap data."""
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     source = TRAPS.rename(columns={"label": "preferred_category"}).assign(
         lifetime_value=lambda d: d["total_orders"] * 3.5,

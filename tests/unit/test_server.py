@@ -32,8 +32,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Feast's app + guard on a repo of its own (the test pushes into it)."""
     from fastapi.testclient import TestClient
 
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
     from feature_platform.server import build_app
 
     repo = make_repo(tmp_path_factory.mktemp("server"))
@@ -225,7 +225,7 @@ def test_stale_values_are_null_unless_ttl_enforcement_is_off(client: Any) -> Non
     (feast#6821)."""
     from fastapi.testclient import TestClient
 
-    from feature_platform.config import PLAIN_FEAST_LOCAL, get_store
+    from feature_platform.profiles import PLAIN_FEAST_LOCAL, get_store
     from feature_platform.server import build_app
 
     stale = datetime.now(UTC).replace(microsecond=0).timestamp() - 7 * 3600
@@ -362,7 +362,7 @@ def test_fast_path_timestamps_match_feast(seconds: int, nanos: int) -> None:
 def test_server_flags(
     raw: str, expected: bool | type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feature_platform.config import settings
+    from feature_platform.settings import settings
 
     monkeypatch.setenv("FP_SERVER_FAST_READS", raw)
     if expected is ValueError:
@@ -375,10 +375,11 @@ def test_server_flags(
 def test_bad_server_settings_name_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from feature_platform.config import ConfigError, settings
+    from feature_platform.errors import ConfigError
+    from feature_platform.settings import settings
 
     monkeypatch.setenv("FP_SERVER_MAX_ENTITY_ROWS", "0")
-    with pytest.raises(ConfigError, match="FP_SERVER_MAX_ENTITY_ROWS.*positive"):
+    with pytest.raises(ConfigError, match="FP_SERVER_MAX_ENTITY_ROWS.*greater than 0"):
         settings()
     monkeypatch.setenv("FP_SERVER_MAX_ENTITY_ROWS", "ten")
     with pytest.raises(ConfigError, match="FP_SERVER_MAX_ENTITY_ROWS"):
@@ -416,7 +417,7 @@ def test_admin_and_unused_endpoints_are_closed(
 def test_admin_endpoints_need_an_authenticated_profile(
     applied_local_store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feature_platform.config import ConfigError
+    from feature_platform.errors import ConfigError
     from feature_platform.server import build_app
 
     monkeypatch.setenv("FP_SERVER_ADMIN_ENDPOINTS", "1")

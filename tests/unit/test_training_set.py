@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feature_platform.config import NaiveTimestampError, get_store
 from feature_platform.definitions import apply_definitions
+from feature_platform.errors import NaiveTimestampError
+from feature_platform.profiles import get_store
 from feature_platform.training import build_training_set
 from tests.conftest import copy_repo
 from tests.reference import pit_join

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from feature_platform.config import repo_module
 from feature_platform.definitions import load_definitions
+from feature_platform.profiles import repo_module
 
 REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 OUTPUTS = ("cart_to_avg_ratio", "cart_share_of_lifetime", "is_first_order")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_platform.config import NaiveTimestampError
+from feature_platform.errors import NaiveTimestampError
 from feature_platform.validation import (
     ValidationFailed,
     format_failures,
@@ -296,7 +296,7 @@ def test_format_failures_aligns_columns() -> None:
 
 def test_validating_a_never_applied_repo_says_to_apply(tmp_path) -> None:
     """The DAG's first task on a repo that was never applied: a clear message."""
-    from feature_platform.config import RegistryNotApplied
+    from feature_platform.errors import RegistryNotApplied
     from tests.conftest import make_repo
 
     repo = make_repo(tmp_path / "repo")

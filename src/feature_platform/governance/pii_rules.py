@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import utc_now
 from feature_platform.governance.findings import Finding
 from feature_platform.pii import is_masked, pii_fields
+from feature_platform.utc import utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -89,7 +89,7 @@ def _portable(text: str, repo: Path | None) -> str:
     compares on any checkout, and the same dataset under another data directory
     (a profile's setting) is the same source; another file, table or query is not.
     """
-    from feature_platform.config import settings
+    from feature_platform.settings import settings
 
     data_dir = settings().data_dir
     if data_dir:

@@ -1,7 +1,7 @@
 """UTC rule for stored data: timestamp columns of sources and entity dataframes
 are timezone-aware UTC; anything else is rejected naming the column.
 
-Naive and non-timestamp columns are rejected by ``config.ensure_utc_column``
+Naive and non-timestamp columns are rejected by ``utc.ensure_utc_column``
 (the platform's one UTC check); stored data must moreover *be* UTC, so another
 timezone is rejected here instead of converted.
 """
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from feature_platform.config import NaiveTimestampError, ensure_utc_column
+from feature_platform.errors import NaiveTimestampError
 from feature_platform.governance.findings import Finding
+from feature_platform.utc import ensure_utc_column
 
 if TYPE_CHECKING:
     import pandas as pd

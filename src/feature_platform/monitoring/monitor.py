@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc, utc_now
 from feature_platform.monitoring.collect import freshness, online_health
 from feature_platform.monitoring.drift import (
     MAX_ROWS_PER_WINDOW,
@@ -22,6 +21,7 @@ from feature_platform.monitoring.traffic import (
     served_traffic,
 )
 from feature_platform.monitoring.window import Window, default_windows
+from feature_platform.utc import ensure_utc, utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
@@ -56,8 +56,8 @@ def run_monitor(
     ``previous`` (the last run's counters) or since the server started. With
     no server, from probe reads (``online_health``), and the report says so.
     """
-    from feature_platform.config import settings
     from feature_platform.offline import online_views
+    from feature_platform.settings import settings
 
     now = ensure_utc(now, "now") if now else utc_now()
     policy = policy or load_policy()

@@ -38,7 +38,7 @@ MAX_LINES = 30  # a chat message stays readable; the report has everything
 
 
 def _out(out_dir: Path | str | None) -> Path:
-    from feature_platform.config import artifacts_dir
+    from feature_platform.profiles import artifacts_dir
 
     return Path(out_dir) if out_dir else artifacts_dir() / "monitoring"
 

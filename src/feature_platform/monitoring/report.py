@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from feature_platform.config import artifacts_dir
 from feature_platform.monitoring.drift import PSI_THRESHOLD
+from feature_platform.profiles import artifacts_dir
 
 __all__ = ["render_html", "write_report"]
 

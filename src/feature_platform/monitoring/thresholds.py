@@ -54,7 +54,7 @@ def _check_rates(where: str, table: Any) -> dict[str, float | None]:
 def load_policy(entry: Mapping[str, Any] | None = None) -> Policy:
     """The thresholds of ``operations.MONITORING`` (or ``entry``), checked."""
     if entry is None:
-        from feature_platform.config import repo_module
+        from feature_platform.profiles import repo_module
 
         entry = repo_module("operations").MONITORING
     views: dict[str, ViewThresholds] = {}

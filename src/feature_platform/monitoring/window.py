@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from feature_platform.config import ensure_utc
+from feature_platform.utc import ensure_utc
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -43,7 +43,7 @@ class Window:
 
 def as_utc(value: datetime | None) -> datetime | None:
     """A timestamp Feast or a source returned, as aware UTC (naive means UTC)."""
-    from feature_platform.config import stored_utc
+    from feature_platform.utc import stored_utc
 
     return None if value is None else stored_utc(value)
 

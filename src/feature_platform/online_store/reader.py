@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc
 from feature_platform.freshness import is_stale_epoch, ttl_seconds
 from feature_platform.online_store.codec import (
     STATUS_NOT_FOUND,
@@ -47,6 +46,7 @@ from feature_platform.online_store.codec import (
     encode_entity_value,
     entity_key_prefix,
 )
+from feature_platform.utc import ensure_utc
 
 if TYPE_CHECKING:
     from feast import FeatureStore

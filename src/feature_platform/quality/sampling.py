@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.config import ensure_utc, ensure_utc_column
 from feature_platform.offline import batch_source, pull_latest
 from feature_platform.pii import mask_frame, pii_fields
+from feature_platform.utc import ensure_utc, ensure_utc_column
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -35,7 +35,7 @@ requests queued on it), an app factory so ``--workers N`` works, and
 100-150 ms under load: the >50 ms stalls).
 
 Limits come from keyword arguments or the settings
-(``feature_platform.config.Settings``):
+(``feature_platform.settings.Settings``):
 ``FP_SERVER_MAX_ENTITY_ROWS`` (rows per read or push, default 1000),
 ``FP_SERVER_MAX_BODY_BYTES`` (default 1 MiB) and ``FP_SERVER_BODY_TIMEOUT_S``
 (seconds to receive a body, default 10); ``FP_SERVER_FAST_READS=0`` sends every
@@ -48,8 +48,6 @@ import argparse
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-from feature_platform.config import settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -179,9 +177,11 @@ def build_app(
     app.add_exception_handler(RequestValidationError, invalid_body)
     app.add_exception_handler(Exception, server_error)
 
+    from feature_platform.settings import settings  # pydantic: not at --help
+
     current = settings()
     if current.server_admin_endpoints and store.config.auth_config.type == "no_auth":
-        from feature_platform.config import ConfigError
+        from feature_platform.errors import ConfigError
 
         raise ConfigError(
             "FP_SERVER_ADMIN_ENDPOINTS=1 needs an authenticated profile (auth: "
@@ -263,9 +263,10 @@ def create_app(
     profile: str | None = None, repo: str | None = None, **limits: Any
 ) -> FastAPI:
     """The served app: the profile's store, limits from ``limits`` or the settings
-    (``feature_platform.config.Settings``: ``FP_SERVER_*``). uvicorn calls it
+    (``feature_platform.settings.Settings``: ``FP_SERVER_*``). uvicorn calls it
     without arguments in each worker process (``--factory``)."""
-    from feature_platform.config import get_store
+    from feature_platform.profiles import get_store
+    from feature_platform.settings import settings  # pydantic: not at --help
 
     current = settings()
     store = get_store(profile, repo=repo)
@@ -346,6 +347,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run uvicorn on the app (one process) or the app factory (``--workers N``)."""
+    from feature_platform.settings import settings  # pydantic: not at --help
+
     current = settings()  # a bad FP_SERVER_* value fails here, before uvicorn
     profile = getattr(args, "profile", None)
     repo = getattr(args, "repo", None)
@@ -362,7 +365,7 @@ def serve(args: argparse.Namespace) -> int:
     if bool(key_file) != bool(cert_file):
         raise ValueError("HTTPS needs both --tls-key-file and --tls-cert-file")
     workers = args.workers or current.server_workers
-    from feature_platform.config import load_repo_config
+    from feature_platform.profiles import load_repo_config
 
     load_repo_config(profile, repo=repo)  # fail fast on a bad profile
 

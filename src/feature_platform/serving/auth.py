@@ -188,6 +188,6 @@ class Authorizer:
 
 def admin_role(store: FeatureStore) -> str:
     """The admin role of the store's repo (``permissions.py`` ``ADMIN_ROLE``)."""
-    from feature_platform.config import repo_module
+    from feature_platform.profiles import repo_module
 
     return str(repo_module("permissions", repo=store.config.repo_path).ADMIN_ROLE)

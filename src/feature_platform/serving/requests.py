@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     pass
 
 
+from feature_platform.errors import NaiveTimestampError
 from feature_platform.serving.catalog import _INT_BITS, Catalog
 from feature_platform.serving.errors import RequestError, _bad, _not_found
+from feature_platform.utc import parse_utc
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +241,9 @@ def check_read(
             _check_value(value, kind, where=f"entities.{key}[{i}]", nullable=False)
 
 
-def _parse_timestamp(value: Any, where: str) -> None:
+def _parse_timestamp(value: Any, where: str) -> datetime:
+    """``value`` as aware UTC (``utc.parse_utc``, the platform's one parser),
+    else a 400 naming ``where``."""
     if not isinstance(value, str):
         raise _bad(
             f"{where} must be an ISO-8601 string with a UTC offset "
@@ -247,16 +251,16 @@ def _parse_timestamp(value: Any, where: str) -> None:
             "invalid_timestamp",
         )
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return parse_utc(value, where)
+    except NaiveTimestampError:
+        raise _bad(
+            f"{where}={value!r} has no timezone; send UTC ('...Z' or '+00:00')",
+            "invalid_timestamp",
+        ) from None
     except ValueError:
         raise _bad(
             f"{where}={value!r} is not an ISO-8601 timestamp", "invalid_timestamp"
         ) from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise _bad(
-            f"{where}={value!r} has no timezone; send UTC ('...Z' or '+00:00')",
-            "invalid_timestamp",
-        )
 
 
 def check_push(
@@ -360,8 +364,7 @@ def _parse_utc_field(payload: dict[str, Any], field: str) -> datetime:
             "(e.g. '2026-01-01T12:00:00Z')",
             "invalid_timestamp",
         )
-    _parse_timestamp(value, field)
-    return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return _parse_timestamp(value, field)
 
 
 def _check_view_names(

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
-from feature_platform.config import utc_now
 from feature_platform.training.dataset import (
     ENTITY_TS,
     Split,
@@ -27,6 +26,7 @@ from feature_platform.training.dataset import (
     Window,
 )
 from feature_platform.training.model import Evaluation, Hyperparameters, RocCurve
+from feature_platform.utc import utc_now
 
 if TYPE_CHECKING:
     import numpy as np

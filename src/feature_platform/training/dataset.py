@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from feature_platform.config import ensure_utc, ensure_utc_column
 from feature_platform.redact import redact_url
+from feature_platform.utc import ensure_utc, ensure_utc_column
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -3,7 +3,7 @@
 :func:`log_training_run` is the one function every training path calls after
 evaluating a model - ``run_training`` (``feature-platform train``, ``demo``, the
 Airflow DAG), the KFP ``evaluate_op`` and the notebook. It records, on the
-profile's tracking server (``config.mlflow_tracking_uri``):
+profile's tracking server (``mlflow_locations.tracking_uri``):
 
 * a run in the experiment named after the Feast project, with params (the
   GradientBoostingClassifier hyperparameters, label, test fraction, the
@@ -120,7 +120,9 @@ def feature_refs(store: FeatureStore, service: str) -> list[str]:
 
 def _experiment(client: Any, name: str, tracking_uri: str) -> str:
     """The experiment's id, created with its artifacts beside an embedded store."""
-    from feature_platform.config import mlflow_artifact_location
+    from feature_platform.mlflow_locations import (
+        artifact_location as mlflow_artifact_location,
+    )
 
     found = client.get_experiment_by_name(name)
     if found is not None:
