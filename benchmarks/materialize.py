@@ -2,8 +2,9 @@
 
 Plain Feast's ``store.materialize`` (local engine, ``feast``), Feast's
 ``store.materialize`` on the profile, i.e. through the ``PlatformEngine``
-(``feast_api_platform_engine_no_gate`` with ``validate_sources: false``, and
-``..._gate`` with the validation gate at the smallest size), and the
+(``feast_api_platform_engine_gate``: the default, validation gate on, and its
+twin ``..._no_gate`` with ``validate_sources: false`` at every gated size, in
+the same run), and the
 platform's ``materialize_window(validate=False)`` (``platform``), and the
 physical floor of the same run (``floor``): the very ``HSET`` bytes the platform
 sends for that window (``online_store.writer.hset_payloads``, encoded before
@@ -192,7 +193,13 @@ def bench_materialize(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
     plan = (
         [("feast", n) for n in sizes.feast_materialize_rows]
         + [("platform", n) for n in sizes.platform_materialize_rows]
-        + [(ENGINE_NO_GATE, n) for n in sizes.platform_materialize_rows]
+        # every gated size has its no-gate twin in the same run
+        + [
+            (ENGINE_NO_GATE, n)
+            for n in sorted(
+                {*sizes.platform_materialize_rows, *sizes.gated_materialize_rows}
+            )
+        ]
         + [(ENGINE_GATE, n) for n in sizes.gated_materialize_rows]
         + [(FLOOR, n) for n in sizes.platform_materialize_rows]
         + [(FLOOR_COMMANDS, n) for n in sizes.platform_materialize_rows]
@@ -214,9 +221,12 @@ def bench_materialize(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
             "scratch": str(env.workdir / "floor_payload.resp"),
         }
         redis_cpu0 = _redis_cpu_s(env)
+        load = round(os.getloadavg()[0], 2)  # the machine is shared: say how busy
         res = run_child(env, task, materialize_workload, in_process=sizes.in_process)
         keys = env.redis().dbsize()
-        res.update({"engine": engine, "rows": rows, "redis_keys": keys})
+        res.update(
+            {"engine": engine, "rows": rows, "redis_keys": keys, "load_1m": load}
+        )
         if "seconds" in res:
             res["rows_per_s"] = round(rows / res["seconds"])
             res["cpu_s_per_million_rows"] = round(res["cpu_s"] / rows * 1e6, 2)
@@ -309,7 +319,56 @@ def materialize_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 big["rows"] >= 10_000_000 and big["peak_rss_mb"] < 1024,
             )
         )
+    out += gate_targets(ok_runs)
     out += _serving_targets(res.get("serving"))
+    return out
+
+
+GATE_RATIO = 0.7  # gate-on rows/s over the same run's gate-off rows/s
+GATE_RATIO_FROM_ROWS = 1_000_000  # ... at this size and above (100k: reported)
+
+
+def gate_pairs(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], ...]]:
+    """(gate on, gate off) runs of the same size, Feast's API through the engine."""
+    off = {r["rows"]: r for r in runs if r["engine"] == ENGINE_NO_GATE}
+    return [
+        (r, off[r["rows"]])
+        for r in sorted(runs, key=lambda r: r["rows"])
+        if r["engine"] == ENGINE_GATE and r["rows"] in off
+    ]
+
+
+def gate_targets(ok_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The default path (validation gate on) against its no-gate twin."""
+    pairs = gate_pairs(ok_runs)
+    if not pairs:
+        return []
+    rated = [(on, off) for on, off in pairs if on["rows"] >= GATE_RATIO_FROM_ROWS]
+    out = [
+        target(
+            f"gate on >= {GATE_RATIO}x gate off rows/s at 1M and 10M rows "
+            "(same run; 100k reported)",
+            ", ".join(
+                f"{on['rows_per_s'] / off['rows_per_s']:.2f}x at {on['rows']:,} rows "
+                f"({on['rows_per_s']:,} vs {off['rows_per_s']:,} rows/s)"
+                for on, off in pairs
+            ),
+            bool(rated)
+            and {on["rows"] for on, _ in rated} >= {1_000_000, 10_000_000}
+            and all(
+                on["rows_per_s"] >= GATE_RATIO * off["rows_per_s"] for on, off in rated
+            ),
+        )
+    ]
+    big_on, big_off = pairs[-1]
+    out.append(
+        target(
+            "gate on: peak RSS < 1 GB at 10M rows",
+            f"{big_on['peak_rss_mb']:,} MB at {big_on['rows']:,} rows "
+            f"(gate off {big_off['peak_rss_mb']:,} MB)",
+            big_on["rows"] >= 10_000_000 and big_on["peak_rss_mb"] < 1024,
+        )
+    )
     return out
 
 
@@ -333,6 +392,25 @@ def materialize_summary(res: dict[str, Any]) -> list[str]:
                 f"| {r.get('redis_cpu_s', '')} | {r['peak_rss_mb']:,} |"
             )
     lines.append("")
+    pairs = gate_pairs([r for r in res["runs"] if "rows_per_s" in r])
+    if pairs:
+        lines += [
+            "The default path, validation gate on, against its no-gate twin "
+            "(same run):",
+            "",
+            "| rows | gate off rows/s | gate on rows/s | on / off | gate s "
+            "| gate off peak RSS MB | gate on peak RSS MB | load 1m |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for on, off in pairs:
+            lines.append(
+                f"| {on['rows']:,} | {off['rows_per_s']:,} | {on['rows_per_s']:,} "
+                f"| {on['rows_per_s'] / off['rows_per_s']:.2f} "
+                f"| {on['seconds'] - off['seconds']:.2f} "
+                f"| {off['peak_rss_mb']:,} | {on['peak_rss_mb']:,} "
+                f"| {on.get('load_1m', '')} |"
+            )
+        lines.append("")
     serving = res.get("serving")
     if serving and "idle" in serving:
         lines += [

@@ -218,21 +218,36 @@ def test_examples_are_capped_and_redacted() -> None:
     assert ids["result"]["partial_unexpected_list"] == ["<pii>"] * EXAMPLES
 
 
-def test_a_reader_is_consumed_once() -> None:
-    """A one-shot Arrow stream (what BigQuery's Storage Read API hands over)
-    is validated in one pass, examples included."""
+def test_a_one_shot_reader_is_refused() -> None:
+    """The examples of a failed expectation are read again: a stream that
+    cannot be re-read is refused up front, not silently left without them."""
     import duckdb
 
     table = pa.Table.from_pandas(_frame(), preserve_index=False)
-    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(3))
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+    suite = [expectation("expect_column_values_to_not_be_null", column="id")]
+    with pytest.raises(TypeError, match="re-scannable"):
+        evaluate(duckdb.connect(), reader, table.schema, suite, suite_name="s")
+
+
+def test_a_relation_is_scanned_in_place() -> None:
+    """A DuckDB relation (how a parquet window arrives) is queried as it is."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("t", pa.Table.from_pandas(_frame(), preserve_index=False))
+    rel = con.sql("SELECT * FROM t WHERE id > 2")
+    schema = pa.Table.from_pandas(_frame(), preserve_index=False).schema
     suite = [
-        expectation("expect_column_values_to_be_between", column="score", max_value=1)
+        expectation("expect_column_values_to_be_between", column="score", max_value=1),
+        expectation("expect_table_row_count_to_be_between", min_value=1),
     ]
-    [res] = evaluate(
-        duckdb.connect(), reader, table.schema, suite, suite_name="s", keys=["id"]
-    )["results"]
-    assert res["result"]["unexpected_count"] == 1
-    assert res["result"]["partial_unexpected_list"] == [1.5]
+    between, count = evaluate(con, rel, schema, suite, suite_name="s", keys=["id"])[
+        "results"
+    ]
+    assert count["result"]["observed_value"] == 6
+    assert between["result"]["partial_unexpected_list"] == [1.5]
+    assert between["result"]["partial_unexpected_index_list"] == [{"id": 4}]
 
 
 def test_uncomparable_column_fails_with_a_reason() -> None:
