@@ -68,3 +68,55 @@ def pit_join(
                 values = {f: best[f] for f in features}
         out.append({**row.to_dict(), **values})
     return pd.DataFrame(out)
+
+
+def checkout_value(
+    entities: pd.DataFrame,
+    source: pd.DataFrame,
+    *,
+    ttl: pd.Timedelta,
+) -> pd.DataFrame:
+    """The ``checkout_value`` on-demand view, brute force: per entity row (with
+    ``customer_id``, ``event_timestamp`` and the request's ``cart_value``), the
+    customer's stored row by ``pit_join`` (null past ``ttl``), then the three
+    outputs by the definitions written out again, one row at a time.
+    Returns the entity rows with the stored inputs and the outputs; nulls are
+    ``None``."""
+    stored = ["avg_order_amount", "lifetime_value", "total_orders"]
+    joined = pit_join(entities, source, "customer_id", stored, ttl=ttl)
+
+    def value(x):
+        return None if x is None or pd.isna(x) else x
+
+    rows = []
+    for _, row in joined.iterrows():
+        cart = value(row["cart_value"])
+        avg = value(row["avg_order_amount"])
+        ltv = value(row["lifetime_value"])
+        orders = value(row["total_orders"])
+        if cart is not None and avg is not None and avg != 0:
+            ratio = cart / avg
+        else:
+            ratio = None
+        if cart is not None and ltv is not None and (ltv + cart) != 0:
+            share = cart / (ltv + cart)
+        else:
+            share = None
+        if orders is None:
+            first = None
+        elif orders == 0:
+            first = 1
+        else:
+            first = 0
+        rows.append(
+            {
+                **row.to_dict(),
+                "avg_order_amount": avg,
+                "lifetime_value": ltv,
+                "total_orders": None if orders is None else int(orders),
+                "cart_to_avg_ratio": ratio,
+                "cart_share_of_lifetime": share,
+                "is_first_order": first,
+            }
+        )
+    return pd.DataFrame(rows)

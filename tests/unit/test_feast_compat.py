@@ -99,3 +99,42 @@ def test_fail_fast_and_connection_socket(redis_client) -> None:
     finally:
         conn.disconnect()
         redis_client.connection_pool.release(conn)
+
+
+@pytest.mark.parametrize(
+    ("entry", "hook"),
+    [
+        ("get_online_features", "_read_features_per_fv"),
+        ("get_online_features_async", "_read_features_per_fv_async"),
+    ],
+)
+def test_read_hook_runs_before_on_demand_transforms(entry: str, hook: str) -> None:
+    """The platform's stores apply the ttl rule in Feast's per-view read hook
+    (``PlatformRedisOnlineStore._read_features_per_fv``): Feast must call it
+    with these parameters, on the Redis store too, before it computes the
+    on-demand features from the response."""
+    import inspect
+
+    from feast.infra.online_stores.online_store import OnlineStore
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    from feature_platform.online_store import PlatformRedisOnlineStore
+
+    params = [
+        "self",
+        "config",
+        "grouped_refs",
+        "join_key_values",
+        "entity_name_to_join_key_map",
+        "online_features_response",
+        "full_feature_names",
+        "include_feature_view_version_metadata",
+    ]
+    for cls in (OnlineStore, RedisOnlineStore, PlatformRedisOnlineStore):
+        assert list(inspect.signature(getattr(cls, hook)).parameters) == params
+    source = inspect.getsource(getattr(OnlineStore, entry))
+    assert f"self.{hook}(" in source
+    assert source.index(f"self.{hook}(") < source.index(
+        "_augment_response_with_on_demand_transforms("
+    )
+    assert entry not in vars(RedisOnlineStore)  # Redis keeps the base's order
