@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo serve feast ui chromium test test-unit test-integration lint check schema-lock format typecheck bench bench-full bench-spark clean pipeline-compile pipeline-run-local
+.PHONY: help setup demo serve feast ui chromium bqemulator test-production test test-unit test-integration lint check schema-lock format typecheck bench bench-full bench-spark clean pipeline-compile pipeline-run-local
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,8 +47,23 @@ UI_PORT ?= 8888
 ui: setup ## Feast's bundled UI on PROFILE's registry (UI_HOST, UI_PORT), e.g. make ui PROFILE=services
 	scripts/feast $(PROFILE) ui --host $(UI_HOST) --port $(UI_PORT)
 
-test: setup chromium ## Run all tests (integration tests need PostgreSQL + Redis on 127.0.0.1)
+test: setup chromium bqemulator ## Run all tests (integration tests need PostgreSQL + Redis on 127.0.0.1)
 	$(PY) -m pytest
+
+# The BigQuery emulator of tests/production, in its own environment (it pins
+# DuckDB 1.5.5 + the spatial extension's wheel; the project runs DuckDB 2),
+# built with the private uv from tests/production/emulator/requirements.txt.
+BQEMU := $(TOOLS)/bqemulator
+BQEMU_REQ := tests/production/emulator/requirements.txt
+$(BQEMU)/.synced: $(BQEMU_REQ) | $(UV)
+	$(UV) venv --quiet --allow-existing --python "$(PYTHON)" $(BQEMU)
+	VIRTUAL_ENV=$(BQEMU) $(UV) pip sync --quiet --require-hashes $(BQEMU_REQ)
+	@touch $@
+
+bqemulator: $(BQEMU)/.synced ## BigQuery emulator env for tests/production (.tools/bqemulator)
+
+test-production: setup bqemulator ## Production-profile tests (BigQuery emulator + PostgreSQL + Redis)
+	$(PY) -m pytest -m production
 
 chromium: ## Install headless Chromium for the Feast UI test when missing (apt-get, as root)
 	scripts/ensure-chromium

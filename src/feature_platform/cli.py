@@ -79,6 +79,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    from feature_platform.bigquery import load_sources
+
+    _print(load_sources(_store(args, applied=False), data=args.source))
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from feature_platform.definitions import plan_definitions
 
@@ -439,6 +446,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_at_least(0), default=42)
     p.add_argument("--end", help="newest timestamp (UTC ISO); default now")
     p.add_argument("--out", help="output directory; default the profile's data dir")
+
+    p = add(
+        "load",
+        cmd_load,
+        "Load the parquet sources into the profile's BigQuery source tables "
+        "(created partitioned by event day, clustered by entity key; rows "
+        "replaced). Run before the first apply on the production profile.",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        help="directory of <table>.parquet files; default the profile's data dir",
+    )
 
     add("plan", cmd_plan, "Show what apply would change in the registry.")
     p = add(

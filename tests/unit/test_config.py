@@ -72,9 +72,16 @@ def test_production_profile_validates(
 ) -> None:
     for key, value in PRODUCTION_ENV.items():
         monkeypatch.setenv(key, value)
+    from feast.infra.offline_stores.bigquery import BigQueryOfflineStoreConfig
+
     cfg = load_repo_config("production", repo=sample_repo)
     assert cfg.provider == "gcp"
-    assert cfg.offline_store.type == "bigquery"
+    # Feast's BigQuery store with the platform's read setting, unset by default.
+    assert cfg.offline_store.type == (
+        "feature_platform.bigquery.PlatformBigQueryOfflineStore"
+    )
+    assert isinstance(cfg.offline_store, BigQueryOfflineStoreConfig)
+    assert cfg.offline_store.storage_read_endpoint is None
     assert cfg.offline_store.project_id == "acme-ml"
     assert cfg.registry.path == (
         "postgresql+psycopg://feast:s3cret@pg.internal:5432/feast_registry"
