@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,11 +182,13 @@ def production_env(
     bigquery_emulator: Emulator,
     services_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, str]]:
+) -> dict[str, str]:
     """Every variable of the production profile, pointed at the emulator, this
-    session's PostgreSQL database and the loopback Redis."""
+    session's PostgreSQL database and the loopback Redis. Set for each test of
+    this folder (``_production_environment``) and around the setup of its
+    module fixtures (``environment``), never for the rest of the session."""
     home = tmp_path_factory.mktemp("production_env")
-    values = {
+    return {
         "BIGQUERY_EMULATOR_HOST": bigquery_emulator.rest_url,
         "GOOGLE_APPLICATION_CREDENTIALS": str(
             _write_credentials(home / "credentials.json")
@@ -210,10 +213,29 @@ def production_env(
         "FEATURE_PLATFORM_PII_SALT": f"production-test-salt-{SESSION_ID}",
         "FP_MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
     }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in values.items():
-            mp.setenv(key, value)
-        yield values
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[pytest.MonkeyPatch]:
+    """``values`` set in the environment until the block ends; the profile the
+    process loaded last (``profiles._ACTIVE``) is restored then too."""
+    from feature_platform import profiles
+
+    active = dict(profiles._ACTIVE)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in values.items():
+                mp.setenv(key, value)
+            yield mp
+    finally:
+        profiles._ACTIVE.clear()
+        profiles._ACTIVE.update(active)
+
+
+@pytest.fixture(autouse=True)
+def _production_environment(production_env: dict[str, str]) -> Iterator[None]:
+    with environment(production_env):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -232,7 +254,7 @@ def seeded_repo(
             "--from",
             str(repo / "data"),
         ],
-        env={**os.environ, "FEATURE_PLATFORM_REPO": str(repo)},
+        env={**os.environ, **production_env, "FEATURE_PLATFORM_REPO": str(repo)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -250,8 +272,8 @@ def seeded_repo(
 def production_store(repo: Path, monkeypatch: pytest.MonkeyPatch, tag: str) -> Any:
     """A production-profile store of ``repo`` on a Feast project of its own
     (own registry rows and Redis keys), definitions applied."""
-    from feature_platform.profiles import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     monkeypatch.setenv(
         "FEATURE_PLATFORM_PROJECT", f"{PROJECT}_{tag}{uuid.uuid4().hex[:6]}"

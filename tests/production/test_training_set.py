@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.production.conftest import JobCounter, production_store
+from tests.production.conftest import JobCounter, environment, production_store
 from tests.reference import pit_join
 
 pytestmark = pytest.mark.production
@@ -67,19 +67,20 @@ def normalized(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def stores(seeded_repo: Path, applied_local_store_of_seeded: object):
-    with pytest.MonkeyPatch.context() as mp:
+def stores(
+    seeded_repo: Path, production_env: dict[str, str], applied_local_store_of_seeded
+):
+    with environment(production_env) as mp:
         yield production_store(seeded_repo, mp, "pit"), applied_local_store_of_seeded
 
 
 @pytest.fixture(scope="module")
 def applied_local_store_of_seeded(seeded_repo: Path):
     """The local profile (DuckDB over the same parquet files) of the same repo."""
-    from feature_platform.profiles import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FEATURE_PLATFORM_PROJECT", "feature_platform")
+    with environment({"FEATURE_PLATFORM_PROJECT": "feature_platform"}):
         store = get_store("local", repo=seeded_repo)
         apply_definitions(store)
         return store
