@@ -9,9 +9,12 @@ Breaking (``error``, each with its additive alternative): an entity removed or
 its join key / value type changed; a feature view removed; a feature removed or
 its dtype changed; a ``pii`` tag removed; a view's entities changed; its ttl
 shortened; its source's timestamp field, created-timestamp field, type, path,
-table or query changed; a feature service removed or losing features.
+table or query changed; a feature service removed or losing features; an
+on-demand view removed, an output removed or retyped, its transformation, mode
+or inputs changed (``feature_platform.governance.on_demand``).
 Additive (``info``, which the audit log records as the schema changes of an
-apply): new entities, views, features and services, a longer ttl. Tags,
+apply): new entities, views, on-demand views, features, on-demand outputs and
+services, a longer ttl. Tags,
 descriptions and owners are not part of the contract.
 """
 
@@ -21,6 +24,7 @@ import re
 from typing import Any
 
 from feature_platform.governance.findings import Finding
+from feature_platform.governance.on_demand import compare_on_demand
 from feature_platform.governance.ttl import format_duration as _fmt
 from feature_platform.governance.ttl import ttl_floor as _ttl_floor
 from feature_platform.schedules import TTL_MULTIPLE
@@ -114,6 +118,9 @@ def compare_snapshots(
         _compare_view(name, view, cur, err, info)
     for name in sorted(set(new["feature_views"]) - set(old["feature_views"])):
         info(name, "view_added", f"feature view {name} added")
+
+    # On-demand views: outputs, inputs and the transformation itself.
+    compare_on_demand(old, new, err, info)
 
     # Feature services: a model's contract may grow, never shrink.
     for name, refs in old["feature_services"].items():

@@ -18,6 +18,7 @@ silently reuse stale modules. So the repo's modules are dropped from
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import sys
@@ -132,13 +133,53 @@ def _view_snapshot(view: FeatureView, repo: Path | None) -> dict[str, Any]:
     }
 
 
+class _StripMeaningless(ast.NodeTransformer):
+    """Docstrings, type annotations, decorators and the outer function's name
+    go; the code stays."""
+
+    def __init__(self) -> None:
+        self.outer = True
+
+    @staticmethod
+    def _undoc(node: Any) -> None:
+        if ast.get_docstring(node, clean=False) is not None:
+            node.body = node.body[1:] or [ast.Pass()]
+
+    def _function(self, node: Any) -> Any:
+        self._undoc(node)
+        if self.outer:
+            node.name, node.decorator_list, self.outer = "_", [], False
+        node.returns = None
+        args = node.args
+        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            arg.annotation = None
+        for arg in (args.vararg, args.kwarg):
+            if arg is not None:
+                arg.annotation = None
+        self.generic_visit(node)
+        return node
+
+    visit_FunctionDef = _function  # noqa: N815 - ast.NodeTransformer's names
+    visit_AsyncFunctionDef = _function  # noqa: N815
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> Any:  # noqa: N802
+        self._undoc(node)
+        self.generic_visit(node)
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> Any:  # noqa: N802
+        if node.value is None:
+            return ast.Pass()
+        return ast.Assign(targets=[node.target], value=node.value, lineno=0)
+
+
 def normalized_transformation(source: str) -> str:
     """A transformation's meaning as text: its function's code with comments,
-    docstrings, decorators, its name and the formatting dropped
-    (``ast.unparse``), so a reformat or a better docstring is not a change and a
-    changed expression is. ``source`` is what Feast stores as the udf's source
-    (``udf_string``); text that does not parse is compared as it is, stripped."""
-    import ast
+    docstrings, type annotations, decorators, its name and the formatting
+    dropped (``ast.unparse``), so a reformat, a better docstring or a type hint
+    is not a change and a changed expression is. ``source`` is what Feast
+    stores as the udf's source (``udf_string``); text that does not parse is
+    compared as it is, stripped."""
     import textwrap
 
     text = textwrap.dedent(source).strip()
@@ -151,15 +192,7 @@ def normalized_transformation(source: str) -> str:
     ]
     if not functions:
         return ast.unparse(tree)
-    for node in ast.walk(functions[0]):
-        if (
-            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-            and ast.get_docstring(node, clean=False) is not None
-        ):
-            node.body = node.body[1:] or [ast.Pass()]
-    functions[0].decorator_list = []
-    functions[0].name = "_"
-    return ast.unparse(functions[0])
+    return ast.unparse(_StripMeaningless().visit(functions[0]))
 
 
 def _on_demand_snapshot(view: Any) -> dict[str, Any]:
