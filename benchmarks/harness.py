@@ -275,7 +275,7 @@ def _services_defaults() -> dict[str, str]:
 
 
 def _pg_admin():
-    import psycopg2
+    import psycopg
 
     dsn = (
         f"host={os.environ.get('FP_PG_HOST', '127.0.0.1')} "
@@ -283,7 +283,7 @@ def _pg_admin():
         f"user={os.environ.get('FP_PG_USER', 'postgres')} "
         f"password={os.environ.get('FP_PG_PASSWORD', '')} dbname=postgres"
     )
-    conn = psycopg2.connect(dsn, connect_timeout=5)
+    conn = psycopg.connect(dsn, connect_timeout=5)
     conn.autocommit = True
     return conn
 

@@ -135,9 +135,9 @@ def _copy_repo(dst: Path) -> Path:
 
 
 def _pg(dbname: str, sql: str) -> None:
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(
+    conn = psycopg.connect(
         host=os.environ.get("FP_PG_HOST", "127.0.0.1"),
         port=os.environ.get("FP_PG_PORT", "5432"),
         user=os.environ.get("FP_PG_USER", "postgres"),

@@ -131,11 +131,11 @@ def _pg_admin_dsn() -> str:
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session (dropped afterwards)."""
-    import psycopg2
+    import psycopg
 
     name = f"fp_test_{SESSION_ID}"
     try:
-        conn = psycopg2.connect(_pg_admin_dsn(), connect_timeout=5)
+        conn = psycopg.connect(_pg_admin_dsn(), connect_timeout=5)
     except Exception as exc:  # noqa: BLE001 - any connection failure
         _service_unavailable("PostgreSQL", exc)
     conn.autocommit = True

@@ -10,19 +10,13 @@ through ``feature_platform.schedules``), the materialization watermark Feast
 records per view, and the registered models that consume a feature (MLflow
 lineage, ``feature_platform.lineage``). ``search(catalog, text)`` finds features
 by name, description or tag. ``format_catalog`` renders the text table the CLI
-prints; ``Catalog.as_dict`` is the ``--json`` form.
+prints; ``FeatureCatalog.as_dict`` is the ``--json`` form.
 
 Freshness uses the platform's one rule (``feature_platform.freshness.is_stale``)
 applied to the view's watermark: ``stale`` means even the newest materialized
 value is older than the ttl, so every online read of the view answers
 ``OUTSIDE_MAX_AGE``. (The monitor's earlier alert at ttl/3, one missed run, is
 ``feature_platform.monitoring``'s.)
-
-Not to be confused with ``feature_platform.serving.catalog``: the feature
-server's cached snapshot of what a request may name (value kinds, join keys,
-push sources), rebuilt in the background on the hot path. It carries none of
-the metadata a person searches for here, and this catalog is not needed to
-serve a request.
 """
 
 from __future__ import annotations
@@ -40,7 +34,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 __all__ = [
-    "Catalog",
+    "FeatureCatalog",
     "FeatureEntry",
     "ViewEntry",
     "build_catalog",
@@ -102,7 +96,7 @@ class ViewEntry:
 
 
 @dataclass(frozen=True)
-class Catalog:
+class FeatureCatalog:
     project: str
     generated_at: str  # ISO-8601 UTC; freshness is judged at this time
     views: tuple[ViewEntry, ...]
@@ -182,7 +176,7 @@ def build_catalog(
     *,
     now: datetime | None = None,
     models: ModelConsumers | None = None,
-) -> Catalog:
+) -> FeatureCatalog:
     """Every feature view and feature of the store's project, from its registry.
 
     ``now`` (aware UTC, default the clock) is when freshness is judged;
@@ -289,7 +283,7 @@ def build_catalog(
                 features=tuple(features),
             )
         )
-    return Catalog(
+    return FeatureCatalog(
         project=project,
         generated_at=now.isoformat(),
         views=tuple(views),
@@ -299,7 +293,7 @@ def build_catalog(
     )
 
 
-def search(catalog: Catalog, text: str) -> list[FeatureEntry]:
+def search(catalog: FeatureCatalog, text: str) -> list[FeatureEntry]:
     """Features whose reference, description (or their view's), or a tag key,
     value or ``key=value`` contains ``text`` at the start of a word
     (case-insensitive; ``_``, ``:`` and punctuation separate words, so ``rating``
@@ -398,7 +392,7 @@ def _feature_rows(
 _FEATURE_HEADERS = ["feature", "dtype", "description", "tags", "services", "models"]
 
 
-def format_catalog(catalog: Catalog) -> str:
+def format_catalog(catalog: FeatureCatalog) -> str:
     """The catalog as text: one block per view, one row per feature."""
     lines = [
         f"project {catalog.project}: {len(catalog.views)} feature views, "
@@ -429,7 +423,9 @@ def format_catalog(catalog: Catalog) -> str:
     return "\n".join(lines)
 
 
-def format_matches(catalog: Catalog, matches: list[FeatureEntry], text: str) -> str:
+def format_matches(
+    catalog: FeatureCatalog, matches: list[FeatureEntry], text: str
+) -> str:
     """Search results as text, one row per feature (with view context)."""
     if not matches:
         return f"no feature matches {text!r}"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.feature_refs import view_of
 from feature_platform.governance.schema import load_definitions
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ def _apply_definitions(
     versions = (
         _versions(
             store,
-            {f.subject.split(":")[0] for f in breaking} & set(after["feature_views"]),
+            {view_of(f.subject) for f in breaking} & set(after["feature_views"]),
         )
         if breaking
         else None

@@ -42,12 +42,13 @@ from feast.infra.common.materialization_job import (
 from feast.infra.compute_engines.base import ComputeEngine
 from feast.repo_config import FeastConfigBaseModel
 
+from feature_platform.errors import ValidationFailed
+
 __all__ = [
     "ENGINE_TYPE",
     "PlatformEngine",
     "PlatformEngineConfig",
     "PlatformMaterializationJob",
-    "ValidationGateFailed",
     "materialize_tasks",
 ]
 
@@ -73,20 +74,6 @@ class PlatformEngineConfig(FeastConfigBaseModel):
     """DuckDB's memory limit for the latest-row query (spills beyond it)."""
     write_batch_rows: int = 10_000
     """Rows per ``online_write_batch`` call on the generic path."""
-
-
-class ValidationGateFailed(RuntimeError):
-    """Source validation failed for a window; nothing was written."""
-
-    def __init__(self, failures: list[dict[str, Any]], summary: dict[str, Any]):
-        from feature_platform.validation import format_failures
-
-        self.failures = failures
-        self.summary = summary
-        super().__init__(
-            f"source validation failed: {len(failures)} expectation(s) broken; "
-            "nothing was written to the online store\n" + format_failures(failures)
-        )
 
 
 @dataclass
@@ -127,8 +114,8 @@ def _gate(
     offline_store: Any,
     tasks: Sequence[MaterializationTask],
 ) -> dict[str, Any]:
-    """Validate every task's window; raise ``ValidationGateFailed`` on a failure."""
-    from feature_platform.validation import validate_view_window
+    """Validate every task's window; raise ``ValidationFailed`` on a failure."""
+    from feature_platform.validation import format_failures, validate_view_window
 
     now = datetime.now(UTC)
     summary: dict[str, Any] = {"sources": {}, "failures": []}
@@ -146,7 +133,7 @@ def _gate(
         summary["failures"] += [{"source": view.name, **f} for f in report["failures"]]
     summary["success"] = not summary["failures"]
     if summary["failures"]:
-        raise ValidationGateFailed(summary["failures"], summary)
+        raise ValidationFailed(summary, format_failures(summary["failures"]))
     return summary
 
 
@@ -212,7 +199,7 @@ def materialize_tasks(
         if gate:
             try:
                 _gate(config, offline_store, tasks)
-            except ValidationGateFailed as exc:
+            except ValidationFailed as exc:
                 log.error("%s", exc)
                 for job in jobs:
                     job._status, job._error = MaterializationJobStatus.ERROR, exc

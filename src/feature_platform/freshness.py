@@ -45,6 +45,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.feature_refs import parse_ref
 from feature_platform.utc import ensure_utc
 
 if TYPE_CHECKING:
@@ -166,9 +167,7 @@ def output_ttls(
     from feature_platform.feast_compat import online_request_context
 
     for ref in features or []:
-        view, sep, feature = ref.partition(":")
-        if not sep or not feature:
-            raise ValueError(f"feature reference {ref!r} is not 'view:feature'")
+        parse_ref(ref)  # InvalidFeatureReference (a ValueError) naming it
     request: Any = (
         store.get_feature_service(feature_service, allow_cache=True)
         if feature_service is not None

@@ -54,6 +54,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.feature_refs import view_of
+
 if TYPE_CHECKING:
     from feast import FeatureStore
     from mlflow import MlflowClient
@@ -281,7 +283,7 @@ def models_consuming(
     client = mlflow_client(store=store, profile=profile, tracking_uri=tracking_uri)
     found = []
     for model in _all_versions(client):
-        views = {ref.split(":", 1)[0] for ref in model.features}
+        views = {view_of(ref) for ref in model.features}
         if (
             target == model.feature_service
             or target in model.features

@@ -162,7 +162,7 @@ def materialize_window(
 
     Runs the profile's batch engine: registry lock for the whole run, source
     validation first (``validate`` overrides the engine's ``validate_sources``;
-    a failure raises ``ValidationGateFailed`` and writes nothing), then the
+    a failure raises ``errors.ValidationFailed`` and writes nothing), then the
     writes and the recorded intervals.
     """
     start, end = _check_window(start, end)

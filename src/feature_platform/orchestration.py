@@ -28,7 +28,12 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from feature_platform.errors import ConfigError
+from feature_platform.errors import (
+    ConfigError,
+    OnlineStoreUnavailable,
+    ValidationFailed,
+    is_unavailable,
+)
 from feature_platform.profiles import require_applied
 from feature_platform.settings import settings
 from feature_platform.utc import ensure_utc, parse_utc
@@ -36,7 +41,6 @@ from feature_platform.utc import ensure_utc, parse_utc
 __all__ = [
     "OWNER",
     "MissingDataInterval",
-    "OnlineStoreUnavailable",
     "PROFILE_VARIABLE",
     "dag_default_args",
     "day_chunks",
@@ -74,10 +78,6 @@ def dag_default_args(*, retries: int = 3) -> dict[str, Any]:
     }
 
 
-class OnlineStoreUnavailable(RuntimeError):
-    """The online store could not be reached; nothing was recorded as materialized."""
-
-
 class MissingDataInterval(ValueError):
     """A task needs a window but its run has neither a data interval nor a start."""
 
@@ -90,16 +90,13 @@ def is_permanent(exc: BaseException) -> bool:
     operational errors, ``OSError``) are transient; anything unknown is treated
     as transient too, so a new kind of outage still retries.
     """
-    from feature_platform.engine import ValidationGateFailed
     from feature_platform.skew import SkewCheckFailed
-    from feature_platform.validation import ValidationFailed
 
-    if isinstance(exc, OnlineStoreUnavailable) or _is_connection_error(exc):
+    if is_unavailable(exc):
         return False
     return isinstance(
         exc,
         ValidationFailed
-        | ValidationGateFailed
         | SkewCheckFailed
         | ConfigError  # includes RegistryNotApplied
         | ValueError  # MissingDataInterval, FutureWindowError, naive timestamps
@@ -217,19 +214,6 @@ def profile_name() -> str:
     return value or settings().profile or "local"
 
 
-def _is_connection_error(exc: BaseException) -> bool:
-    try:
-        import redis
-
-        if isinstance(
-            exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError
-        ):
-            return True
-    except ImportError:  # pragma: no cover - redis is a dependency
-        pass
-    return isinstance(exc, ConnectionError | TimeoutError)
-
-
 def _online_target(store: Any) -> str:
     online = store.config.online_store
     kind = getattr(online, "type", "online store")
@@ -260,7 +244,7 @@ def run_materialization(
     try:
         return materialize_window(store, start, end, views=views)
     except Exception as exc:
-        if not _is_connection_error(exc):
+        if not is_unavailable(exc):
             raise
         raise OnlineStoreUnavailable(
             f"online store {_online_target(store)} is unreachable while materializing "

@@ -25,6 +25,9 @@ from feast.infra.offline_stores.duckdb import (
 from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from pydantic import StrictStr
 
+from feature_platform.errors import InvalidFeatureReference
+from feature_platform.feature_refs import parse_ref
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -133,9 +136,10 @@ def _plan(
 
     wanted: dict[str, list[str]] = {}
     for ref in feature_refs:
-        view_name, sep, feature = ref.partition(":")
-        if not sep:
-            return None
+        try:
+            view_name, feature = parse_ref(ref)
+        except InvalidFeatureReference:
+            return None  # not a plain 'view:feature' (e.g. '@version'): Feast's path
         wanted.setdefault(view_name, []).append(feature)
     plan = []
     for view in feature_views:

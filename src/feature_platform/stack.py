@@ -106,7 +106,7 @@ class Stack:
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.root / "dags"),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
-                    f"postgresql+psycopg2://{pg}/{env['FP_AIRFLOW_DATABASE']}"
+                    f"postgresql+psycopg://{pg}/{env['FP_AIRFLOW_DATABASE']}"
                 ),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": (
                     f"http://127.0.0.1:{api}/execution/"
@@ -118,7 +118,7 @@ class Stack:
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "airflow"),
                 "FP_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{env['FP_MLFLOW_PORT']}",
                 "FP_MLFLOW_BACKEND_STORE_URI": (
-                    f"postgresql://{pg}/{env['FP_MLFLOW_DATABASE']}"
+                    f"postgresql+psycopg://{pg}/{env['FP_MLFLOW_DATABASE']}"
                 ),
             }
         )
@@ -212,9 +212,9 @@ class Stack:
             raise
 
     def _create_databases(self, env: dict[str, str]) -> None:
-        import psycopg2
+        import psycopg
 
-        conn = psycopg2.connect(
+        conn = psycopg.connect(
             host=env["FP_PG_HOST"],
             port=env["FP_PG_PORT"],
             user=env["FP_PG_USER"],

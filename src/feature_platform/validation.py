@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import ValidationFailed
 from feature_platform.offline import batch_source
 from feature_platform.utc import ensure_utc, utc_now
 
@@ -54,7 +55,6 @@ __all__ = [
     "batch_source",
     "SourceRules",
     "rules_for",
-    "ValidationFailed",
     "build_suite",
     "format_failures",
     "validate_data",
@@ -111,21 +111,6 @@ _DTYPES: dict[str, list[str]] = {
     "STRING": ["string", "large_string", "str", "object"],
     "BOOL": ["bool", "boolean"],
 }
-
-
-class ValidationFailed(RuntimeError):
-    """Source data broke expectations; nothing was materialized.
-
-    ``summary`` is the JSON-able result of :func:`validate_sources`.
-    """
-
-    def __init__(self, summary: dict[str, Any]):
-        self.summary = summary
-        failures = summary.get("failures", [])
-        super().__init__(
-            f"source validation failed: {len(failures)} expectation(s) broken; "
-            "nothing was materialized\n" + format_failures(failures)
-        )
 
 
 # --------------------------------------------------------------- the suites
@@ -466,7 +451,7 @@ def validate_sources(
         )
     summary["success"] = not summary["failures"]
     if raise_on_failure and not summary["success"]:
-        raise ValidationFailed(summary)
+        raise ValidationFailed(summary, format_failures(summary["failures"]))
     return summary
 
 

@@ -210,13 +210,13 @@ def _break_driver_source(repo: Path) -> None:
 def test_failed_validation_writes_nothing_on_every_path(
     services_store, local_repo: Path
 ) -> None:
-    from feature_platform.engine import ValidationGateFailed
+    from feature_platform.errors import ValidationFailed
     from feature_platform.materialize import materialize_window
 
     _break_driver_source(local_repo)
     window = (TEST_END - timedelta(hours=4), TEST_END)
 
-    with pytest.raises(ValidationGateFailed) as failed:
+    with pytest.raises(ValidationFailed) as failed:
         materialize_window(services_store, *window)
     assert "acceptance_rate" in str(failed.value)
     assert _hashes(services_store) == {}

@@ -44,16 +44,16 @@ def _pg_parts() -> dict[str, str]:
 def _backend_uri(database: str) -> str:
     parts = _pg_parts()
     auth = parts["user"] + (f":{parts['password']}" if parts["password"] else "")
-    return f"postgresql://{auth}@{parts['host']}:{parts['port']}/{database}"
+    return f"postgresql+psycopg://{auth}@{parts['host']}:{parts['port']}/{database}"
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import psycopg2
+    import psycopg
 
     database = f"fp_mlflow_{SESSION_ID}"
     try:
-        admin = psycopg2.connect(_pg_admin_dsn(), connect_timeout=5)
+        admin = psycopg.connect(_pg_admin_dsn(), connect_timeout=5)
     except Exception as exc:  # noqa: BLE001 - any connection failure
         _service_unavailable("PostgreSQL", exc)
     admin.autocommit = True
@@ -123,7 +123,7 @@ def test_training_registers_on_a_postgres_backed_server(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import psycopg2
+    import psycopg
 
     from feature_platform.definitions import apply_definitions
     from feature_platform.lineage import model_lineage, models_consuming
@@ -147,7 +147,7 @@ def test_training_registers_on_a_postgres_backed_server(
 
     # The registry's rows are in the server's PostgreSQL database.
     database = f"fp_mlflow_{SESSION_ID}"
-    with psycopg2.connect(**_pg_parts(), dbname=database) as conn, conn.cursor() as cur:
+    with psycopg.connect(**_pg_parts(), dbname=database) as conn, conn.cursor() as cur:
         cur.execute("SELECT name, version FROM model_versions")
         assert cur.fetchall() == [(SERVICE, registered["version"])]
         cur.execute("SELECT alias FROM registered_model_aliases")

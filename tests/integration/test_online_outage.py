@@ -44,8 +44,8 @@ def test_dead_redis_fails_fast_and_recovers(
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     from feature_platform.definitions import apply_definitions
+    from feature_platform.errors import OnlineStoreUnavailable
     from feature_platform.materialize import materialize_window
-    from feature_platform.online_store.store import OnlineStoreUnavailable
     from feature_platform.profiles import get_store
     from feature_platform.server import build_app
     from feature_platform.serving.app import _freeze_heap_after_startup

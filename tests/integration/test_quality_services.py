@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 
 from feature_platform.audit import list_audit
+from feature_platform.errors import ValidationFailed
 from feature_platform.governance import run_check
 from feature_platform.materialize import materialize_window
 from feature_platform.monitoring import Window, run_monitor, write_report
 from feature_platform.pii import is_masked
 from feature_platform.skew import check_online_skew
-from feature_platform.validation import ValidationFailed, validate_sources
+from feature_platform.validation import validate_sources
 from tests.conftest import TEST_END
 
 pytestmark = pytest.mark.integration
@@ -94,11 +95,11 @@ def test_validate_materialize_skew_monitor_audit(
     assert Path(paths["html"]).read_text().count("data:image/png;base64,") >= 11
 
     # 6. Audit: the fixture's apply is recorded in the PostgreSQL registry DB.
-    import psycopg2
+    import psycopg
 
     rows = list_audit(store)
     assert rows and rows[0]["project"] == store.project
-    with psycopg2.connect(host="127.0.0.1", user="postgres", dbname=pg_database) as c:
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname=pg_database) as c:
         with c.cursor() as cur:
             cur.execute(
                 "SELECT count(*) FROM feature_platform_audit_log WHERE project = %s",

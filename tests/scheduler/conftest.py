@@ -169,11 +169,11 @@ class Deployment:
 
 
 def _drop_databases(names: list[str]) -> None:
-    import psycopg2
+    import psycopg
 
     from tests.conftest import _pg_admin_dsn
 
-    conn = psycopg2.connect(_pg_admin_dsn(), connect_timeout=5)
+    conn = psycopg.connect(_pg_admin_dsn(), connect_timeout=5)
     conn.autocommit = True
     with conn.cursor() as cur:
         for name in names:

@@ -46,7 +46,7 @@ def test_stack_environment(tmp_path: Path) -> None:
     env = Stack(state_dir=tmp_path, overrides={"FP_PG_PASSWORD": "p@ss"}).env()
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert url.startswith("postgresql+psycopg2://postgres:p%40ss@")
+    assert url.startswith("postgresql+psycopg://postgres:p%40ss@")
     assert url.endswith("/" + STACK_ENV["FP_AIRFLOW_DATABASE"])
     api = env["FP_AIRFLOW_API_PORT"]
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (

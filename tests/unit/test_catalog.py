@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from feature_platform.catalog import Catalog, build_catalog, search
+from feature_platform.catalog import FeatureCatalog, build_catalog, search
 from feature_platform.cli import main
 from tests.conftest import REPO_SRC, TEST_END
 
@@ -25,7 +25,7 @@ def definitions():
 
 
 @pytest.fixture(scope="module")
-def catalog(applied_local_store) -> Catalog:
+def catalog(applied_local_store) -> FeatureCatalog:
     return build_catalog(applied_local_store, now=TEST_END)
 
 
@@ -49,7 +49,9 @@ def test_every_definition_carries_owner_team_and_description(definitions) -> Non
         assert source.tags.get("team"), f"{source.name} has no team tag"
 
 
-def test_catalog_lists_every_feature_as_defined(catalog: Catalog, definitions) -> None:
+def test_catalog_lists_every_feature_as_defined(
+    catalog: FeatureCatalog, definitions
+) -> None:
     from feature_platform.schedules import schedule_for
 
     assert {v.name for v in catalog.views} == VIEWS
@@ -98,7 +100,7 @@ def test_catalog_lists_every_feature_as_defined(catalog: Catalog, definitions) -
     }
 
 
-def test_never_materialized_views_say_so(catalog: Catalog) -> None:
+def test_never_materialized_views_say_so(catalog: FeatureCatalog) -> None:
     for view in catalog.views:
         assert view.last_materialized is None and view.age_seconds is None
         # An on-demand view is computed at read time: nothing to materialize.
@@ -157,17 +159,19 @@ def test_models_column_comes_from_the_lookup(applied_local_store) -> None:
     ],
 )
 def test_search_by_name_description_or_tag(
-    catalog: Catalog, text: str, refs: set[str]
+    catalog: FeatureCatalog, text: str, refs: set[str]
 ) -> None:
     assert {f.ref for f in search(catalog, text)} == refs
 
 
-def test_search_on_a_view_description_finds_its_features(catalog: Catalog) -> None:
+def test_search_on_a_view_description_finds_its_features(
+    catalog: FeatureCatalog,
+) -> None:
     found = {f.ref for f in search(catalog, "snapshotted daily")}
     assert found == {f.ref for f in catalog.features() if f.view == "customer_stats"}
 
 
-def test_empty_search_is_an_error(catalog: Catalog) -> None:
+def test_empty_search_is_an_error(catalog: FeatureCatalog) -> None:
     with pytest.raises(ValueError, match="search text is empty"):
         search(catalog, "  ")
 

@@ -149,7 +149,7 @@ def test_output_ttls(applied_local_store) -> None:
     }
     full = output_ttls(applied_local_store, features=refs, full_feature_names=True)
     assert set(full) == {"customer_stats__total_orders", "driver_stats__avg_rating"}
-    with pytest.raises(ValueError, match="view:feature"):
+    with pytest.raises(ValueError, match="<feature_view>:<feature>"):
         output_ttls(applied_local_store, features=["total_orders"])
 
 

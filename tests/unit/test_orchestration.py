@@ -7,7 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feature_platform import orchestration
-from feature_platform.errors import NaiveTimestampError
+from feature_platform.errors import (
+    NaiveTimestampError,
+    OnlineStoreUnavailable,
+    ValidationFailed,
+)
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -67,7 +71,7 @@ def test_unreachable_online_store_is_one_clear_error(monkeypatch) -> None:
 
     monkeypatch.setattr(materialize, "materialize_window", down)
     monkeypatch.setattr(orchestration, "require_applied", lambda store: None)
-    with pytest.raises(orchestration.OnlineStoreUnavailable) as info:
+    with pytest.raises(OnlineStoreUnavailable) as info:
         orchestration.run_materialization(
             Store(), T0, T0 + timedelta(hours=4), views=["customer_stats"]
         )
@@ -117,7 +121,6 @@ def test_applied_registry_passes_the_check(applied_local_store) -> None:
     ("exc", "permanent"),
     [
         ("validation", True),
-        ("gate", True),
         ("skew", True),
         ("config", True),
         ("registry", True),
@@ -134,14 +137,11 @@ def test_permanent_errors_fail_fast_transient_ones_retry(exc, permanent) -> None
     import redis
     from airflow.sdk.exceptions import AirflowFailException
 
-    from feature_platform.engine import ValidationGateFailed
     from feature_platform.errors import ConfigError, RegistryNotApplied
     from feature_platform.skew import SkewCheckFailed
-    from feature_platform.validation import ValidationFailed
 
     factories = {
         "validation": lambda: ValidationFailed({"failures": []}),
-        "gate": lambda: ValidationGateFailed([], {}),
         "skew": lambda: SkewCheckFailed(
             {"views": {}, "max_mismatch_rate": 0.0, "end": "2026-11-30T00:00:00Z"}
         ),
@@ -149,7 +149,7 @@ def test_permanent_errors_fail_fast_transient_ones_retry(exc, permanent) -> None
         "registry": lambda: RegistryNotApplied("run apply"),
         "missing_interval": lambda: orchestration.MissingDataInterval("no window"),
         "naive": lambda: NaiveTimestampError("naive"),
-        "online_unavailable": lambda: orchestration.OnlineStoreUnavailable("down"),
+        "online_unavailable": lambda: OnlineStoreUnavailable("down"),
         "redis_connection": lambda: redis.exceptions.ConnectionError("refused"),
         "timeout": lambda: TimeoutError("slow"),
         "refused": lambda: ConnectionRefusedError(111, "refused"),

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_platform.errors import NaiveTimestampError
+from feature_platform.errors import NaiveTimestampError, ValidationFailed
 from feature_platform.validation import (
-    ValidationFailed,
     format_failures,
     validate_frame,
     validate_sources,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.feature_refs import parse_ref
 from feature_platform.freshness import is_stale_epoch, ttl_seconds
 from feature_platform.online_store.codec import (
     STATUS_NOT_FOUND,
@@ -300,9 +301,7 @@ class FastOnlineReader:
             raise ValueError("pass exactly one of feature_service and features")
         check_store_config(store.config)
         for ref in features or []:
-            view, sep, feature = ref.partition(":")
-            if not sep or not feature:
-                raise ValueError(f"feature reference {ref!r} is not 'view:feature'")
+            parse_ref(ref)  # InvalidFeatureReference (a ValueError) naming it
         request: Any = (
             store.get_feature_service(feature_service, allow_cache=True)
             if feature_service is not None

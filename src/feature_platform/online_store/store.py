@@ -41,6 +41,7 @@ from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreCo
 from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig
 from feast.online_response import TIMESTAMP_POSTFIX, OnlineResponse
 
+from feature_platform.errors import OnlineStoreUnavailable
 from feature_platform.online_store.reader import (
     ReadPlan,
     UnsupportedRead,
@@ -50,7 +51,6 @@ from feature_platform.online_store.reader import (
 )
 
 __all__ = [
-    "OnlineStoreUnavailable",
     "PlatformOnlineResponse",
     "PlatformRedisOnlineStore",
     "PlatformRedisOnlineStoreConfig",
@@ -281,15 +281,16 @@ class PlatformSqliteOnlineStore(_FreshReads, SqliteOnlineStore):
     """Feast's SQLite online store with the ttl rule applied to every read."""
 
 
-def _unavailable_base() -> type[Exception]:
+def _redis_connection_error() -> type[Exception]:
     import redis.exceptions as redis_errors
 
     return redis_errors.ConnectionError
 
 
-class OnlineStoreUnavailable(_unavailable_base()):  # type: ignore[misc]
-    """The online store cannot be read now (a redis ``ConnectionError``, so the
-    feature server answers 503)."""
+class _RedisUnavailable(OnlineStoreUnavailable, _redis_connection_error()):  # type: ignore[misc]
+    """``errors.OnlineStoreUnavailable`` as this plugin raises it: also a redis
+    ``ConnectionError``, so code written against Feast's Redis store catches it
+    as it would Feast's own error."""
 
 
 class _Breaker:
@@ -313,7 +314,7 @@ class _Breaker:
 
     def before(self) -> None:
         if not self.closed():
-            raise OnlineStoreUnavailable(self.describe())
+            raise _RedisUnavailable(self.describe())
 
     def failure(self, exc: BaseException) -> None:
         with self._lock:
@@ -521,7 +522,7 @@ class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
             if isinstance(exc, OnlineStoreUnavailable):
                 raise
             breaker.failure(exc)
-            raise OnlineStoreUnavailable(breaker.describe()) from exc
+            raise _RedisUnavailable(breaker.describe()) from exc
         breaker.success()
 
     def ping(self, config: Any) -> None:

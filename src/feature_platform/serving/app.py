@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from feature_platform.serving.auth import Authorizer
 
 
+from feature_platform.errors import is_unavailable
 from feature_platform.serving.catalog import Catalog, _CatalogCache
 from feature_platform.serving.errors import (
     DEFAULT_MAX_BODY_BYTES,
@@ -155,7 +156,7 @@ def build_app(
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, FeastError):
             return await feast_error(request, exc)
-        if _is_unavailable(exc):
+        if is_unavailable(exc):
             log.error("online store unavailable on %s: %s", request.url.path, exc)
             return JSONResponse(
                 status_code=503,
@@ -249,14 +250,6 @@ def _health_with_online_store(app: FastAPI, store: FeatureStore) -> None:
     async def health() -> JSONResponse:
         status, body = await run_in_threadpool(check)
         return JSONResponse(status_code=status, content=body)
-
-
-def _is_unavailable(exc: BaseException) -> bool:
-    try:
-        import redis.exceptions as redis_errors
-    except ImportError:  # pragma: no cover - redis is a dependency
-        return False
-    return isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError)
 
 
 def create_app(

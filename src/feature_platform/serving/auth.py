@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.feature_refs import view_of
 from feature_platform.serving.errors import RequestError
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class Authorizer:
         if payload.get("feature_service"):
             wanted = [("service", str(payload["feature_service"]))]
         else:
-            views = dict.fromkeys(ref.split(":", 1)[0] for ref in payload["features"])
+            views = dict.fromkeys(view_of(ref) for ref in payload["features"])
             wanted = [("view", name) for name in views]
         caller = user or FeastUser("", [])
         # Feast's decision depends on the caller's roles, groups and namespaces

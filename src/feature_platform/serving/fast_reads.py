@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.feature_refs import view_of
+
 if TYPE_CHECKING:
     from feast import FeatureStore
 
@@ -114,7 +116,7 @@ class FastReads:
         if service is not None:
             views = [v for v, _f, _m in projections]
         else:
-            views = [ref.partition(":")[0] for ref in features]
+            views = [view_of(ref) for ref in features]
         reader = None
         plain = all(
             v in catalog.views

@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import InvalidFeatureReference
+from feature_platform.feature_refs import parse_ref
+
 if TYPE_CHECKING:
     pass
 
@@ -182,13 +185,10 @@ def check_read(
             raise _bad("features must be a list of '<feature_view>:<feature>' strings")
         by_view: dict[str, list[str]] = {}
         for ref in features:
-            view_name, sep, feature = ref.partition(":")
-            if not sep or not view_name or not feature or ":" in feature:
-                raise _bad(
-                    f"invalid feature reference {ref!r}; expected "
-                    "'<feature_view>:<feature>'",
-                    "invalid_feature_reference",
-                )
+            try:
+                view_name, feature = parse_ref(ref)
+            except InvalidFeatureReference as exc:
+                raise _bad(str(exc), "invalid_feature_reference") from None
             by_view.setdefault(view_name, []).append(feature)
         if any(v not in catalog.views for v in by_view):
             catalog = catalog_for(True)

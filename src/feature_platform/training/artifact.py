@@ -23,7 +23,7 @@ from feature_platform.training.dataset import (
     ENTITY_TS,
     Split,
     TrainingSet,
-    Window,
+    TrainingWindow,
 )
 from feature_platform.training.model import Evaluation, Hyperparameters, RocCurve
 from feature_platform.utc import utc_now
@@ -66,7 +66,7 @@ class ModelMetadata(TypedDict):
     feature_service: str
     features: list[str]
     label: str
-    training_window: Window
+    training_window: TrainingWindow
     test_fraction: float
     test_split_starts_at: str
     train_rows: int

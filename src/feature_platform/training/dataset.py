@@ -30,7 +30,7 @@ __all__ = [
     "Split",
     "TrainingSet",
     "TrainingSetSummary",
-    "Window",
+    "TrainingWindow",
     "as_training_set",
     "build_training_set",
     "describe_training_set",
@@ -48,7 +48,7 @@ DEFAULT_LABEL = "churned"
 _PARQUET_KEY = b"feature_platform.training_set"
 
 
-class Window(TypedDict):
+class TrainingWindow(TypedDict):
     """A training window as UTC ISO-8601 strings, ``[start, end)``."""
 
     start: str
@@ -155,7 +155,7 @@ class TrainingSet:
     feature_service: str
     features: list[str]
     label: str
-    window: Window
+    window: TrainingWindow
     project: str
     registry: str  # credentials removed
 
@@ -170,7 +170,7 @@ class TrainingSetSummary(TypedDict):
     rows_with_null_features: int
     feature_service: str
     features: list[str]
-    training_window: Window
+    training_window: TrainingWindow
     entity_ts_min: str
     entity_ts_max: str
     project: str
@@ -207,7 +207,7 @@ def as_training_set(
     data = data.sort_values([ENTITY_TS, *keys], kind="stable").reset_index(drop=True)
     first = data[ENTITY_TS].min() if start is None else ensure_utc(start, "start")
     last = data[ENTITY_TS].max() if end is None else ensure_utc(end, "end")
-    window: Window = {"start": first.isoformat(), "end": last.isoformat()}
+    window: TrainingWindow = {"start": first.isoformat(), "end": last.isoformat()}
     return TrainingSet(
         data=data,
         feature_service=feature_service,
@@ -302,7 +302,7 @@ def read_training_set(path: Path | str) -> TrainingSet:
         feature_service=info["feature_service"],
         features=list(info["features"]),
         label=info["label"],
-        window=Window(start=info["window"]["start"], end=info["window"]["end"]),
+        window=TrainingWindow(start=info["window"]["start"], end=info["window"]["end"]),
         project=info["project"],
         registry=info["registry"],
     )

@@ -60,6 +60,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from feature_platform.feature_refs import parse_ref, view_of
 from feature_platform.lineage import (
     CHAMPION,
     FEATURE_REFS_TAG,
@@ -164,7 +165,7 @@ def log_training_run(
     meta = evaluated.bundle.metadata
     service = training_set.feature_service
     refs = feature_refs(store, service)
-    names = [ref.split(":", 1)[1] for ref in refs]
+    names = [parse_ref(ref).feature for ref in refs]
     if names != list(training_set.features):
         raise LineageError(
             f"feature service {service!r} now serves {names}, the training set "
@@ -180,7 +181,7 @@ def log_training_run(
             # (FeastMlflowLogger.log_feature_retrieval), from the training set.
             FEATURE_SERVICE_TAG: service,
             "feast.retrieval_type": "historical",
-            "feast.feature_views": ",".join(sorted({r.split(":")[0] for r in refs})),
+            "feast.feature_views": ",".join(sorted({view_of(r) for r in refs})),
             FEATURE_REFS_TAG: ",".join(refs),
             "feast.entity_count": str(len(training_set.data)),
             "feast.feature_count": str(len(refs)),

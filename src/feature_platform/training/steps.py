@@ -32,7 +32,7 @@ from feature_platform.training.dataset import (
     ENTITY_TS,
     Split,
     TrainingSet,
-    Window,
+    TrainingWindow,
     prepare_training_set,
     split_training_set,
 )
@@ -76,7 +76,7 @@ class TrainingSummary(TypedDict):
     features: list[str]
     rows: RowCounts
     rows_with_null_features: float
-    training_window: Window
+    training_window: TrainingWindow
     test_split_starts_at: str
     metrics: Evaluation
     published: bool
