@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import BadInput
 from feature_platform.governance.breaking import compare_snapshots
 from feature_platform.governance.schema import EMPTY_SNAPSHOT, registry_snapshot
 from feature_platform.utc import utc_now
@@ -51,7 +52,7 @@ _ENGINE_LOCK = threading.Lock()
 def _registry_url(store: FeatureStore) -> str:
     registry = store.config.registry
     if getattr(registry, "registry_type", "") != "sql":
-        raise ValueError(
+        raise BadInput(
             "the audit log lives in the SQL registry's database; this profile's "
             f"registry type is {getattr(registry, 'registry_type', '?')!r}"
         )

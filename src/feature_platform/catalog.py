@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from feature_platform.errors import BadInput
 from feature_platform.freshness import is_stale
 from feature_platform.utc import ensure_utc, stored_utc, utc_now
 
@@ -302,7 +303,7 @@ def search(catalog: FeatureCatalog, text: str) -> list[FeatureEntry]:
 
     needle = text.strip().lower()
     if not needle:
-        raise ValueError("search text is empty: give a name, a word or a tag")
+        raise BadInput("search text is empty: give a name, a word or a tag")
     pattern = re.compile(r"(?<![a-z0-9])" + re.escape(needle))
     view_docs = {v.name: v.description for v in catalog.views}
     matches = []

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from feature_platform.errors import BadInput
+
 __all__ = ["main"]
 
 
@@ -113,7 +115,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     end = parse_utc(args.end, "--end") if args.end else None
     start = parse_utc(args.start, "--start") if args.start else None
     if start is not None and end is None:
-        raise ValueError("--start needs --end (an explicit UTC window)")
+        raise BadInput("--start needs --end (an explicit UTC window)")
     validate = False if args.skip_validation else None  # None: the engine's config
     store = _store(args)
     if start is not None and end is not None:
@@ -181,7 +183,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from feature_platform.training import load_registered_model, predict_online
 
     if not args.customer_id:
-        raise ValueError("give --customer-id (one or more)")
+        raise BadInput("give --customer-id (one or more)")
     store = _store(args)
     bundle = load_registered_model(args.model, args.version, store=store)
     rows = [{"customer_id": c} for c in args.customer_id]
@@ -220,7 +222,7 @@ def cmd_online(args: argparse.Namespace) -> int:
                 rows.append({})
             rows[i][key] = value
     if not rows:
-        raise ValueError("entity_rows is empty: give --customer-id and/or --driver-id")
+        raise BadInput("entity_rows is empty: give --customer-id and/or --driver-id")
     _print(
         read_online(
             _store(args),
@@ -297,7 +299,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         if not start and not end:
             return None
         if not (start and end):
-            raise ValueError(f"--{name}-start needs --{name}-end and vice versa")
+            raise BadInput(f"--{name}-start needs --{name}-end and vice versa")
         return Window(
             parse_utc(start, f"--{name}-start"),
             parse_utc(end, f"--{name}-end"),
@@ -387,7 +389,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     text = getattr(args, "text", None)
     if text is not None and not text.strip():
-        raise ValueError("catalog search: TEXT is empty (a name, a word or a tag)")
+        raise BadInput("catalog search: TEXT is empty (a name, a word or a tag)")
     catalog = build_catalog(_store(args))
     if text is None:
         if args.json:

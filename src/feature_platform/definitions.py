@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import BadInput
 from feature_platform.feature_refs import view_of
 from feature_platform.governance.schema import load_definitions
 
@@ -135,7 +136,7 @@ def _apply_definitions(
     contents = load_definitions(Path(store.repo_path))
     projects = [p.name for p in contents.projects]
     if projects and projects != [store.project]:
-        raise ValueError(
+        raise BadInput(
             f"definitions declare project {projects}, the profile says "
             f"{store.project!r}; set FEATURE_PLATFORM_PROJECT consistently"
         )

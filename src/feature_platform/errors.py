@@ -14,12 +14,25 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "BadInput",
+    "BreakingChangeError",
     "ConfigError",
+    "FutureWindowError",
+    "GateError",
     "InvalidFeatureReference",
+    "LineageError",
+    "LockError",
+    "LockTimeout",
+    "MissingDataInterval",
     "NaiveTimestampError",
+    "NotifyError",
     "OnlineStoreUnavailable",
+    "PiiSaltError",
     "PlatformError",
     "RegistryNotApplied",
+    "RegistryUnavailableError",
+    "SkewCheckFailed",
+    "StackError",
     "ValidationFailed",
     "is_unavailable",
 ]
@@ -38,8 +51,71 @@ class RegistryNotApplied(ConfigError):
     """The profile's registry holds no definitions: ``apply`` was never run."""
 
 
-class NaiveTimestampError(PlatformError, ValueError):
+class PiiSaltError(ConfigError):
+    """No usable salt: production needs ``$FEATURE_PLATFORM_PII_SALT``."""
+
+
+class BadInput(PlatformError, ValueError):
+    """An argument, option or file a user gave is wrong; the message names it."""
+
+
+class NaiveTimestampError(BadInput):
     """A timestamp without a timezone reached the platform's API."""
+
+
+class FutureWindowError(BadInput):
+    """A materialization window ends in the future (would skip late data)."""
+
+
+class MissingDataInterval(BadInput):
+    """A task needs a window but its run has neither a data interval nor a start."""
+
+
+class BreakingChangeError(PlatformError, ValueError):
+    """An apply refused because it would break consumers of the registry
+    (``changes``: the breaking findings, ``against``: what was compared)."""
+
+    def __init__(self, message: str, *, changes: list[Any], against: str) -> None:
+        super().__init__(message)
+        self.changes = changes
+        self.against = against
+
+
+class LockError(PlatformError, RuntimeError):
+    """The registry lock cannot be taken (registry unreachable, bad path)."""
+
+
+class LockTimeout(LockError):
+    """Another writer held the registry lock for longer than the timeout."""
+
+
+class RegistryUnavailableError(PlatformError, RuntimeError):
+    """The registry cache expired and the registry database cannot be read."""
+
+
+class SkewCheckFailed(PlatformError, RuntimeError):
+    """The online store disagrees with the offline data above the allowed rate
+    (``summary``: the JSON-able check result)."""
+
+    def __init__(self, summary: Mapping[str, Any], message: str) -> None:
+        super().__init__(message)
+        self.summary = dict(summary)
+
+
+class GateError(PlatformError, ValueError):
+    """A model below the quality gate was about to be published."""
+
+
+class LineageError(PlatformError, LookupError):
+    """A model, version or alias is not in the registry, or has no lineage."""
+
+
+class NotifyError(PlatformError, RuntimeError):
+    """The webhook did not accept the message (the error never contains the URL)."""
+
+
+class StackError(PlatformError, RuntimeError):
+    """A stack process did not start or did not become healthy."""
 
 
 class InvalidFeatureReference(PlatformError, ValueError):

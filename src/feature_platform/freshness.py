@@ -45,6 +45,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import RegistryUnavailableError
 from feature_platform.feature_refs import parse_ref
 from feature_platform.utc import ensure_utc
 
@@ -67,10 +68,6 @@ __all__ = [
 
 
 Timestampish = datetime | int | float | None
-
-
-class RegistryUnavailableError(RuntimeError):
-    """The registry cache expired and the registry database cannot be read."""
 
 
 def _epoch_seconds(value: Timestampish) -> float | None:

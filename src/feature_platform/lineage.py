@@ -54,6 +54,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import BadInput, LineageError
 from feature_platform.feature_refs import view_of
 
 if TYPE_CHECKING:
@@ -80,10 +81,6 @@ __all__ = [
 FEATURE_SERVICE_TAG = "feast.feature_service"  # Feast's tag (run and version)
 FEATURE_REFS_TAG = "feast.feature_refs"  # Feast's run tag, copied to the version
 CHAMPION = "champion"  # alias of the version that passed the publish gate
-
-
-class LineageError(LookupError):
-    """A model, version or alias is not in the registry, or has no lineage."""
 
 
 @dataclass(frozen=True)
@@ -279,7 +276,7 @@ def models_consuming(
     """
     target = target.strip()
     if not target:
-        raise ValueError("models_consuming needs a feature ref, view or service name")
+        raise BadInput("models_consuming needs a feature ref, view or service name")
     client = mlflow_client(store=store, profile=profile, tracking_uri=tracking_uri)
     found = []
     for model in _all_versions(client):

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import LockError, LockTimeout
 from feature_platform.redact import redact_url
 
 if TYPE_CHECKING:
@@ -53,14 +54,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 600.0
 _POLL_S = 0.05
 _held = threading.local()  # keys this thread holds -> depth
-
-
-class LockError(RuntimeError):
-    """The registry lock cannot be taken (registry unreachable, bad path)."""
-
-
-class LockTimeout(LockError):
-    """Another writer held the registry lock for longer than the timeout."""
 
 
 def locking_enabled() -> bool:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import BadInput, FutureWindowError
 from feature_platform.offline import online_views, pull_latest
 from feature_platform.utc import ensure_utc, stored_utc, utc_now
 
@@ -56,15 +57,11 @@ _FUTURE_GRACE = timedelta(minutes=5)
 Progress = Callable[[str, int, int], None]
 
 
-class FutureWindowError(ValueError):
-    """A materialization window ends in the future (would skip late data)."""
-
-
 def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     start = ensure_utc(start, "start")
     end = ensure_utc(end, "end")
     if start >= end:
-        raise ValueError(
+        raise BadInput(
             f"empty window: start {start.isoformat()} >= end {end.isoformat()}"
         )
     if end > utc_now() + _FUTURE_GRACE:
@@ -87,7 +84,7 @@ def _engine_runner(store: FeatureStore) -> Callable[..., list[Any]]:
     from feature_platform import spark_materialize
 
     if not spark_materialize.uses_spark_engine(store):
-        raise ValueError(
+        raise BadInput(
             f"profile's batch_engine {type(engine).__name__} is not the platform's "
             f"({platform_engine.ENGINE_TYPE}) or Spark; set batch_engine: type: "
             f"{platform_engine.ENGINE_TYPE} in the profile"
@@ -245,12 +242,12 @@ def catch_up_window(
     if interval_start is not None:
         interval_start = ensure_utc(interval_start, "interval_start")
         if interval_start >= end:
-            raise ValueError(
+            raise BadInput(
                 f"empty data interval: {interval_start.isoformat()} >= "
                 f"{end.isoformat()}"
             )
     if late_arrival < timedelta(0):
-        raise ValueError(f"late_arrival must be >= 0, got {late_arrival}")
+        raise BadInput(f"late_arrival must be >= 0, got {late_arrival}")
     store.refresh_registry()
     starts = []
     for view in online_views(store, views):
@@ -260,7 +257,7 @@ def catch_up_window(
             start = min(start, interval_start)
         starts.append(max(start - late_arrival, end - ttl))
     if not starts:
-        raise ValueError("no online feature view to materialize")
+        raise BadInput("no online feature view to materialize")
     start = min(starts)
     if start >= end:  # every view is materialized past ``end`` already
         start = end - max(late_arrival, timedelta(seconds=1))

@@ -18,6 +18,7 @@ import json
 import logging
 from typing import Any
 
+from feature_platform.errors import NotifyError
 from feature_platform.redact import redact_url
 
 __all__ = [
@@ -38,10 +39,6 @@ CONN_ID = "feature_platform_webhook"
 ENV_VAR = "FEATURE_PLATFORM_WEBHOOK_URL"  # read by feature_platform.settings
 DEFAULT_TIMEOUT_S = 10.0
 _MAX_TEXT = 3000  # Slack truncates long texts; keep alerts readable
-
-
-class NotifyError(RuntimeError):
-    """The webhook did not accept the message (the error never contains the URL)."""
 
 
 def _url_from_connection(conn_id: str) -> str | None:

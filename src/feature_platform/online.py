@@ -17,6 +17,7 @@ import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import BadInput
 from feature_platform.freshness import as_of, ensure_registry_current
 
 if TYPE_CHECKING:
@@ -41,9 +42,9 @@ def read_online(
     stale values.
     """
     if (feature_service is None) == (features is None):
-        raise ValueError("pass exactly one of feature_service and features")
+        raise BadInput("pass exactly one of feature_service and features")
     if not entity_rows:
-        raise ValueError("entity_rows is empty")
+        raise BadInput("entity_rows is empty")
     ensure_registry_current(store)
     refs: Any = _service(store, feature_service) if feature_service else features
     with as_of(now):

@@ -29,7 +29,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from feature_platform.errors import (
+    BadInput,
     ConfigError,
+    MissingDataInterval,
     OnlineStoreUnavailable,
     ValidationFailed,
     is_unavailable,
@@ -76,10 +78,6 @@ def dag_default_args(*, retries: int = 3) -> dict[str, Any]:
         "on_failure_callback": airflow_failure_callback,
         "on_retry_callback": airflow_retry_callback,
     }
-
-
-class MissingDataInterval(ValueError):
-    """A task needs a window but its run has neither a data interval nor a start."""
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -262,11 +260,11 @@ def day_chunks(
     start = ensure_utc(start, "start")
     end = ensure_utc(end, "end")
     if start >= end:
-        raise ValueError(
+        raise BadInput(
             f"empty range: start {start.isoformat()} >= end {end.isoformat()}"
         )
     if hours < 1:
-        raise ValueError(f"chunk size must be at least one hour, got {hours}")
+        raise BadInput(f"chunk size must be at least one hour, got {hours}")
     step = timedelta(hours=hours)
     chunks = []
     cursor = start

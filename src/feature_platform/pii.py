@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from feature_platform.errors import ConfigError
+from feature_platform.errors import PiiSaltError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,10 +48,6 @@ PII_SALT_ENV = "FEATURE_PLATFORM_PII_SALT"
 DEV_PII_SALT = "feature-platform-dev-salt"
 MASK_PREFIX = "sha256:"
 MASKED = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-class PiiSaltError(ConfigError):
-    """No usable salt: production needs ``$FEATURE_PLATFORM_PII_SALT``."""
 
 
 def pii_salt() -> str:

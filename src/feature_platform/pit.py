@@ -38,6 +38,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import BadInput
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -136,10 +138,10 @@ def pit_join_columns(
         names = list(entities.columns)
     for col in (key, entity_timestamp_column):
         if col not in names:
-            raise ValueError(f"entities lack column {col!r}")
+            raise BadInput(f"entities lack column {col!r}")
     overlap = [f for f in features if f in names]
     if overlap:
-        raise ValueError(f"entities already have feature column(s) {overlap}")
+        raise BadInput(f"entities already have feature column(s) {overlap}")
     # Only the key and the timestamp go to DuckDB.
     if isinstance(entities, pa.Table):
         ent = entities.select([key, entity_timestamp_column])
@@ -172,7 +174,7 @@ def pit_join_columns(
         src_cols = [r[0] for r in con.execute("DESCRIBE __src").fetchall()]
         missing = [c for c in (key, timestamp_field, *features) if c not in src_cols]
         if missing:
-            raise ValueError(f"source lacks column(s) {missing}")
+            raise BadInput(f"source lacks column(s) {missing}")
         created = (
             created_timestamp_column
             if created_timestamp_column and created_timestamp_column in src_cols

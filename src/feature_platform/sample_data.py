@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import BadInput
 from feature_platform.utc import ensure_utc, utc_now
 
 if TYPE_CHECKING:
@@ -77,9 +78,7 @@ class SampleSpec:
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < minimum:
-                raise ValueError(
-                    f"{name} must be an integer >= {minimum}, got {value!r}"
-                )
+                raise BadInput(f"{name} must be an integer >= {minimum}, got {value!r}")
 
     def resolved_end(self) -> datetime:
         end = ensure_utc(self.end, "end") if self.end else utc_now()

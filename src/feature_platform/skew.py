@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from feature_platform.errors import BadInput, SkewCheckFailed
 from feature_platform.quality.sampling import (
     OnlineSample,
     sample_online,
@@ -42,32 +43,29 @@ log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
 
 
-class SkewCheckFailed(RuntimeError):
-    """The online store disagrees with the offline data above the allowed rate."""
-
-    def __init__(self, summary: dict[str, Any]):
-        self.summary = summary
-        lines = [
-            f"online/offline skew above {summary['max_mismatch_rate']:.2%} "
-            f"as of {summary['end']}:"
-        ]
-        if not summary["views"]:
-            lines.append("  no online feature view was checked")
-        for name, view in summary["views"].items():
-            if view.get("failed"):
-                lines.append(f"  {name}: {view['failed']}")
-                continue
+def _describe(summary: dict[str, Any]) -> str:
+    """The failed check as text: each view's mismatches and examples."""
+    lines = [
+        f"online/offline skew above {summary['max_mismatch_rate']:.2%} "
+        f"as of {summary['end']}:"
+    ]
+    if not summary["views"]:
+        lines.append("  no online feature view was checked")
+    for name, view in summary["views"].items():
+        if view.get("failed"):
+            lines.append(f"  {name}: {view['failed']}")
+            continue
+        lines.append(
+            f"  {name}: {view['mismatches']} of {view['compared']} values differ "
+            f"({view['mismatch_rate']:.2%}), "
+            f"online null rate {view['null_rate']:.2%}"
+        )
+        for ex in view["examples"]:
             lines.append(
-                f"  {name}: {view['mismatches']} of {view['compared']} values differ "
-                f"({view['mismatch_rate']:.2%}), "
-                f"online null rate {view['null_rate']:.2%}"
+                f"    {ex['entity']} {ex['feature']}: offline={ex['offline']!r} "
+                f"online={ex['online']!r}"
             )
-            for ex in view["examples"]:
-                lines.append(
-                    f"    {ex['entity']} {ex['feature']}: offline={ex['offline']!r} "
-                    f"online={ex['online']!r}"
-                )
-        super().__init__("\n".join(lines))
+    return "\n".join(lines)
 
 
 def _empty_report() -> dict[str, Any]:
@@ -152,11 +150,9 @@ def check_online_skew(
     end = ensure_utc(end, "end")
     start = ensure_utc(start, "start") if start is not None else None
     if sample_size < 1:
-        raise ValueError(f"sample_size must be >= 1, got {sample_size}")
+        raise BadInput(f"sample_size must be >= 1, got {sample_size}")
     if not 0 <= max_mismatch_rate <= 1:
-        raise ValueError(
-            f"max_mismatch_rate must be in [0, 1], got {max_mismatch_rate}"
-        )
+        raise BadInput(f"max_mismatch_rate must be in [0, 1], got {max_mismatch_rate}")
     summary: dict[str, Any] = {
         "end": end.isoformat(),
         "start": start.isoformat() if start else None,
@@ -229,5 +225,5 @@ def check_online_skew(
         for v in summary["views"].values()
     )
     if raise_on_failure and not summary["success"]:
-        raise SkewCheckFailed(summary)
+        raise SkewCheckFailed(summary, _describe(summary))
     return summary

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from feature_platform.errors import BadInput, StackError
 from feature_platform.profiles import child_environment, read_env_file
 
 __all__ = ["ENV_FILE", "SERVICES", "Stack", "StackError", "main"]
@@ -45,10 +46,6 @@ ENV_FILE = Path("docker") / "stack.env"
 SERVICES = ("airflow-apiserver", "airflow-dag-processor", "airflow-scheduler")
 OPTIONAL = ("feature-server", "mlflow")
 INIT_STEPS = ("generate", "apply", "materialize")
-
-
-class StackError(RuntimeError):
-    """A stack process did not start or did not become healthy."""
 
 
 def _bin(name: str) -> str:
@@ -79,7 +76,7 @@ class Stack:
         self.airflow_home = self.state / "airflow"
         unknown = set(self.services) - set(SERVICES + OPTIONAL)
         if unknown:
-            raise ValueError(f"unknown stack service(s) {sorted(unknown)}")
+            raise BadInput(f"unknown stack service(s) {sorted(unknown)}")
 
     # ----------------------------------------------------------------- settings
     def env(self) -> dict[str, str]:
@@ -249,7 +246,7 @@ class Stack:
             elif step in ("apply", "materialize"):
                 self._run(f"init-{step}", [*fp, step], env)
             else:
-                raise ValueError(f"unknown init step {step!r} (one of {INIT_STEPS})")
+                raise BadInput(f"unknown init step {step!r} (one of {INIT_STEPS})")
 
     def _run(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         log = self.logs / f"{name}.log"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from feature_platform.errors import NaiveTimestampError
+from feature_platform.errors import BadInput, NaiveTimestampError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +71,7 @@ def parse_utc(text: str | datetime, name: str = "timestamp") -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ValueError(f"{name}={text!r} is not an ISO-8601 timestamp") from exc
+        raise BadInput(f"{name}={text!r} is not an ISO-8601 timestamp") from exc
     return ensure_utc(value, name)
 
 
@@ -83,7 +83,7 @@ def ensure_utc_column(df: pd.DataFrame, column: str) -> pd.DataFrame:
     import pandas as pd
 
     if column not in df.columns:
-        raise ValueError(f"column {column!r} is missing (columns: {list(df.columns)})")
+        raise BadInput(f"column {column!r} is missing (columns: {list(df.columns)})")
     series = df[column]
     if not isinstance(series.dtype, pd.DatetimeTZDtype):
         if pd.api.types.is_datetime64_any_dtype(series.dtype):

@@ -142,9 +142,7 @@ def test_permanent_errors_fail_fast_transient_ones_retry(exc, permanent) -> None
 
     factories = {
         "validation": lambda: ValidationFailed({"failures": []}),
-        "skew": lambda: SkewCheckFailed(
-            {"views": {}, "max_mismatch_rate": 0.0, "end": "2026-11-30T00:00:00Z"}
-        ),
+        "skew": lambda: SkewCheckFailed({"views": {}}, "skew above 0%"),
         "config": lambda: ConfigError("bad profile"),
         "registry": lambda: RegistryNotApplied("run apply"),
         "missing_interval": lambda: orchestration.MissingDataInterval("no window"),

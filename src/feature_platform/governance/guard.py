@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from feature_platform.errors import BadInput, BreakingChangeError
 from feature_platform.governance.breaking import compare_snapshots
 from feature_platform.governance.findings import Finding
 
@@ -25,31 +26,26 @@ OVERRIDE_HINT = (
 )
 
 
-class BreakingChangeError(ValueError):
-    """An apply refused because it would break consumers of the registry."""
-
-    def __init__(self, changes: list[Finding], against: str) -> None:
-        self.changes = changes
-        self.against = against
-        lines = [
-            f"apply refused: {len(changes)} breaking change(s) vs {against} "
-            "(never change an existing feature, add a new one):"
-        ]
-        lines += [f"  - [{f.change or f.rule}] {f.message}" for f in changes]
-        lines.append(OVERRIDE_HINT)
-        super().__init__("\n".join(lines))
+def _refusal(changes: list[Finding], against: str) -> str:
+    lines = [
+        f"apply refused: {len(changes)} breaking change(s) vs {against} "
+        "(never change an existing feature, add a new one):"
+    ]
+    lines += [f"  - [{f.change or f.rule}] {f.message}" for f in changes]
+    lines.append(OVERRIDE_HINT)
+    return "\n".join(lines)
 
 
 def require_reason(allow_breaking: bool, reason: str | None) -> str | None:
     """The stripped reason; ``--allow-breaking`` without one is an error."""
     text = (reason or "").strip()
     if allow_breaking and not text:
-        raise ValueError(
+        raise BadInput(
             '--allow-breaking needs --reason "..." (why the breaking change is '
             "safe, who agreed); it is written to the audit log"
         )
     if text and not allow_breaking:
-        raise ValueError("--reason is only used with --allow-breaking")
+        raise BadInput("--reason is only used with --allow-breaking")
     return text or None
 
 
@@ -69,5 +65,7 @@ def guard_apply(
         if f.severity == "error"
     ]
     if changes and not allow_breaking:
-        raise BreakingChangeError(changes, against)
+        raise BreakingChangeError(
+            _refusal(changes, against), changes=changes, against=against
+        )
     return changes

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from feature_platform.errors import NaiveTimestampError
+from feature_platform.errors import BadInput, NaiveTimestampError
 from feature_platform.governance.findings import Finding
 from feature_platform.utc import ensure_utc_column
 
@@ -40,7 +40,7 @@ def require_utc_columns(
         except NaiveTimestampError as exc:
             raise NaiveTimestampError(f"{dataset}: {exc}") from exc
         except ValueError as exc:  # missing column
-            raise ValueError(f"{dataset}: {exc}") from exc
+            raise BadInput(f"{dataset}: {exc}") from exc
     return df
 
 

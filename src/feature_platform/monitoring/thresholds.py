@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from feature_platform.errors import BadInput
+
 __all__ = ["DEFAULT_PSI", "Policy", "ViewThresholds", "load_policy"]
 
 DEFAULT_PSI = 0.2  # the usual "significant shift" line for PSI
@@ -44,10 +46,10 @@ class Policy:
 
 def _check_rates(where: str, table: Any) -> dict[str, float | None]:
     if not isinstance(table, Mapping):
-        raise ValueError(f"{where} must be a mapping of feature -> number or None")
+        raise BadInput(f"{where} must be a mapping of feature -> number or None")
     for key, value in table.items():
         if value is not None and (not isinstance(value, int | float) or value < 0):
-            raise ValueError(f"{where}[{key!r}] = {value!r} must be >= 0 or None")
+            raise BadInput(f"{where}[{key!r}] = {value!r} must be >= 0 or None")
     return dict(table)
 
 
@@ -64,7 +66,7 @@ def load_policy(entry: Mapping[str, Any] | None = None) -> Policy:
         if max_age is not None and (
             not isinstance(max_age, timedelta) or max_age <= timedelta(0)
         ):
-            raise ValueError(f"{where}['max_age'] must be a positive timedelta")
+            raise BadInput(f"{where}['max_age'] must be a positive timedelta")
         views[name] = ViewThresholds(
             max_age=max_age,
             max_null_rate=_check_rates(

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from feature_platform.errors import BadInput
 from feature_platform.redact import redact_url
 
 __all__ = [
@@ -177,7 +178,7 @@ def histogram_quantile(
     the bucket holding rank ``q * total`` (from 0 for the first bucket); a rank
     in the ``+Inf`` bucket returns the highest finite bound."""
     if not 0 <= q <= 1:
-        raise ValueError(f"quantile {q} is not within [0, 1]")
+        raise BadInput(f"quantile {q} is not within [0, 1]")
     if not buckets or buckets[-1][1] <= 0:
         return None
     total = buckets[-1][1]

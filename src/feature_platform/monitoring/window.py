@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from feature_platform.errors import BadInput
 from feature_platform.utc import ensure_utc
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class Window:
         start = ensure_utc(self.start, "window start")
         end = ensure_utc(self.end, "window end")
         if start >= end:
-            raise ValueError(f"empty window {start.isoformat()} >= {end.isoformat()}")
+            raise BadInput(f"empty window {start.isoformat()} >= {end.isoformat()}")
         object.__setattr__(self, "start", start)
         object.__setattr__(self, "end", end)
 

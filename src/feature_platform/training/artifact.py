@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
+from feature_platform.errors import BadInput, GateError
 from feature_platform.training.dataset import (
     ENTITY_TS,
     Split,
@@ -172,7 +173,7 @@ def save_model(bundle: ModelBundle, directory: Path | str) -> Path:
     directory = Path(directory)
     if directory.is_dir() and any(directory.iterdir()):
         if not (directory / "MLmodel").is_file():
-            raise ValueError(
+            raise BadInput(
                 f"{directory} is not empty and holds no model (no MLmodel file): "
                 "not overwriting it"
             )
@@ -200,15 +201,11 @@ def load_model(directory: Path | str) -> ModelBundle:
         raise FileNotFoundError(f"{directory} holds no model (no MLmodel file)")
     metadata = Model.load(str(directory / "MLmodel")).metadata or {}
     if "feature_service" not in metadata:
-        raise ValueError(f"{directory}: the model has no feature_platform metadata")
+        raise BadInput(f"{directory}: the model has no feature_platform metadata")
     return ModelBundle(
         model=mlflow.sklearn.load_model(str(directory)),
         metadata=cast(ModelMetadata, metadata),
     )
-
-
-class GateError(ValueError):
-    """A model below the quality gate was about to be published."""
 
 
 def passes_gate(roc_auc: float, threshold: float) -> bool:
@@ -235,7 +232,7 @@ def publish_model(
     bundle = load_model(source)
     evaluated = bundle.metadata.get("metrics")
     if evaluated and evaluated["roc_auc"] != roc_auc:
-        raise ValueError(
+        raise BadInput(
             f"gate value {roc_auc} is not the model's evaluated ROC AUC "
             f"{evaluated['roc_auc']}"
         )

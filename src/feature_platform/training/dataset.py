@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from feature_platform.errors import BadInput
 from feature_platform.redact import redact_url
 from feature_platform.utc import ensure_utc, ensure_utc_column
 
@@ -75,7 +76,7 @@ def entity_keys(store: FeatureStore, service: str) -> list[str]:
 
 def _check_window(start: datetime | None, end: datetime | None) -> None:
     if start is not None and end is not None and start >= end:
-        raise ValueError(
+        raise BadInput(
             f"empty training window: {start.isoformat()} >= {end.isoformat()}"
         )
 
@@ -104,7 +105,7 @@ def build_training_set(
     keys = entity_keys(store, feature_service)
     missing = [k for k in keys if k not in entity_df.columns]
     if missing:
-        raise ValueError(
+        raise BadInput(
             f"entity rows lack key column(s) {missing} needed by {feature_service!r}"
         )
     mask = entity_df[ENTITY_TS].notna()
@@ -114,7 +115,7 @@ def build_training_set(
         mask &= entity_df[ENTITY_TS] < end
     rows = entity_df.loc[mask].reset_index(drop=True)
     if rows.empty:
-        raise ValueError("no entity rows inside the training window")
+        raise BadInput("no entity rows inside the training window")
     job = store.get_historical_features(
         entity_df=rows,
         features=store.get_feature_service(feature_service),
@@ -193,16 +194,16 @@ def as_training_set(
     whichever path built them.
     """
     if label not in data.columns:
-        raise ValueError(f"entity rows have no label column {label!r}")
+        raise BadInput(f"entity rows have no label column {label!r}")
     features = feature_service_features(store, feature_service)
     missing = [f for f in features if f not in data.columns]
     if missing:
-        raise ValueError(
+        raise BadInput(
             f"training rows lack feature(s) {missing} of {feature_service!r}"
         )
     data = ensure_utc_column(data, ENTITY_TS)
     if data.empty:
-        raise ValueError("the training set has no rows")
+        raise BadInput("the training set has no rows")
     keys = [k for k in entity_keys(store, feature_service) if k in data.columns]
     data = data.sort_values([ENTITY_TS, *keys], kind="stable").reset_index(drop=True)
     first = data[ENTITY_TS].min() if start is None else ensure_utc(start, "start")
@@ -233,7 +234,7 @@ def prepare_training_set(
     Entity rows outside ``[start, end)`` are dropped before the join.
     """
     if label not in entity_df.columns:
-        raise ValueError(f"entity rows have no label column {label!r}")
+        raise BadInput(f"entity rows have no label column {label!r}")
     data = build_training_set(
         store, entity_df, feature_service=feature_service, start=start, end=end
     )
@@ -295,7 +296,7 @@ def read_training_set(path: Path | str) -> TrainingSet:
     table = pq.read_table(path)
     raw = (table.schema.metadata or {}).get(_PARQUET_KEY)
     if raw is None:
-        raise ValueError(f"{path} is not a training set (no {_PARQUET_KEY!r})")
+        raise BadInput(f"{path} is not a training set (no {_PARQUET_KEY!r})")
     info: dict[str, Any] = json.loads(raw)
     return TrainingSet(
         data=ensure_utc_column(table.to_pandas(), ENTITY_TS),
@@ -326,12 +327,12 @@ def time_split(
 ) -> tuple[pd.DataFrame, pd.DataFrame, datetime]:
     """Split by time: every test row is strictly later than every train row."""
     if not 0 < test_fraction < 1:
-        raise ValueError("test_fraction must be in (0, 1)")
+        raise BadInput("test_fraction must be in (0, 1)")
     ts = df[ENTITY_TS]
     cutoff = ts.sort_values().iloc[int(len(ts) * (1 - test_fraction))]
     train, test = df[ts < cutoff], df[ts >= cutoff]
     if train.empty or test.empty:
-        raise ValueError("time split left an empty side; need more distinct timestamps")
+        raise BadInput("time split left an empty side; need more distinct timestamps")
     return (
         train.reset_index(drop=True),
         test.reset_index(drop=True),

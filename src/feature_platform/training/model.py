@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from feature_platform.errors import BadInput
 from feature_platform.training.dataset import DEFAULT_LABEL
 
 if TYPE_CHECKING:
@@ -95,10 +96,10 @@ def train_model(
         if train_df[f].dtype == object or str(train_df[f].dtype) == "string"
     ]
     if non_numeric:
-        raise ValueError(f"train_model needs numeric features; got {non_numeric}")
+        raise BadInput(f"train_model needs numeric features; got {non_numeric}")
     x, y = _xy(train_df, features, label)
     if len(set(y.tolist())) < 2:
-        raise ValueError(f"label {label!r} has a single class in the training split")
+        raise BadInput(f"label {label!r} has a single class in the training split")
     model = Pipeline(
         [
             (

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
+from feature_platform.errors import BadInput
 from feature_platform.training.artifact import (
     DEFAULT_THRESHOLD,
     Evaluated,
@@ -110,13 +111,13 @@ def evaluate(bundle: ModelBundle, split: Split) -> Evaluated:
     meta = bundle.metadata
     cutoff = split.cutoff.isoformat()
     if cutoff != meta["test_split_starts_at"] or len(split.train) != meta["train_rows"]:
-        raise ValueError(
+        raise BadInput(
             f"dataset split at {cutoff} ({len(split.train)} train rows) but the "
             f"model was trained with a split at {meta['test_split_starts_at']} "
             f"({meta['train_rows']} train rows): not its dataset"
         )
     if not split.test[ENTITY_TS].min() > split.train[ENTITY_TS].max():
-        raise ValueError("held-out rows are not strictly later than training rows")
+        raise BadInput("held-out rows are not strictly later than training rows")
     features, label = meta["features"], meta["label"]
     metrics = evaluate_model(bundle.model, split.test, features, label=label)
     roc = roc_curve_points(bundle.model, split.test, features, label=label)
@@ -182,7 +183,7 @@ def run_training(
     also published there (the KFP pipeline's gate); one below it is not.
     """
     if publish_dir is not None and model_dir is None:
-        raise ValueError("publish_dir needs model_dir (publish copies that model)")
+        raise BadInput("publish_dir needs model_dir (publish copies that model)")
     training_set = prepare_training_set(
         store,
         entity_df,
