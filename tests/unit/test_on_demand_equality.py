@@ -23,8 +23,8 @@ from tests.conftest import TEST_END, make_repo
 def test_offline_and_online_agree_cell_for_cell(
     tmp_path: Path, offline_store: str
 ) -> None:
-    from feature_platform.config import get_store
     from feature_platform.definitions import apply_definitions
+    from feature_platform.profiles import get_store
 
     repo = make_repo(tmp_path / "repo")
     on_demand.add_edge_customers(repo, TEST_END)
