@@ -9,11 +9,31 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from feature_platform.errors import BadInput
+from feature_platform.errors import BadInput, PlatformError
 
 __all__ = ["main"]
+
+
+Handler = Callable[[argparse.Namespace], int]
+Options = Callable[[argparse.ArgumentParser], None]
+# name -> (help, options, handler), in the order --help lists them
+_COMMANDS: dict[str, tuple[str, Options | None, Handler]] = {}
+
+
+def command(
+    name: str, help_: str, options: Options | None = None
+) -> Callable[[Handler], Handler]:
+    """Register a subcommand: its help, its options (declared right above the
+    handler) and the handler."""
+
+    def register(handler: Handler) -> Handler:
+        _COMMANDS[name] = (help_, options, handler)
+        return handler
+
+    return register
 
 
 def _print(obj: Any) -> None:
@@ -65,6 +85,27 @@ def _positive(text: str) -> float:
     return value
 
 
+def _generate_options(p: argparse.ArgumentParser) -> None:
+    from feature_platform.sample_data import MIN_DAYS  # stdlib-only at import
+
+    p.add_argument("--customers", type=_at_least(1), default=10_000)
+    p.add_argument("--drivers", type=_at_least(1), default=1_000)
+    p.add_argument(
+        "--days",
+        type=_at_least(MIN_DAYS),
+        default=90,
+        help=f"days of history (>= {MIN_DAYS})",
+    )
+    p.add_argument("--seed", type=_at_least(0), default=42)
+    p.add_argument("--end", help="newest timestamp (UTC ISO); default now")
+    p.add_argument("--out", help="output directory; default the profile's data dir")
+
+
+@command(
+    "generate",
+    "Generate deterministic sample sources + labels.",
+    _generate_options,
+)
 def cmd_generate(args: argparse.Namespace) -> int:
     from feature_platform.profiles import data_dir
     from feature_platform.sample_data import SampleSpec, write_sample_data
@@ -81,6 +122,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--from",
+        dest="source",
+        help="directory of <table>.parquet files; default the profile's data dir",
+    )
+
+
+@command(
+    "load",
+    "Load the parquet sources into the profile's BigQuery source tables "
+    "(created partitioned by event day, clustered by entity key; rows "
+    "replaced). Run before the first apply on the production profile.",
+    _load_options,
+)
 def cmd_load(args: argparse.Namespace) -> int:
     from feature_platform.bigquery import load_sources
 
@@ -88,6 +144,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("plan", "Show what apply would change in the registry.")
 def cmd_plan(args: argparse.Namespace) -> int:
     from feature_platform.definitions import plan_definitions
 
@@ -95,6 +152,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apply_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-breaking",
+        action="store_true",
+        help="apply breaking changes anyway (needs --reason; audit-logged)",
+    )
+    p.add_argument("--reason", help="why the breaking change is safe, who agreed")
+
+
+@command(
+    "apply",
+    "Apply feature_repo/ definitions to the SQL registry; refuses breaking "
+    "changes to what the registry holds (docs/governance.md).",
+    _apply_options,
+)
 def cmd_apply(args: argparse.Namespace) -> int:
     from feature_platform.definitions import apply_definitions
 
@@ -108,6 +180,23 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _materialize_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start")
+    p.add_argument("--end", help="default now (UTC); never in the future")
+    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
+    p.add_argument(
+        "--skip-validation",
+        action="store_true",
+        help="write without validating the sources first (logged as a warning)",
+    )
+
+
+@command(
+    "materialize",
+    "Materialize into the online store: incremental up to --end, or an "
+    "explicit --start/--end window.",
+    _materialize_options,
+)
 def cmd_materialize(args: argparse.Namespace) -> int:
     from feature_platform.materialize import materialize_incremental, materialize_window
     from feature_platform.utc import parse_utc
@@ -142,6 +231,16 @@ def _feast_command(feast_args: list[str]) -> str | None:
     return None
 
 
+def _feast_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("feast_args", nargs=argparse.REMAINDER, help="feast arguments")
+
+
+@command(
+    "feast",
+    "Run the plain feast CLI on the profile (its yaml, .env defaults, repo dir), "
+    "e.g. feature-platform --profile services feast plan",
+    _feast_options,
+)
 def cmd_feast(args: argparse.Namespace) -> int:
     import os
 
@@ -157,6 +256,22 @@ def cmd_feast(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
+def _train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labels", help="parquet of entity rows with the label")
+    p.add_argument("--model-dir", help="also write the model here (MLflow format)")
+    p.add_argument("--feature-service", default="churn_prediction_service")
+    p.add_argument("--start")
+    p.add_argument("--end")
+    p.add_argument("--n-estimators", type=_at_least(1), default=200)
+    p.add_argument("--threshold", type=float, default=0.75, help="publish gate")
+
+
+@command(
+    "train",
+    "PIT training set -> GBC -> metrics -> MLflow run + registered model "
+    "version (alias champion if ROC AUC >= --threshold).",
+    _train_options,
+)
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -164,7 +279,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from feature_platform.training import run_training
     from feature_platform.utc import parse_utc
 
-    labels = pd.read_parquet(args.labels or data_dir() / "churn_labels.parquet")
+    path = Path(args.labels) if args.labels else data_dir() / "churn_labels.parquet"
+    if not path.is_file():
+        raise BadInput(f"--labels {path} is not a file (generate writes the default)")
+    labels = pd.read_parquet(path)
     result = run_training(
         _store(args),
         labels,
@@ -179,6 +297,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="churn_prediction_service")
+    p.add_argument("--version", default="champion", help="alias or version number")
+    p.add_argument("--customer-id", type=int, nargs="+")
+
+
+@command(
+    "predict",
+    "Churn probability for customers: the registered model (alias or version) "
+    "over online features read through its feature service.",
+    _predict_options,
+)
 def cmd_predict(args: argparse.Namespace) -> int:
     from feature_platform.training import load_registered_model, predict_online
 
@@ -197,6 +327,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lineage_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "--consumers-of",
+        metavar="REF",
+        help="feature ref (customer_stats:lifetime_value), view or service",
+    )
+    group.add_argument("--model", help="registered model name")
+    p.add_argument("--version", default="champion", help="alias or version number")
+    p.add_argument("--json", action="store_true", help="full records")
+
+
+@command(
+    "lineage",
+    "Model lineage (MLflow registry): which registered models consume a "
+    "feature, view or service (exit 1: none), or what a model version needs.",
+    _lineage_options,
+)
 def cmd_lineage(args: argparse.Namespace) -> int:
     from feature_platform.lineage import model_lineage, models_consuming
 
@@ -209,6 +357,19 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0 if found else 1
 
 
+def _online_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--feature-service")
+    group.add_argument("--features", nargs="+", help="view:feature references")
+    p.add_argument("--customer-id", type=int, nargs="+")
+    p.add_argument("--driver-id", type=int, nargs="+")
+
+
+@command(
+    "online",
+    "Read online features for entities.",
+    _online_options,
+)
 def cmd_online(args: argparse.Namespace) -> int:
     from feature_platform.online import read_online
 
@@ -234,12 +395,38 @@ def cmd_online(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    from feature_platform.server import add_serve_arguments  # stdlib-only module
+
+    add_serve_arguments(p)
+
+
+@command(
+    "serve",
+    "HTTP feature server (Feast's app + request validation) on the profile.",
+    _serve_options,
+)
 def cmd_serve(args: argparse.Namespace) -> int:
     from feature_platform.server import serve
 
     return serve(args)
 
 
+def _recover_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--end", help="end of the ttl window (UTC ISO); default now")
+    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
+    p.add_argument("--sample", type=_at_least(1), default=200, help="entities per view")
+    p.add_argument("--force", action="store_true", help="re-materialize every view")
+    p.add_argument("--check", action="store_true", help="only report health")
+
+
+@command(
+    "recover",
+    "Check the online store against the offline store (sampled entities) and "
+    "re-materialize the last ttl window of every view with missing or stale "
+    "values (e.g. after a Redis restart). Exit 1 if still unhealthy.",
+    _recover_options,
+)
 def cmd_recover(args: argparse.Namespace) -> int:
     from feature_platform.recovery import online_health, recover
     from feature_platform.utc import parse_utc
@@ -256,6 +443,31 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0 if report["healthy"] else 1
 
 
+def _check_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", help="feature repo directory (default feature_repo/)")
+    p.add_argument(
+        "--registry", action="store_true", help="also compare with the registry"
+    )
+    p.add_argument(
+        "--data",
+        action="store_true",
+        help="also read data: UTC source timestamps, pii served unmasked online",
+    )
+    p.add_argument(
+        "--update-lock",
+        action="store_true",
+        help="accept the current definitions: rewrite schema.lock.json first",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="show info lines")
+
+
+@command(
+    "check",
+    "Governance check: ttl >= 3x schedule, breaking changes vs "
+    "feature_repo/schema.lock.json (and the registry with --registry), pii "
+    "tags. Exit 1 on any error.",
+    _check_options,
+)
 def cmd_check(args: argparse.Namespace) -> int:
     from feature_platform.governance import run_check, write_lock
     from feature_platform.profiles import get_store, repo_dir
@@ -276,6 +488,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _audit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=_at_least(1), default=20)
+    p.add_argument("--project", help="default: the profile's project")
+
+
+@command(
+    "audit",
+    "List the audit log of applies (newest first).",
+    _audit_options,
+)
 def cmd_audit(args: argparse.Namespace) -> int:
     from feature_platform.audit import list_audit
 
@@ -285,14 +507,40 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_monitor(args: argparse.Namespace) -> int:
-    from feature_platform.monitoring import (
-        Window,
-        previous_counters,
-        publish_report,
-        run_monitor,
-        send_alerts,
+def _monitor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="report directory (default artifacts/monitoring)")
+    p.add_argument(
+        "--server-url",
+        help="feature server whose /metrics give served null rates and latency "
+        "(default $FP_MONITOR_SERVER_URL; without one: probe reads)",
     )
+    p.add_argument(
+        "--notify", action="store_true", help="post the alerts to the webhook"
+    )
+    p.add_argument("--reference-start", help="default: the model's training window")
+    p.add_argument("--reference-end")
+    p.add_argument("--current-start", help="default: the last 24 hours")
+    p.add_argument("--current-end")
+    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
+    p.add_argument(
+        "--sample", type=_at_least(1), default=200, help="entities read per view"
+    )
+    p.add_argument(
+        "--latency-reads", type=_at_least(1), default=100, help="timed reads per view"
+    )
+    p.add_argument(
+        "--fail-on-alert", action="store_true", help="exit 1 when anything is flagged"
+    )
+
+
+@command(
+    "monitor",
+    "Freshness, served null rate, drift (PSI) and read latency; writes "
+    "monitor.json + monitor.html (and a timestamped copy under history/).",
+    _monitor_options,
+)
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from feature_platform.monitoring import Window, monitor_and_publish
     from feature_platform.utc import parse_utc
 
     def window(start: str | None, end: str | None, name: str) -> Window | None:
@@ -306,47 +554,37 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             "--" + name,
         )
 
-    report = run_monitor(
+    summary = monitor_and_publish(
         _store(args),
+        out_dir=args.out,
+        notify=args.notify,
         reference=window(args.reference_start, args.reference_end, "reference"),
         current=window(args.current_start, args.current_end, "current"),
         views=args.views,
         sample=args.sample,
         latency_reads=args.latency_reads,
         server_url=args.server_url,
-        previous=previous_counters(args.out),
     )
-    paths = publish_report(report, args.out)
-    notified = False
-    if args.notify:
-        summary = {k: report[k] for k in ("project", "generated_at", "alerts")}
-        notified = send_alerts({**summary, "report": paths})["sent"]
-    _print(
-        {
-            "ok": report["ok"],
-            "alerts": report["alerts"],
-            "notified": notified,
-            "online_source": report["online_source"],
-            "windows": report["windows"],
-            "freshness": {
-                v: {k: f[k] for k in ("age_seconds", "threshold_seconds", "stale")}
-                for v, f in report["freshness"].items()
-            },
-            "psi": {
-                f"{v}:{n}": d["psi"]
-                for v, feats in report["drift"].items()
-                for n, d in feats.items()
-            },
-            "online_null_rate": {
-                v: e.get("null_rate", {}) for v, e in report["online"].items()
-            },
-            "latency_ms": report["latency_ms"],
-            "report": paths,
-        }
-    )
-    return 1 if (args.fail_on_alert and not report["ok"]) else 0
+    _print(summary)
+    return 1 if (args.fail_on_alert and not summary["ok"]) else 0
 
 
+def _validate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start", help="default: --end minus --hours")
+    p.add_argument("--end", help="default now (UTC)")
+    p.add_argument(
+        "--hours", type=_positive, default=4, help="window length (default 4)"
+    )
+    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
+    p.add_argument("--json", action="store_true", help="print the JSON summary")
+
+
+@command(
+    "validate",
+    "Validate source data (Great Expectations suites) for a window; "
+    "prints a table, exits 1 on failure.",
+    _validate_options,
+)
 def cmd_validate(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
@@ -377,6 +615,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if summary["success"] else 1
 
 
+def _catalog_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+    csub = p.add_subparsers(dest="catalog_command")
+    s = csub.add_parser(
+        "search",
+        help="features whose name, description or tag contains TEXT (exit 1: none)",
+    )
+    s.add_argument("text", metavar="TEXT")
+    # SUPPRESS: `catalog --json search X` keeps the parent's --json.
+    s.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
+    )
+
+
+@command(
+    "catalog",
+    "Feature catalog: every feature view and feature with owner, team, "
+    "description, tags, dtype, ttl, cadence, watermark, freshness, feature "
+    "services and consuming models; `catalog search TEXT` finds features.",
+    _catalog_options,
+)
 def cmd_catalog(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -405,6 +664,15 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0 if matches else 1
 
 
+def _demo_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="also print the full summary")
+
+
+@command(
+    "demo",
+    "Run the whole job end to end on the profile.",
+    _demo_options,
+)
 def cmd_demo(args: argparse.Namespace) -> int:
     from feature_platform.demo import run_demo
 
@@ -428,246 +696,22 @@ def build_parser() -> argparse.ArgumentParser:
         "or $FEATURE_PLATFORM_PROFILE",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str):
+    for name, (help_, options, handler) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(func=func)
-        return p
-
-    from feature_platform.sample_data import MIN_DAYS  # stdlib-only at import
-
-    p = add("generate", cmd_generate, "Generate deterministic sample sources + labels.")
-    p.add_argument("--customers", type=_at_least(1), default=10_000)
-    p.add_argument("--drivers", type=_at_least(1), default=1_000)
-    p.add_argument(
-        "--days",
-        type=_at_least(MIN_DAYS),
-        default=90,
-        help=f"days of history (>= {MIN_DAYS})",
-    )
-    p.add_argument("--seed", type=_at_least(0), default=42)
-    p.add_argument("--end", help="newest timestamp (UTC ISO); default now")
-    p.add_argument("--out", help="output directory; default the profile's data dir")
-
-    p = add(
-        "load",
-        cmd_load,
-        "Load the parquet sources into the profile's BigQuery source tables "
-        "(created partitioned by event day, clustered by entity key; rows "
-        "replaced). Run before the first apply on the production profile.",
-    )
-    p.add_argument(
-        "--from",
-        dest="source",
-        help="directory of <table>.parquet files; default the profile's data dir",
-    )
-
-    add("plan", cmd_plan, "Show what apply would change in the registry.")
-    p = add(
-        "apply",
-        cmd_apply,
-        "Apply feature_repo/ definitions to the SQL registry; refuses breaking "
-        "changes to what the registry holds (docs/governance.md).",
-    )
-    p.add_argument(
-        "--allow-breaking",
-        action="store_true",
-        help="apply breaking changes anyway (needs --reason; audit-logged)",
-    )
-    p.add_argument("--reason", help="why the breaking change is safe, who agreed")
-
-    p = add(
-        "materialize",
-        cmd_materialize,
-        "Materialize into the online store: incremental up to --end, or an "
-        "explicit --start/--end window.",
-    )
-    p.add_argument("--start")
-    p.add_argument("--end", help="default now (UTC); never in the future")
-    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument(
-        "--skip-validation",
-        action="store_true",
-        help="write without validating the sources first (logged as a warning)",
-    )
-
-    p = add(
-        "feast",
-        cmd_feast,
-        "Run the plain feast CLI on the profile (its yaml, .env defaults, repo dir), "
-        "e.g. feature-platform --profile services feast plan",
-    )
-    p.add_argument("feast_args", nargs=argparse.REMAINDER, help="feast arguments")
-
-    p = add(
-        "train",
-        cmd_train,
-        "PIT training set -> GBC -> metrics -> MLflow run + registered model "
-        "version (alias champion if ROC AUC >= --threshold).",
-    )
-    p.add_argument("--labels", help="parquet of entity rows with the label")
-    p.add_argument("--model-dir", help="also write the model here (MLflow format)")
-    p.add_argument("--feature-service", default="churn_prediction_service")
-    p.add_argument("--start")
-    p.add_argument("--end")
-    p.add_argument("--n-estimators", type=_at_least(1), default=200)
-    p.add_argument("--threshold", type=float, default=0.75, help="publish gate")
-
-    p = add(
-        "predict",
-        cmd_predict,
-        "Churn probability for customers: the registered model (alias or version) "
-        "over online features read through its feature service.",
-    )
-    p.add_argument("--model", default="churn_prediction_service")
-    p.add_argument("--version", default="champion", help="alias or version number")
-    p.add_argument("--customer-id", type=int, nargs="+")
-
-    p = add(
-        "lineage",
-        cmd_lineage,
-        "Model lineage (MLflow registry): which registered models consume a "
-        "feature, view or service (exit 1: none), or what a model version needs.",
-    )
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "--consumers-of",
-        metavar="REF",
-        help="feature ref (customer_stats:lifetime_value), view or service",
-    )
-    group.add_argument("--model", help="registered model name")
-    p.add_argument("--version", default="champion", help="alias or version number")
-    p.add_argument("--json", action="store_true", help="full records")
-
-    p = add("online", cmd_online, "Read online features for entities.")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--feature-service")
-    group.add_argument("--features", nargs="+", help="view:feature references")
-    p.add_argument("--customer-id", type=int, nargs="+")
-    p.add_argument("--driver-id", type=int, nargs="+")
-
-    p = add(
-        "serve",
-        cmd_serve,
-        "HTTP feature server (Feast's app + request validation) on the profile.",
-    )
-    from feature_platform.server import add_serve_arguments  # stdlib-only module
-
-    add_serve_arguments(p)
-
-    p = add(
-        "recover",
-        cmd_recover,
-        "Check the online store against the offline store (sampled entities) and "
-        "re-materialize the last ttl window of every view with missing or stale "
-        "values (e.g. after a Redis restart). Exit 1 if still unhealthy.",
-    )
-    p.add_argument("--end", help="end of the ttl window (UTC ISO); default now")
-    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument("--sample", type=_at_least(1), default=200, help="entities per view")
-    p.add_argument("--force", action="store_true", help="re-materialize every view")
-    p.add_argument("--check", action="store_true", help="only report health")
-
-    p = add(
-        "check",
-        cmd_check,
-        "Governance check: ttl >= 3x schedule, breaking changes vs "
-        "feature_repo/schema.lock.json (and the registry with --registry), pii "
-        "tags. Exit 1 on any error.",
-    )
-    p.add_argument("--repo", help="feature repo directory (default feature_repo/)")
-    p.add_argument(
-        "--registry", action="store_true", help="also compare with the registry"
-    )
-    p.add_argument(
-        "--data",
-        action="store_true",
-        help="also read data: UTC source timestamps, pii served unmasked online",
-    )
-    p.add_argument(
-        "--update-lock",
-        action="store_true",
-        help="accept the current definitions: rewrite schema.lock.json first",
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="show info lines")
-
-    p = add("audit", cmd_audit, "List the audit log of applies (newest first).")
-    p.add_argument("--limit", type=_at_least(1), default=20)
-    p.add_argument("--project", help="default: the profile's project")
-
-    p = add(
-        "monitor",
-        cmd_monitor,
-        "Freshness, served null rate, drift (PSI) and read latency; writes "
-        "monitor.json + monitor.html (and a timestamped copy under history/).",
-    )
-    p.add_argument("--out", help="report directory (default artifacts/monitoring)")
-    p.add_argument(
-        "--server-url",
-        help="feature server whose /metrics give served null rates and latency "
-        "(default $FP_MONITOR_SERVER_URL; without one: probe reads)",
-    )
-    p.add_argument(
-        "--notify", action="store_true", help="post the alerts to the webhook"
-    )
-    p.add_argument("--reference-start", help="default: the model's training window")
-    p.add_argument("--reference-end")
-    p.add_argument("--current-start", help="default: the last 24 hours")
-    p.add_argument("--current-end")
-    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument(
-        "--sample", type=_at_least(1), default=200, help="entities read per view"
-    )
-    p.add_argument(
-        "--latency-reads", type=_at_least(1), default=100, help="timed reads per view"
-    )
-    p.add_argument(
-        "--fail-on-alert", action="store_true", help="exit 1 when anything is flagged"
-    )
-
-    p = add(
-        "validate",
-        cmd_validate,
-        "Validate source data (Great Expectations suites) for a window; "
-        "prints a table, exits 1 on failure.",
-    )
-    p.add_argument("--start", help="default: --end minus --hours")
-    p.add_argument("--end", help="default now (UTC)")
-    p.add_argument(
-        "--hours", type=_positive, default=4, help="window length (default 4)"
-    )
-    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument("--json", action="store_true", help="print the JSON summary")
-
-    p = add(
-        "catalog",
-        cmd_catalog,
-        "Feature catalog: every feature view and feature with owner, team, "
-        "description, tags, dtype, ttl, cadence, watermark, freshness, feature "
-        "services and consuming models; `catalog search TEXT` finds features.",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON")
-    csub = p.add_subparsers(dest="catalog_command")
-    s = csub.add_parser(
-        "search",
-        help="features whose name, description or tag contains TEXT (exit 1: none)",
-    )
-    s.add_argument("text", metavar="TEXT")
-    # SUPPRESS: `catalog --json search X` keeps the parent's --json.
-    s.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
-    )
-
-    p = add("demo", cmd_demo, "Run the whole job end to end on the profile.")
-    p.add_argument("--json", action="store_true", help="also print the full summary")
+        p.set_defaults(func=handler)
+        if options is not None:
+            options(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the platform's own errors (bad input, configuration,
+    a refused apply, a failed gate, ...) print one line and exit 2, anything
+    else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except PlatformError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

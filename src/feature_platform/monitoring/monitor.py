@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from feature_platform.monitoring.collect import freshness, online_health
 from feature_platform.monitoring.drift import (
@@ -26,7 +26,25 @@ from feature_platform.utc import ensure_utc, utc_now
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
-__all__ = ["alerts", "run_monitor"]
+__all__ = ["MonitorReport", "alerts", "run_monitor"]
+
+
+class MonitorReport(TypedDict):
+    """What ``run_monitor`` returns (JSON-able; ``monitor.json`` holds it)."""
+
+    generated_at: str  # ISO-8601 UTC
+    project: str
+    psi_threshold: float
+    windows: dict[str, dict[str, str]]  # reference/current -> start, end, source
+    freshness: dict[str, dict[str, Any]]  # view -> age, threshold, stale, lag
+    drift: dict[str, dict[str, dict[str, Any]]]  # view -> feature -> psi, ...
+    online_source: dict[str, str]  # kind (server or probes), note
+    online: dict[str, dict[str, Any]]  # view -> null_rate, ...
+    latency_ms: dict[str, Any]
+    served: NotRequired[dict[str, Any]]  # the server's counters (kind server)
+    alerts: list[str]
+    ok: bool
+
 
 _NO_SERVER = (
     "no feature server configured (FP_MONITOR_SERVER_URL): null rates and "
@@ -48,7 +66,7 @@ def run_monitor(
     server_url: str | None = None,
     previous: ServerCounters | None = None,
     policy: Policy | None = None,
-) -> dict[str, Any]:
+) -> MonitorReport:
     """Freshness, drift, served null rate and latency of the online views.
 
     Null rates and latency come from the feature server's ``/metrics`` at
@@ -68,20 +86,14 @@ def run_monitor(
         ref_default, cur_default = default_windows(now=now, store=store)
         reference = reference or ref_default
         current = current or cur_default
-    report: dict[str, Any] = {
-        "generated_at": now.isoformat(),
-        "project": store.project,
-        "psi_threshold": PSI_THRESHOLD,
-        "windows": {"reference": reference.as_dict(), "current": current.as_dict()},
-        "freshness": freshness(
-            store,
-            selected,
-            now=now,
-            max_age={v.name: policy.view(v.name).max_age for v in selected},
-        ),
-    }
+    fresh = freshness(
+        store,
+        selected,
+        now=now,
+        max_age={v.name: policy.view(v.name).max_age for v in selected},
+    )
     newest: dict[str, datetime | None] = {}
-    report["drift"] = drift(
+    drifts = drift(
         store,
         selected,
         reference=reference,
@@ -90,14 +102,14 @@ def run_monitor(
         seed=seed,
         newest=newest,
     )
-    for view, feats in report["drift"].items():
+    for view, feats in drifts.items():
         for name, d in feats.items():
             ceiling = policy.view(view).psi_ceiling(name)
             d["threshold"] = ceiling
             d["drifted"] = bool(
                 ceiling is not None and d["psi"] is not None and d["psi"] > ceiling
             )
-    for name, entry in report["freshness"].items():
+    for name, entry in fresh.items():
         # Feast's DuckDB hook needs file_format=ParquetFormat() on the source;
         # otherwise the newest event of the current window stands in.
         if entry["source_newest_event"] is None and newest.get(name):
@@ -105,10 +117,16 @@ def run_monitor(
             assert ts is not None
             entry["source_newest_event"] = ts.isoformat()
             entry["source_lag_seconds"] = round((now - ts).total_seconds(), 1)
+    served: dict[str, Any] | None = None
     if server_url:
-        _served_from_server(report, selected, server_url, previous)
+        served = _served_from_server(selected, server_url, previous)
+        online_source = {
+            "kind": "server",
+            "note": f"served traffic of {served['url']} since {served['since']}",
+        }
+        online, latency = served["views"], served["latency_ms"]
     else:
-        online = online_health(
+        probes = online_health(
             store,
             selected,
             now=now,
@@ -116,9 +134,23 @@ def run_monitor(
             latency_reads=latency_reads,
             seed=seed,
         )
-        report["online_source"] = {"kind": "probes", "note": _NO_SERVER}
-        report["online"] = online["views"]
-        report["latency_ms"] = online["latency_ms"]
+        online_source = {"kind": "probes", "note": _NO_SERVER}
+        online, latency = probes["views"], probes["latency_ms"]
+    report: MonitorReport = {
+        "generated_at": now.isoformat(),
+        "project": store.project,
+        "psi_threshold": PSI_THRESHOLD,
+        "windows": {"reference": reference.as_dict(), "current": current.as_dict()},
+        "freshness": fresh,
+        "drift": drifts,
+        "online_source": online_source,
+        "online": online,
+        "latency_ms": latency,
+        "alerts": [],
+        "ok": True,
+    }
+    if served is not None:
+        report["served"] = served
     report["alerts"] = alerts(report, policy)
     report["ok"] = not report["alerts"]
     return report
@@ -132,28 +164,18 @@ def _profiled(view: FeatureView) -> list[str]:
 
 
 def _served_from_server(
-    report: dict[str, Any],
-    views: list[FeatureView],
-    url: str,
-    previous: ServerCounters | None,
-) -> None:
+    views: list[FeatureView], url: str, previous: ServerCounters | None
+) -> dict[str, Any]:
     counters = parse_metrics(scrape(url))
-    served = served_traffic(
+    return served_traffic(
         counters,
         previous=previous,
         features={v.name: _profiled(v) for v in views},
         url=url,
     )
-    report["online_source"] = {
-        "kind": "server",
-        "note": f"served traffic of {served['url']} since {served['since']}",
-    }
-    report["served"] = served
-    report["online"] = served["views"]
-    report["latency_ms"] = served["latency_ms"]
 
 
-def alerts(report: dict[str, Any], policy: Policy) -> list[str]:
+def alerts(report: MonitorReport, policy: Policy) -> list[str]:
     """One line per crossed threshold (freshness, null rate, drift, latency)."""
     out = []
     for view, f in report["freshness"].items():

@@ -20,12 +20,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from feature_platform.monitoring.report import write_report
 from feature_platform.monitoring.traffic import ServerCounters
 
+if TYPE_CHECKING:
+    from feature_platform.monitoring.monitor import MonitorReport
+
 __all__ = [
+    "MonitorSummary",
     "alert_message",
     "monitor_and_publish",
     "previous_counters",
@@ -37,6 +41,52 @@ log = logging.getLogger(__name__)
 MAX_LINES = 30  # a chat message stays readable; the report has everything
 
 
+class MonitorSummary(TypedDict):
+    """A monitor run in brief: what ``feature-platform monitor`` prints, the DAG
+    passes by XCom and the alert message is built from (the full report is in
+    ``report``'s files)."""
+
+    project: str
+    generated_at: str
+    ok: bool
+    alerts: list[str]
+    notified: bool
+    online_source: dict[str, str]
+    windows: dict[str, dict[str, str]]
+    freshness: dict[str, dict[str, Any]]  # view -> age/threshold seconds, stale
+    psi: dict[str, float | None]  # "view:feature" -> PSI
+    online_null_rate: dict[str, dict[str, float]]  # view -> feature -> rate
+    latency_ms: dict[str, Any]
+    report: dict[str, str]  # json, html, history_json, history_html
+
+
+def summarize(report: MonitorReport, paths: dict[str, str]) -> MonitorSummary:
+    """The brief of ``report`` published at ``paths`` (not yet notified)."""
+    return {
+        "project": report["project"],
+        "generated_at": report["generated_at"],
+        "ok": report["ok"],
+        "alerts": report["alerts"],
+        "notified": False,
+        "online_source": report["online_source"],
+        "windows": report["windows"],
+        "freshness": {
+            v: {k: f[k] for k in ("age_seconds", "threshold_seconds", "stale")}
+            for v, f in report["freshness"].items()
+        },
+        "psi": {
+            f"{v}:{n}": d["psi"]
+            for v, feats in report["drift"].items()
+            for n, d in feats.items()
+        },
+        "online_null_rate": {
+            v: e.get("null_rate", {}) for v, e in report["online"].items()
+        },
+        "latency_ms": report["latency_ms"],
+        "report": paths,
+    }
+
+
 def _out(out_dir: Path | str | None) -> Path:
     from feature_platform.profiles import artifacts_dir
 
@@ -44,7 +94,7 @@ def _out(out_dir: Path | str | None) -> Path:
 
 
 def publish_report(
-    report: dict[str, Any], out_dir: Path | str | None = None
+    report: MonitorReport, out_dir: Path | str | None = None
 ) -> dict[str, str]:
     """Write the latest report and its timestamped copy; returns the paths."""
     out = _out(out_dir)
@@ -72,7 +122,7 @@ def previous_counters(out_dir: Path | str | None = None) -> ServerCounters | Non
     return ServerCounters.from_dict(raw)
 
 
-def alert_message(summary: dict[str, Any]) -> dict[str, Any]:
+def alert_message(summary: MonitorSummary) -> dict[str, Any]:
     """One notifier message listing every alert of a run (its summary)."""
     lines = [
         f":warning: feature monitoring ({summary['project']}): "
@@ -90,30 +140,20 @@ def alert_message(summary: dict[str, Any]) -> dict[str, Any]:
 
 def monitor_and_publish(
     store: Any, *, out_dir: Path | str | None = None, notify: bool = True, **kwargs: Any
-) -> dict[str, Any]:
-    """Run the monitor (``run_monitor`` keywords), publish, alert; returns a
-    small JSON-able summary (what the DAG passes by XCom)."""
+) -> MonitorSummary:
+    """Run the monitor (``run_monitor`` keywords), publish, alert; returns the
+    run's brief (what the CLI prints and the DAG passes by XCom)."""
     from feature_platform.monitoring.monitor import run_monitor
 
     kwargs.setdefault("previous", previous_counters(out_dir))
     report = run_monitor(store, **kwargs)
-    paths = publish_report(report, out_dir)
-    summary: dict[str, Any] = {
-        "project": report["project"],
-        "generated_at": report["generated_at"],
-        "ok": report["ok"],
-        "alerts": report["alerts"],
-        "online_source": report["online_source"],
-        "latency_ms": report["latency_ms"],
-        "report": paths,
-        "notified": False,
-    }
+    summary = summarize(report, publish_report(report, out_dir))
     if notify:
         summary["notified"] = send_alerts(summary)["sent"]
     return summary
 
 
-def send_alerts(summary: dict[str, Any]) -> dict[str, Any]:
+def send_alerts(summary: MonitorSummary) -> dict[str, Any]:
     """Post the run's alerts through the notifier; nothing when there are none."""
     from feature_platform.notify import post_message
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from feature_platform.profiles import artifacts_dir
 __all__ = ["render_html", "write_report"]
 
 
-def write_report(report: dict[str, Any], out_dir: Path | str | None = None) -> dict:
+def write_report(
+    report: Mapping[str, Any], out_dir: Path | str | None = None
+) -> dict[str, str]:
     """Write ``monitor.json`` and ``monitor.html``; returns their paths."""
     out = Path(out_dir) if out_dir else artifacts_dir() / "monitoring"
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,7 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:.1%}"
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: Mapping[str, Any]) -> str:
     """A self-contained HTML page (inline CSS, base64 PNG plots, no scripts).
 
     Rendered by Jinja2 with autoescape: every value from the report (names,
