@@ -19,6 +19,9 @@ anywhere, the numbers are reported.
 * ``http`` (``benchmarks.http_serving``): ``feast serve`` defaults vs the
   platform's server at 1 and 16 concurrent clients.
 * ``cold_start`` (``benchmarks.cold_start``): process start costs.
+* ``on_demand`` (``benchmarks.on_demand``): the read cost of the on-demand view
+  (service v2 vs v1), SDK and HTTP, plain Feast vs the platform, python vs
+  pandas mode.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, harness, http_serving, materialize, online, pit
+from benchmarks import (
+    cold_start,
+    harness,
+    http_serving,
+    materialize,
+    on_demand,
+    online,
+    pit,
+)
 from benchmarks.harness import RESULTS
 
 BENCHMARKS = (
@@ -35,6 +46,7 @@ BENCHMARKS = (
     pit.BENCHMARK,
     http_serving.BENCHMARK,
     cold_start.BENCHMARK,
+    on_demand.BENCHMARK,
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 
