@@ -53,18 +53,21 @@ MASKED = re.compile(r"^sha256:[0-9a-f]{64}$")
 def pii_salt() -> str:
     """The masking salt: ``$FEATURE_PLATFORM_PII_SALT`` or the dev default.
 
-    The production profile (BigQuery sources) refuses the dev default.
+    The production profile (BigQuery sources) refuses the dev default, unset
+    or set explicitly.
     """
     from feature_platform.profiles import offline_kind
     from feature_platform.settings import settings
 
     current = settings()
-    if current.pii_salt:
+    production = offline_kind(current) == "bigquery"
+    if current.pii_salt and not (production and current.pii_salt == DEV_PII_SALT):
         return current.pii_salt
-    if offline_kind(current) == "bigquery":
+    if production:
+        state = "is the public dev default" if current.pii_salt else "is not set"
         raise PiiSaltError(
-            f"${PII_SALT_ENV} is not set; the production profile needs a secret "
-            "salt to mask `pii` fields (the dev default is public)"
+            f"${PII_SALT_ENV} {state}; the production profile needs a secret "
+            "salt to mask `pii` fields"
         )
     return DEV_PII_SALT
 

@@ -244,7 +244,15 @@ def seeded_repo(
 ) -> Path:
     """A repo with the small sample data, loaded into the emulator's dataset by
     the real command: ``feature-platform --profile production load``."""
+    import pandas as pd
+
     repo = make_repo(tmp_path_factory.mktemp("production_repo"))
+    # The warehouse holds the raw addresses (the sample writer masks them at
+    # ingestion with the dev salt): the platform must mask them on every write.
+    path = repo / "data" / "customer_stats.parquet"
+    customers = pd.read_parquet(path)
+    customers["email"] = [f"customer.{i}@example.com" for i in customers["customer_id"]]
+    customers.to_parquet(path, index=False)
     out = subprocess.run(
         [
             str(Path(sys.executable).with_name("feature-platform")),
@@ -337,3 +345,37 @@ def summarize_jobs(jobs: list[Any]) -> dict[str, Any]:
         "bytes_processed_reported_by_emulator": reported,
         "min_billed_bytes": tables_read * MIN_BILLED_BYTES_PER_TABLE,
     }
+
+
+COSTS_OUT = "FP_BIGQUERY_COSTS_OUT"
+COSTS_COMMAND = (
+    "make bench-bigquery-costs  # FP_BIGQUERY_COSTS_OUT=benchmarks/results/"
+    "bigquery_costs.json pytest -m production"
+)
+
+
+@pytest.fixture(scope="session")
+def results() -> Iterator[dict[str, Any]]:
+    """BigQuery jobs per run, filled by the tests. With ``$FP_BIGQUERY_COSTS_OUT``
+    set (``make bench-bigquery-costs``) they are written there at the end of
+    the session, with the commit and command (docs/running/production.md
+    renders that file)."""
+    collected: dict[str, Any] = {}
+    yield collected
+    out = os.environ.get(COSTS_OUT)
+    if not out or not collected:
+        return
+    from datetime import UTC, datetime
+
+    from benchmarks.harness import provenance
+
+    payload = {
+        "name": "bigquery_costs",
+        **provenance(COSTS_COMMAND),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average": list(os.getloadavg()),
+        "emulator": "bqemulator 1.4.0 (tests/production/emulator)",
+        "min_billed_bytes_per_table": MIN_BILLED_BYTES_PER_TABLE,
+        "results": dict(sorted(collected.items())),
+    }
+    Path(out).write_text(json.dumps(payload, indent=2) + "\n")

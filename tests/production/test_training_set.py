@@ -88,7 +88,7 @@ def applied_local_store_of_seeded(seeded_repo: Path):
 
 @pytest.mark.parametrize("as_known_at", [False, True], ids=["default", "as_known_at"])
 def test_training_set_equals_local_profile_and_reference(
-    stores, seeded_repo: Path, as_known_at: bool
+    stores, seeded_repo: Path, as_known_at: bool, results: dict
 ) -> None:
     production, local = stores
     rows = entity_rows(seeded_repo)
@@ -121,3 +121,10 @@ def test_training_set_equals_local_profile_and_reference(
     assert got.loc[got["customer_id"] == -1, FEATURES].isna().all(axis=None)
     # One entity upload (load job) and one point-in-time script per build.
     assert jobs["by_type"] == {"load": 1, "query": 1}, jobs
+    name = "as_known_at" if as_known_at else "default"
+    results[f"training_set_{name}"] = {
+        **jobs,
+        "entity_rows": len(rows),
+        "cells_compared": int(got.size),
+        "equal_to": ["local profile (DuckDB)", "tests/reference.py pit_join"],
+    }
