@@ -37,18 +37,6 @@ from feature_platform.notify import airflow_dag_failure_callback
 from feature_platform.orchestration import dag_default_args
 
 
-def _alert(context: Any) -> None:
-    from feature_platform.notify import airflow_failure_callback
-
-    airflow_failure_callback(context)
-
-
-def _retry_alert(context: Any) -> None:
-    from feature_platform.notify import airflow_retry_callback
-
-    airflow_retry_callback(context)
-
-
 @dag(
     dag_id="feast_backfill",
     schedule=None,

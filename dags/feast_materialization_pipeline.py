@@ -56,18 +56,6 @@ PRIMARY_CRON = "0 */4 * * *"  # the product spec's schedule keeps the plain DAG 
 DAG_ID = "feast_materialization_pipeline"
 
 
-def _alert(context: Any) -> None:
-    from feature_platform.notify import airflow_failure_callback
-
-    airflow_failure_callback(context)
-
-
-def _retry_alert(context: Any) -> None:
-    from feature_platform.notify import airflow_retry_callback
-
-    airflow_retry_callback(context)
-
-
 def dag_id_for(key: str, cron: str) -> str:
     return DAG_ID if cron == PRIMARY_CRON else f"{DAG_ID}_{key}"
 

@@ -33,12 +33,6 @@ CUSTOMER_STATS = Asset(
 )
 
 
-def _alert(context: Any) -> None:
-    from feature_platform.notify import airflow_failure_callback
-
-    airflow_failure_callback(context)
-
-
 @dag(
     dag_id="feast_training",
     schedule=[CUSTOMER_STATS],

@@ -139,7 +139,7 @@ def current_actor() -> str:
         return actor
     try:
         user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+    except (OSError, KeyError):  # no passwd entry in some containers
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
 

@@ -228,7 +228,7 @@ def materialize_tasks(
                 registry.apply_materialization(
                     view, task.project, job.start, job.end, commit=True
                 )
-            except Exception as exc:  # reported per job, as Feast's engines do
+            except Exception as exc:  # noqa: BLE001 - reported per job, as Feast's engines do
                 log.error("materialization of %s failed: %s", view.name, exc)
                 job._status, job._error = MaterializationJobStatus.ERROR, exc
                 continue

@@ -44,11 +44,12 @@ _MAX_TEXT = 3000  # Slack truncates long texts; keep alerts readable
 def _url_from_connection(conn_id: str) -> str | None:
     try:
         from airflow.sdk import BaseHook
-    except Exception:  # noqa: BLE001 - Airflow not installed / not configured
+    except ImportError:  # Airflow not installed
         return None
     try:
         conn = BaseHook.get_connection(conn_id)
-    except Exception:  # noqa: BLE001 - AirflowNotFoundException and friends
+    except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException, no metadata DB
+        log.debug("no Airflow connection %s: %s", conn_id, exc)
         return None
     extra = conn.extra_dejson or {}
     if extra.get("webhook_url"):

@@ -23,6 +23,7 @@ No heavy imports at module level: DAG files import this at parse time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -55,6 +56,7 @@ __all__ = [
     "run_materialization",
 ]
 
+log = logging.getLogger(__name__)
 PROFILE_VARIABLE = "feature_platform_profile"
 OWNER = "ml-platform"
 
@@ -207,7 +209,8 @@ def profile_name() -> str:
         from airflow.sdk import Variable
 
         value = Variable.get(PROFILE_VARIABLE, default=None)
-    except Exception:  # noqa: BLE001 - outside a task / Airflow not configured
+    except Exception as exc:  # noqa: BLE001 - outside a task / Airflow not configured
+        log.debug("no Airflow Variable %s: %s", PROFILE_VARIABLE, exc)
         value = None
     return value or settings().profile or "local"
 

@@ -56,7 +56,6 @@ __all__ = [
     "FastOnlineReader",
     "ReadPlan",
     "UnsupportedRead",
-    "UnsupportedStoreError",
     "ViewPlan",
     "ViewRead",
     "check_store_config",
@@ -69,9 +68,6 @@ _PACK_I64 = struct.Struct("<q").pack
 
 class UnsupportedRead(ValueError):
     """The fast path does not cover this read; Feast's generic path serves it."""
-
-
-UnsupportedStoreError = UnsupportedRead  # the name the platform's API used
 
 
 def check_store_config(config: Any) -> None:

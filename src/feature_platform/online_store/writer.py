@@ -30,6 +30,7 @@ store's ``online_write_batch``.
 
 from __future__ import annotations
 
+import queue as _queue
 import re
 import tempfile
 import time
@@ -167,7 +168,7 @@ class _RawPipe:
                 return
             try:
                 self._sock.sendall(payload)
-            except BaseException as exc:  # reported by the next send or read
+            except BaseException as exc:  # noqa: BLE001 - reported by the next send or read
                 self._send_error = exc
                 return
 
@@ -276,7 +277,7 @@ class _RawPipe:
         if self._thread is not None:
             try:
                 self._queue.put_nowait(None)
-            except Exception:  # full: the sender is stuck; the disconnect ends it
+            except _queue.Full:  # the sender is stuck; the disconnect ends it
                 pass
             if self._send_error is None and self._thread.is_alive():
                 self._thread.join(timeout=0.5)
@@ -569,7 +570,7 @@ def _at_low_priority(work: Callable[[], int]) -> int:
             pass
         try:
             result["rows"] = work()
-        except BaseException as exc:  # re-raised in the caller
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
             result["error"] = exc
 
     thread = threading.Thread(target=body, name="fp-materialize-throttled", daemon=True)

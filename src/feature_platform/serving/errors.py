@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
-
+from typing import Any
 
 DEFAULT_MAX_ENTITY_ROWS = 1000
 DEFAULT_MAX_BODY_BYTES = 1 << 20
