@@ -15,22 +15,28 @@ Heavy imports stay inside the functions.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from fastapi import FastAPI
     from feast import FeatureStore, FeatureView
 
 __all__ = [
+    "FailFastRedisClient",
+    "RequestContext",
     "arrow_to_proto_rows",
     "batch_engine",
     "connection_socket",
     "fail_fast_redis",
     "feature_field",
+    "install_registry_snapshot",
     "online_request_context",
     "provider",
     "redis_client",
     "registry_snapshot_stamp",
+    "remove_feast_route",
     "version_registry_snapshots",
     "write_saved_dataset",
 ]
@@ -62,6 +68,31 @@ def redis_client(online_store: Any, online_config: Any) -> Any:
     (``RedisOnlineStore._get_client``.)
     """
     return online_store._get_client(online_config)
+
+
+class FailFastRedisClient:
+    """Mixed in before Feast's ``RedisOnlineStore``: its client fails fast.
+
+    Overrides ``RedisOnlineStore._get_client`` (which builds the client once,
+    in ``self._client``): the first time, ``fail_fast_redis`` sets the
+    timeouts the online store config names (``connect_timeout_s``,
+    ``read_timeout_s``) and turns redis-py's blind retries off.
+    """
+
+    _client: Any
+
+    def _get_client(self, online_store_config: Any) -> Any:
+        fresh = self._client is None
+        client = super()._get_client(online_store_config)  # type: ignore[misc]
+        if fresh:
+            fail_fast_redis(
+                client,
+                connect_timeout_s=getattr(
+                    online_store_config, "connect_timeout_s", 0.25
+                ),
+                read_timeout_s=getattr(online_store_config, "read_timeout_s", 2.0),
+            )
+        return client
 
 
 def fail_fast_redis(
@@ -130,26 +161,58 @@ def write_saved_dataset(
     )
 
 
+class RequestContext(NamedTuple):
+    """Feast's resolution of an online read request, by name (Feast returns a
+    9-item tuple; ``feast.utils._get_cached_request_context``)."""
+
+    feature_refs: list[str]
+    on_demand_views: list[Any]
+    entity_name_to_join_key: dict[str, str]
+    entity_types: dict[str, Any]  # join key -> feast ValueType
+    join_keys: set[str]
+    grouped_refs: list[tuple[Any, list[str]]]  # (view with projection, features)
+    result_row_names: set[str]
+    request_data: set[str]
+    entityless: bool
+
+
 def online_request_context(
     registry: Any, project: str, features: Any, full_feature_names: bool
-) -> tuple[Any, ...]:
+) -> RequestContext:
     """Feast's cached resolution of an online read request.
 
-    ``feast.utils._get_cached_request_context``: ``(feature_refs, on-demand views,
-    entity name -> join key map, entity type map, join keys, grouped refs
-    [(view with projection, requested features)], result row names, request
-    data, entityless)``. It raises Feast's own errors for unknown services,
-    views and features, and views Feast would not serve now. The tuple is the
-    same object while the registry cache is unchanged.
+    (``feast.utils._get_cached_request_context``.) It raises Feast's own errors
+    for unknown services, views and features, and views Feast would not serve
+    now; Feast keeps its tuple while the registry cache is unchanged.
     """
     from feast.utils import _get_cached_request_context
 
-    return _get_cached_request_context(registry, project, features, full_feature_names)
+    return RequestContext._make(
+        _get_cached_request_context(registry, project, features, full_feature_names)
+    )
 
 
 def registry_snapshot_stamp(registry: Any) -> Any:
     """When the registry's cached snapshot was taken (changes on every refresh)."""
     return getattr(registry, "cached_registry_proto_created", None)
+
+
+def install_registry_snapshot(registry: Any, proto: Any) -> None:
+    """Make ``proto`` the registry's cached snapshot, taken now, as Feast's own
+    refresh does (``cached_registry_proto``, ``cached_registry_proto_created``)."""
+    registry.cached_registry_proto = proto
+    registry.cached_registry_proto_created = datetime.now(UTC)
+
+
+def remove_feast_route(app: FastAPI, path: str) -> None:
+    """Drop the route Feast's feature server app (``feast.feature_server.get_app``)
+    registered for ``path``, so the platform can serve its own there."""
+    before = len(app.router.routes)
+    app.router.routes = [
+        r for r in app.router.routes if getattr(r, "path", None) != path
+    ]
+    if len(app.router.routes) == before:
+        raise LookupError(f"Feast's app has no route {path!r} to replace")
 
 
 def version_registry_snapshots(registry: Any) -> None:

@@ -42,7 +42,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.errors import RegistryUnavailableError
@@ -173,7 +173,7 @@ def output_ttls(
     context = online_request_context(
         store.registry, store.project, request, full_feature_names
     )
-    return column_ttls(context[5], full_feature_names=full_feature_names)
+    return column_ttls(context.grouped_refs, full_feature_names=full_feature_names)
 
 
 def enforce_on_response(
@@ -217,12 +217,17 @@ def ensure_registry_current(store: FeatureStore) -> None:
         return  # no cache (every read goes to the registry) or not a caching one
     if registry.is_cache_valid():
         return
+    from feature_platform.feast_compat import (
+        install_registry_snapshot,
+        registry_snapshot_stamp,
+    )
+
     # Feast's own refresh swallows the error; read the registry ourselves so the
     # caller learns why, and install the result as Feast's refresh would.
     try:
         proto = registry.proto()
     except Exception as exc:  # sqlalchemy OperationalError, psycopg errors, ...
-        created = getattr(registry, "cached_registry_proto_created", None)
+        created = registry_snapshot_stamp(registry)
         since = f"last refreshed {created.isoformat()}" if created else "never read"
         raise RegistryUnavailableError(
             f"feature registry {_redacted_registry(store)} is unreachable and the "
@@ -230,5 +235,4 @@ def ensure_registry_current(store: FeatureStore) -> None:
             f"serve from a stale registry: {type(exc).__name__}: "
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
         ) from exc
-    registry.cached_registry_proto = proto
-    registry.cached_registry_proto_created = datetime.now(UTC)
+    install_registry_snapshot(registry, proto)

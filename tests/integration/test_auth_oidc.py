@@ -11,6 +11,7 @@ endpoints are opened (``FP_SERVER_ADMIN_ENDPOINTS=1``), for that role only.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,8 +63,14 @@ def _as(server: AuthedServer, *roles: str, **kwargs: Any) -> dict[str, str]:
 
 
 def _assert_error(response: httpx.Response, status: int, code: str) -> None:
+    """A 401/403 in Feast's error detail format (a JSON string naming
+    ``FeastPermissionError``), with the platform's code inside."""
+    from feast.errors import FeastError, FeastPermissionError
+
     assert response.status_code == status, response.text
-    assert response.json()["error"] == code, response.text
+    body = response.json()
+    assert isinstance(FeastError.from_error_detail(body), FeastPermissionError)
+    assert json.loads(body)["error"] == code, response.text
 
 
 # ----------------------------------------------------------------- who you are
@@ -188,6 +195,41 @@ def test_denied_reads_are_403(
         authed_server, "/get-online-features", body, _as(authed_server, *roles)
     )
     _assert_error(response, 403, "forbidden")
+
+
+def _remote_store(server: AuthedServer, token: str) -> Any:
+    """Feast's own remote online store client (``online_store: type: remote``)
+    pointed at the platform's server, sending ``token``."""
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    config = RepoConfig(
+        project=server.store.project,
+        provider="local",
+        registry=server.store.config.registry,
+        online_store={"type": "remote", "path": server.url},
+        entity_key_serialization_version=3,
+        auth={"type": "oidc", "token": token},
+    )
+    return FeatureStore(config=config)
+
+
+def test_feasts_remote_client_raises_feasts_permission_error(
+    authed_server: AuthedServer,
+) -> None:
+    """Feast's remote client reads the server's 403 as Feast's typed error
+    (not a bare RuntimeError), and a granted read comes back as values."""
+    from feast.errors import FeastPermissionError
+
+    refs = DRIVER_READ["features"]
+    rows = [{"driver_id": d} for d in DRIVER_READ["entities"]["driver_id"]]
+    growth = _remote_store(authed_server, authed_server.issuer.token(["growth"]))
+    with pytest.raises(FeastPermissionError, match="driver_stats"):
+        growth.get_online_features(features=refs, entity_rows=rows)
+    logistics = _remote_store(authed_server, authed_server.issuer.token(["logistics"]))
+    got = logistics.get_online_features(features=refs, entity_rows=rows).to_dict()
+    assert got["driver_id"] == [1, 2]
+    assert set(got) == {"driver_id", "avg_rating", "total_trips"}
 
 
 def test_denied_reads_are_403_on_feasts_path_too(authed_server: AuthedServer) -> None:

@@ -114,12 +114,14 @@ def test_fast_materialize_writes_what_feast_writes(
 def test_fast_online_equals_feast(
     services_store, local_repo: Path, service: str, only_own_keys: bool
 ) -> None:
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
     from feature_platform.freshness import as_of, enforce_on_response, output_ttls
     from feature_platform.materialize import materialize_window
     from feature_platform.online import read_online
     from feature_platform.online_store.codec import (
-        STATUS_NOT_FOUND,
         STATUS_OUTSIDE_MAX_AGE,
+        STATUS_PRESENT,
     )
     from feature_platform.online_store.reader import FastOnlineReader
     from feature_platform.profiles import PLAIN_FEAST, get_store
@@ -180,12 +182,29 @@ def test_fast_online_equals_feast(
     assert ours.to_dict() == filtered  # read back from the proto now
 
     # At a "now" past every ttl all values are null / OUTSIDE_MAX_AGE; an
-    # unknown entity stays NOT_FOUND.
-    late = fresh.read(rows, now=TEST_END + timedelta(days=30), include_status=True)
+    # unknown entity is PRESENT with a null, as Feast's Redis store reports it:
+    # the statuses of Feast's own response after the freshness filter.
+    late_now = TEST_END + timedelta(days=30)
+    late = fresh.read(rows, now=late_now, include_status=True)
     status = late.pop("__status__")
+    feast_late = plain.get_online_features(
+        features=plain.get_feature_service(service), entity_rows=rows
+    )
+    enforce_on_response(
+        feast_late, output_ttls(plain, feature_service=service), now=late_now
+    )
+    feast_status = {
+        name: [FieldStatus.Name(s) for s in vector.statuses]
+        for name, vector in zip(
+            feast_late.proto.metadata.feature_names.val,
+            feast_late.proto.results,
+            strict=True,
+        )
+    }
     for name in reader.feature_names:
         assert all(v is None for v in late[name])
-        assert status[name][-3] == STATUS_NOT_FOUND
+        assert status[name] == feast_status[name], name
+        assert status[name][-3] == STATUS_PRESENT  # the unknown entity
         assert status[name][0] == STATUS_OUTSIDE_MAX_AGE
 
 

@@ -187,3 +187,48 @@ def test_bad_requests_are_still_rejected_before_the_fast_path(apps) -> None:
         response = fast.post("/get-online-features", json=body)
         assert response.status_code == status, (body, response.text)
         assert "error" in response.json()
+
+
+def _fallbacks(client: Any) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        if family.name == "fp_serving_fast_path_fallbacks":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    out[sample.labels["reason"]] = sample.value
+    return out
+
+
+def test_a_fast_path_fault_is_logged_once_and_counted(
+    apps, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in the fast path does not hide as slower reads: Feast's endpoint
+    answers, the fault is logged once (with its traceback) and every fallback
+    is counted in /metrics by reason."""
+    import logging
+
+    from feature_platform.serving.fast_reads import FastReads
+
+    fast, feast, _store, ids = apps
+    body = _bodies(ids)[1]
+    before = _fallbacks(fast)
+    # A read only Feast's path serves is counted, under its own reason.
+    assert fast.post("/get-online-features", json=_bodies(ids)[5]).status_code == 200
+    after = _fallbacks(fast)
+    assert after["unsupported"] - before.get("unsupported", 0) == 1, (before, after)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a fast-path bug")
+
+    monkeypatch.setattr(FastReads, "_check_covered", broken)
+    with caplog.at_level(logging.INFO, logger="feature_platform.serving.fast_reads"):
+        answers = [fast.post("/get-online-features", json=body) for _ in range(3)]
+    want = feast.post("/get-online-features", json=body).json()
+    assert all(a.status_code == 200 and a.json() == want for a in answers)
+    faults = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(faults) == 1 and "a fast-path bug" in str(faults[0].exc_info[1])
+    final = _fallbacks(fast)
+    assert final["error"] - after.get("error", 0) == 3, (after, final)
+    assert final["unsupported"] == after["unsupported"]

@@ -298,3 +298,21 @@ def test_models_come_from_the_mlflow_model_registry(
 
     text = format_catalog(catalog)
     assert "churn_prediction_service v2 @champion, v1" in text
+
+
+def test_request_kinds_of_feast_types() -> None:
+    """The guard checks scalar JSON values; other Feast types are left to Feast
+    by name, and something that is no Feast type is an error, not unchecked."""
+    from feast.types import Array, Bool, Bytes, Float32, Int64, String
+
+    from feature_platform.serving.catalog import _kind
+
+    assert [_kind(t) for t in (Int64, Float32, String, Bool)] == [
+        "int64",
+        "float",
+        "string",
+        "bool",
+    ]
+    assert _kind(Array(Int64)) == "any" and _kind(Bytes) == "any"
+    with pytest.raises(AttributeError):
+        _kind("Int64")

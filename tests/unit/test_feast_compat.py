@@ -30,13 +30,21 @@ def test_provider_engine_and_request_context(applied_local_store) -> None:
     context = feast_compat.online_request_context(
         store.registry, store.project, service, False
     )
-    assert len(context) == 9
-    grouped = context[5]
+    assert isinstance(context, feast_compat.RequestContext)
+    grouped = context.grouped_refs
     assert {view.name for view, _names in grouped} == {"driver_stats", "customer_stats"}
+    assert {"customer_id", "driver_id"} <= set(context.join_keys)
+    assert context.entity_types["driver_id"].name == "INT64"
+    assert not context.on_demand_views and not context.request_data
+    assert context.entityless is False
+    assert sorted(context.feature_refs) == sorted(
+        f"{view.name}:{name}" for view, names in grouped for name in names
+    )
     again = feast_compat.online_request_context(
         store.registry, store.project, service, False
     )
-    assert again is context  # Feast's cache: the same object while unchanged
+    # Feast's cache: the same resolution while the registry is unchanged
+    assert all(a is b for a, b in zip(again, context, strict=True))
     assert feast_compat.registry_snapshot_stamp(store.registry) is not None
 
 
@@ -112,3 +120,48 @@ def test_read_hook_runs_before_on_demand_transforms(entry: str, hook: str) -> No
         "_augment_response_with_on_demand_transforms("
     )
     assert entry not in vars(RedisOnlineStore)  # Redis keeps the base's order
+
+
+def test_fail_fast_client_overrides_feasts_get_client() -> None:
+    """``FailFastRedisClient`` wraps ``RedisOnlineStore._get_client`` (which
+    keeps its client in ``_client``): the first client is made to fail fast."""
+    from feast.infra.online_stores.redis import (
+        RedisOnlineStore,
+        RedisOnlineStoreConfig,
+    )
+
+    assert callable(RedisOnlineStore._get_client)
+
+    class Store(feast_compat.FailFastRedisClient, RedisOnlineStore):
+        pass
+
+    store = Store()
+    assert store._client is None
+    config = RedisOnlineStoreConfig(connection_string="127.0.0.1:1")
+    client = store._get_client(config)  # builds the client; connects lazily
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_connect_timeout"] == 0.25
+    assert kwargs["socket_timeout"] == 2.0
+    assert kwargs["retry"].get_retries() == 0
+    assert store._get_client(config) is client
+
+
+def test_install_registry_snapshot(applied_local_store) -> None:
+    registry = applied_local_store.registry
+    before = feast_compat.registry_snapshot_stamp(registry)
+    proto = registry.proto()
+    feast_compat.install_registry_snapshot(registry, proto)
+    assert registry.cached_registry_proto is proto
+    assert feast_compat.registry_snapshot_stamp(registry) > before
+    assert registry.is_cache_valid()
+
+
+def test_remove_feast_route(applied_local_store) -> None:
+    from feast.feature_server import get_app
+
+    app = get_app(applied_local_store, registry_ttl_sec=60)
+    assert "/health" in {getattr(r, "path", None) for r in app.router.routes}
+    feast_compat.remove_feast_route(app, "/health")
+    assert "/health" not in {getattr(r, "path", None) for r in app.router.routes}
+    with pytest.raises(LookupError, match="/health"):
+        feast_compat.remove_feast_route(app, "/health")

@@ -9,6 +9,7 @@ Feast's app with the guard in front.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,8 +174,30 @@ def test_chunked_body_over_the_limit_is_413(client: Any) -> None:
     assert response.json()["error"] == "body_too_large"
 
 
-def test_other_endpoints_pass_through(client: Any) -> None:
-    assert client.get("/health").status_code == 200
+def test_other_requests_pass_through_to_feasts_routes(client: Any) -> None:
+    """What the guard does not answer reaches Feast's own app and routes (not
+    /health, which the platform replaces): Feast's OpenAPI document, Feast's
+    router (405 for a method its route does not take) and Feast's endpoint
+    (a read with full feature names, which only Feast's path serves)."""
+    schema = client.get("/openapi.json")
+    assert schema.status_code == 200
+    assert {"/get-online-features", "/push"} <= set(schema.json()["paths"])
+    wrong_method = client.get("/get-online-features")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "POST"
+    read = client.post(
+        "/get-online-features",
+        json={
+            "features": ["driver_stats:avg_rating"],
+            "entities": {"driver_id": [7002]},
+            "full_feature_names": True,
+        },
+    )
+    assert read.status_code == 200, read.text
+    assert read.json()["metadata"]["feature_names"] == [
+        "driver_id",
+        "driver_stats__avg_rating",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -340,21 +363,6 @@ def test_catalog_refresh_runs_in_the_background(
 
 
 @pytest.mark.parametrize(
-    ("seconds", "nanos"),
-    [(0, 0), (1_764_000_000, 0), (1_764_000_000, 5_000_000),
-     (1_764_000_000, 474_944_000), (1_764_000_000, 123_456_789), (1, 1)],
-)  # fmt: skip
-def test_fast_path_timestamps_match_feast(seconds: int, nanos: int) -> None:
-    from feast.feature_server_utils import _timestamp_to_str
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    from feature_platform.serving.fast_reads import _timestamp_json
-
-    expected = _timestamp_to_str(Timestamp(seconds=seconds, nanos=nanos))
-    assert _timestamp_json(seconds, nanos) == expected
-
-
-@pytest.mark.parametrize(
     ("raw", "expected"),
     [("", True), ("1", True), ("true", True), ("0", False), ("off", False),
      ("maybe", ValueError)],
@@ -403,10 +411,16 @@ def test_admin_and_unused_endpoints_are_closed(
 ) -> None:
     """Feast's endpoints that write around the platform (no gate, lock or pii
     masking) or that it does not serve answer 403 with a JSON error."""
+    from feast.errors import FeastError, FeastPermissionError
+
     r = client.request(method, path, json=body)
     assert r.status_code == 403, r.text
-    assert r.json()["error"] == "endpoint_disabled"
-    detail = r.json()["detail"]
+    # Feast's error detail: Feast's REST clients raise FeastPermissionError.
+    assert isinstance(FeastError.from_error_detail(r.json()), FeastPermissionError)
+    error = json.loads(r.json())
+    assert error["error"] == "endpoint_disabled"
+    detail = error["detail"]
+    assert error["message"].endswith(detail)  # "Permission error:\n" + detail
     assert path in detail
     # Admin endpoints point to the platform's way; the document, vector and
     # chat endpoints stay closed whatever FP_SERVER_ADMIN_ENDPOINTS says.

@@ -39,7 +39,10 @@ __all__ = [
     "VT_STRING",
     "assemble",
     "assemble_rows",
+    "bulk",
     "bulk_segments",
+    "command",
+    "command_head",
     "const",
     "decode_timestamp",
     "decode_timestamp_nanos",
@@ -68,6 +71,29 @@ _I64 = struct.Struct("<q")
 _I32 = struct.Struct("<i")
 _F64 = struct.Struct("<d")
 _F32 = struct.Struct("<f")
+
+
+# ---------------------------------------------------------------- RESP framing
+#
+# Redis' protocol, written once: a command is an array header then each
+# argument as a bulk string. The streaming writer frames whole batches with the
+# same bytes as segments (``bulk_segments``, ``encode_hset_batch``).
+
+
+def bulk(data: bytes) -> bytes:
+    """One RESP bulk string: ``$<len>\\r\\n<data>\\r\\n``."""
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def command_head(name: bytes, nargs: int) -> bytes:
+    """The start of a command of ``nargs`` items (its name included): the
+    array header and the name, before the arguments' bulk strings."""
+    return b"*%d\r\n" % nargs + bulk(name)
+
+
+def command(*parts: bytes) -> bytes:
+    """One whole RESP command (name and arguments)."""
+    return command_head(parts[0], len(parts)) + b"".join(bulk(p) for p in parts[1:])
 
 
 # ------------------------------------------------------------------ key format
@@ -406,11 +432,11 @@ def encode_hset_batch(
 ) -> list[Segment]:
     """Segments of ``HSET key _ts:<view> <ts> <field> <value> ...`` per row."""
     n = len(micros)
-    segs = [const(b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * (len(fields) + 1)), n)]
+    segs = [const(command_head(b"HSET", 2 + 2 * (len(fields) + 1)), n)]
     segs += bulk_segments(keys, n)
-    segs.append(const(b"$%d\r\n%s\r\n" % (len(ts_field), ts_field), n))
+    segs.append(const(bulk(ts_field), n))
     segs += bulk_segments(_timestamp_parts(micros), n)
     for field, parts in zip(fields, values, strict=True):
-        segs.append(const(b"$%d\r\n%s\r\n" % (len(field), field), n))
+        segs.append(const(bulk(field), n))
         segs += bulk_segments(parts, n)
     return segs

@@ -1,32 +1,42 @@
-"""The lean online read path over Feast's Redis format.
+"""THE online read: one plan per request and registry snapshot, one pipelined
+fetch, one status rule. Every read path uses it: the online store plugin
+(``store.PlatformRedisOnlineStore``: ``FeatureStore.get_online_features``,
+``feast serve``, Feast's remote client through it), the platform's HTTP server
+(``serving.fast_reads``) and ``FastOnlineReader``.
 
 Feast's Redis read builds entity key protos, serializes them, runs a redis-py
 pipeline, parses every value into a ``ValueProto`` and assembles an
 ``OnlineResponse`` proto on every call. This module does the same read with
 the per-request work cut to what depends on the request:
 
-* a read is planned once per (registry snapshot, feature list/service) from
-  Feast's own resolution of the request (``feast_compat.online_request_context``:
-  the same views, projections, feature order and errors as Feast): the Redis
-  hash fields ``mmh3("<view>:<feature>")`` and ``_ts:<view>``, the v3 entity
-  key prefix, the ttl;
+* ``cached_plan``: a read is planned once per (registry snapshot, feature
+  service or feature list) from Feast's own resolution of the request
+  (``feast_compat.online_request_context``: the same views, projections,
+  feature order and errors as Feast): the Redis hash fields
+  ``mmh3("<view>:<feature>")`` and ``_ts:<view>``, the v3 entity key prefix,
+  the ttl. A request the fast path does not cover raises ``UnsupportedRead``
+  (remembered for the snapshot too), and Feast's own path serves it;
 * entity keys are serialized with the precomputed prefix plus the project
   suffix (``codec``), so plain ``feast`` reads and writes the very same hashes;
 * all HMGETs of a request go out as one pre-packed pipelined write on one
   connection and come back in one read (hiredis parses the replies);
 * values are decoded from their protobuf wire bytes directly, and the
   freshness rule (``feature_platform.freshness.is_stale_epoch``) is applied per
-  row: a value older than its view's ttl is withheld.
+  row: a value older than its view's ttl is withheld;
+* ``ViewRead.statuses``: the status of each row, the one rule every response
+  form (Feast's proto, its ``to_dict``, its JSON) reports.
 
-``ReadPlan.read`` returns the decoded columns (``ViewRead`` per view); the
-online store plugin turns them into Feast's ``OnlineResponse``, the feature
-server into Feast's JSON, ``FastOnlineReader`` into a ``to_dict``-style dict.
+``ReadPlan.read`` returns the decoded columns (``ViewRead`` per view);
+``response`` turns them into Feast's ``OnlineResponse``, its ``to_dict`` and
+the feature server's JSON.
 """
 
 from __future__ import annotations
 
+import numbers
 import struct
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,13 +45,13 @@ from typing import TYPE_CHECKING, Any
 from feature_platform.feature_refs import parse_ref
 from feature_platform.freshness import is_stale_epoch, ttl_seconds
 from feature_platform.online_store.codec import (
-    STATUS_NOT_FOUND,
-    STATUS_NULL_VALUE,
     STATUS_OUTSIDE_MAX_AGE,
     STATUS_PRESENT,
     VT_INT32,
     VT_INT64,
     VT_STRING,
+    bulk,
+    command_head,
     decode_timestamp_parts,
     decode_value,
     encode_entity_value,
@@ -52,18 +62,22 @@ from feature_platform.utc import ensure_utc
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+    from feature_platform.feast_compat import RequestContext
+
 __all__ = [
     "FastOnlineReader",
     "ReadPlan",
     "UnsupportedRead",
     "ViewPlan",
     "ViewRead",
+    "cached_plan",
     "check_store_config",
     "plan_read",
 ]
 
 _I64_SIZE = b"\x08\x00\x00\x00"
 _PACK_I64 = struct.Struct("<q").pack
+_MAX_PLANS = 256
 
 
 class UnsupportedRead(ValueError):
@@ -91,10 +105,6 @@ def check_store_config(config: Any) -> None:
         raise UnsupportedRead("versioned online feature views are not supported")
 
 
-def _bulk(data: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
 @dataclass(frozen=True)
 class ViewPlan:
     """How to read one feature view (projection) of a request."""
@@ -120,6 +130,14 @@ class ViewRead:
     raw: list[list[bytes | None]]  # HMGET reply per row (features..., _ts)
     stamps: list[tuple[int, int] | None]  # (seconds, nanos); None: no hash
     stale: list[bool]
+
+    @property
+    def statuses(self) -> list[str]:
+        """THE status rule of a read, per row (every feature of the view):
+        ``OUTSIDE_MAX_AGE`` when the row is past the view's ttl (its values
+        withheld), else ``PRESENT`` -- a missing entity and a null value too,
+        with a null value, as Feast's Redis store reports them."""
+        return [STATUS_OUTSIDE_MAX_AGE if s else STATUS_PRESENT for s in self.stale]
 
 
 def plan_view(view: Any, requested: Sequence[str], *, full: bool) -> ViewPlan:
@@ -153,20 +171,39 @@ def plan_view(view: Any, requested: Sequence[str], *, full: bool) -> ViewPlan:
         value_types=tuple(
             by_name[n].dtype.to_value_type() if n in by_name else None for n in names
         ),
-        command_tail=b"".join(_bulk(f) for f in fields),
+        command_tail=b"".join(bulk(f) for f in fields),
         nargs=2 + len(fields),
         ttl_s=ttl_seconds(view.ttl),
     )
 
 
 class ReadPlan:
-    """A planned read of several views: keys, one pipelined fetch, decoding."""
+    """A planned read of several views: keys, one pipelined fetch, decoding.
 
-    def __init__(self, views: Sequence[ViewPlan], project: str) -> None:
+    Built by ``plan_read`` from Feast's resolution of the request
+    (``context``); ``entity_types`` and ``join_keys`` are Feast's for the
+    request, ``feature_types`` the ``ValueType`` of every output column (bare
+    and view-prefixed names, as Feast's ``OnlineResponse`` keeps them).
+    """
+
+    def __init__(
+        self,
+        views: Sequence[ViewPlan],
+        project: str,
+        context: RequestContext | None = None,
+    ) -> None:
         self.views = list(views)
         self.project = project.encode("utf8")
         self.join_keys: list[str] = list(dict.fromkeys(p.join_key for p in views))
         self.feature_names = [o for p in views for o in p.outputs]
+        self.context = context
+        self.entity_types: Mapping[str, Any] = context.entity_types if context else {}
+        self.known_join_keys: Any = context.join_keys if context else set()
+        self.feature_types: dict[str, Any] = {}
+        for p in self.views:
+            for name, vtype in zip(p.features, p.value_types, strict=True):
+                self.feature_types[name] = vtype
+                self.feature_types[f"{p.name}__{name}"] = vtype
 
     def _keys(self, plan: ViewPlan, values: Sequence[Any]) -> list[bytes]:
         prefix, project = plan.prefix, self.project
@@ -182,6 +219,40 @@ class ReadPlan:
             # Out of range or not a number: Feast's path reports it its way.
             raise UnsupportedRead(f"{plan.join_key}: {exc}") from exc
 
+    def entity_columns(self, entity_rows: Any) -> dict[str, list[Any]]:
+        """Entity rows (a list of dicts, or columns) as native columns of the
+        request's join keys, in request order (what Feast returns first).
+
+        Only what the fast path encodes exactly as Feast would: native ints for
+        integer keys, ``str`` for string keys (the join keys of entities the
+        read does not use come back as given, as Feast returns them). Anything
+        else (protos, entity names, other types, ragged rows) raises
+        ``UnsupportedRead``.
+        """
+        columns = _as_columns(entity_rows)
+        out: dict[str, list[Any]] = {}
+        for key, values in columns.items():
+            if key not in self.known_join_keys:
+                continue  # Feast skips keys that are not join keys
+            vtype = self.entity_types.get(key)
+            name = getattr(vtype, "name", None)
+            if vtype is None:  # a join key this read does not use: as given
+                out[key] = values
+            elif name in ("INT64", "INT32"):
+                if not all(
+                    isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                    for v in values
+                ):
+                    raise UnsupportedRead(f"{key}: not all integers")
+                out[key] = [int(v) for v in values]
+            elif name == "STRING":
+                if not all(isinstance(v, str) for v in values):
+                    raise UnsupportedRead(f"{key}: not all strings")
+                out[key] = values
+            else:
+                raise UnsupportedRead(f"{key}: entity type {vtype}")
+        return out
+
     def fetch(self, client: Any, columns: Mapping[str, Sequence[Any]]) -> list[list]:
         """Raw HMGET replies per view (features..., then ``_ts``) for entity columns."""
         n = len(next(iter(columns.values()), []))
@@ -191,10 +262,10 @@ class ReadPlan:
         for plan in self.views:
             if plan.join_key not in columns:
                 raise ValueError(f"entities lack join key {plan.join_key!r}")
-            head = b"*%d\r\n$5\r\nHMGET\r\n" % plan.nargs
+            head = command_head(b"HMGET", plan.nargs)
             tail = plan.command_tail
             for k in self._keys(plan, columns[plan.join_key]):
-                commands.append(b"%s$%d\r\n%s\r\n%s" % (head, len(k), k, tail))
+                commands.append(head + bulk(k) + tail)
         replies = round_trip(client, commands)
         return [replies[i * n : (i + 1) * n] for i in range(len(self.views))]
 
@@ -229,6 +300,32 @@ class ReadPlan:
         return out
 
 
+def _as_columns(entity_rows: Any) -> dict[str, list[Any]]:
+    """A list of row dicts or a mapping of columns, as equal-length columns."""
+    if isinstance(entity_rows, list):
+        if not entity_rows:
+            raise UnsupportedRead("no entity rows")
+        keys = list(entity_rows[0])
+        try:
+            columns = {k: [row[k] for row in entity_rows] for k in keys}
+        except KeyError as exc:
+            raise UnsupportedRead("ragged entity rows") from exc
+        if any(len(row) != len(keys) for row in entity_rows):
+            raise UnsupportedRead("ragged entity rows")
+    elif isinstance(entity_rows, Mapping):
+        columns = {}
+        for k, v in entity_rows.items():
+            if not isinstance(v, Sequence) or isinstance(v, str | bytes):
+                raise UnsupportedRead(f"entity column {k!r} is not a list")
+            columns[k] = list(v)
+    else:
+        raise UnsupportedRead("entity rows of an unknown shape")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise UnsupportedRead("entity columns of different or zero lengths")
+    return columns
+
+
 def round_trip(client: Any, commands: list[bytes]) -> list[Any]:
     """Send pre-packed commands on one pooled connection; read every reply."""
     pool = client.connection_pool
@@ -250,8 +347,8 @@ def plan_read(
     features: Any,
     *,
     full_feature_names: bool = False,
-) -> tuple[ReadPlan, tuple[Any, ...]]:
-    """Plan a read with Feast's own request resolution; ``(plan, Feast context)``.
+) -> ReadPlan:
+    """Plan a read with Feast's own request resolution.
 
     Raises ``UnsupportedRead`` for what the fast path does not cover
     (on-demand views, request data, entityless views, join key maps, ...), and
@@ -260,26 +357,112 @@ def plan_read(
     from feature_platform.feast_compat import online_request_context
 
     context = online_request_context(registry, project, features, full_feature_names)
-    (_refs, odfvs, _names, _types, _keys, grouped, _rows, request_data, entityless) = (
-        context
-    )
-    if odfvs or request_data or entityless:
+    if context.on_demand_views or context.request_data or context.entityless:
         raise UnsupportedRead("on-demand views, request data or entityless views")
     if getattr(features, "precompute_online", False):
         raise UnsupportedRead("precomputed feature service vectors")
-    plans = [plan_view(v, names, full=full_feature_names) for v, names in grouped]
+    plans = [
+        plan_view(v, names, full=full_feature_names)
+        for v, names in context.grouped_refs
+    ]
     outputs = [o for p in plans for o in p.outputs]
     if len(set(outputs)) != len(outputs):
         raise UnsupportedRead("colliding output names (Feast reports them)")
-    return ReadPlan(plans, project), context
+    return ReadPlan(plans, project, context)
+
+
+# ------------------------------------------------------------- the plan cache
+
+
+@dataclass(frozen=True)
+class _Planned:
+    registry: weakref.ref[Any]
+    stamp: Any
+    plan: ReadPlan | None
+    reason: str  # why not covered (plan None)
+
+
+# (id(registry), project, request, full names) -> the plan of that snapshot.
+# Keyed per registry: Feast keeps one process-wide resolution cache that
+# stores with other registries (a second FeatureStore) keep clearing.
+_PLANS: dict[tuple[Any, ...], _Planned] = {}
+
+
+def cached_plan(
+    config: Any,
+    registry: Any,
+    project: str,
+    features: Any,
+    *,
+    full_feature_names: bool = False,
+) -> ReadPlan:
+    """THE plan cache: the ``ReadPlan`` of a request, kept while the registry
+    snapshot it was made from is current (same snapshot, cache not expired).
+
+    ``features``: a ``FeatureService``, its name (a ``str``: resolved from the
+    registry only when planning) or a list of ``view:feature`` references.
+    Raises ``UnsupportedRead`` when the fast path does not cover the request
+    (remembered for the snapshot), and Feast's errors for unknown names.
+    """
+    from feature_platform.feast_compat import (
+        registry_snapshot_stamp,
+        version_registry_snapshots,
+    )
+
+    if isinstance(features, str):
+        wanted: Any = ("__fs__", features)
+    else:
+        name = getattr(features, "name", None)
+        wanted = ("__fs__", name) if name is not None else tuple(features)
+    key = (id(registry), project, wanted, full_feature_names)
+    hit = _PLANS.get(key)
+    stamp = registry_snapshot_stamp(registry)
+    if (
+        hit is not None
+        and stamp is not None
+        and hit.stamp == stamp
+        and hit.registry() is registry
+        and registry is not None
+        and registry.is_cache_valid()
+    ):
+        if hit.plan is None:
+            raise UnsupportedRead(hit.reason)
+        return hit.plan
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    version_registry_snapshots(registry)
+    plan: ReadPlan | None = None
+    reason = ""
+    try:
+        check_store_config(config)
+        request = (
+            registry.get_feature_service(features, project, allow_cache=True)
+            if isinstance(features, str)
+            else features
+        )
+        plan = plan_read(
+            registry, project, request, full_feature_names=full_feature_names
+        )
+    except UnsupportedRead as exc:
+        reason = str(exc)
+        raise
+    finally:  # planned, or found not coverable, for this snapshot
+        if plan is not None or reason:
+            _PLANS[key] = _Planned(
+                weakref.ref(registry), registry_snapshot_stamp(registry), plan, reason
+            )
+    assert plan is not None
+    return plan
 
 
 class FastOnlineReader:
     """Reads one feature service (or a fixed feature list) from Redis, fast.
 
-    Build it once per process (it plans from the registry's current snapshot)
-    and call :meth:`read` per request. Returns the same dict as
-    ``store.get_online_features(...).to_dict()``, with freshness enforced.
+    Build it once and call :meth:`read` per request: the plan comes from
+    ``cached_plan`` (re-planned when the registry snapshot changes), the read
+    and its response from the same code as the online store plugin's. Returns
+    the same dict as ``store.get_online_features(...).to_dict()``, with
+    freshness enforced.
     """
 
     def __init__(
@@ -295,32 +478,34 @@ class FastOnlineReader:
 
         if (feature_service is None) == (features is None):
             raise ValueError("pass exactly one of feature_service and features")
-        check_store_config(store.config)
         for ref in features or []:
             parse_ref(ref)  # InvalidFeatureReference (a ValueError) naming it
-        request: Any = (
-            store.get_feature_service(feature_service, allow_cache=True)
-            if feature_service is not None
-            else list(features or [])
+        self._store = store
+        self._request: Any = (
+            feature_service if feature_service is not None else list(features or [])
         )
-        self._plan, _context = plan_read(store.registry, store.project, request)
         self._enforce_ttl = enforce_ttl
         self._clock = clock
-        self.join_keys = self._plan.join_keys
-        self.feature_names = self._plan.feature_names
+        plan = self._plan()  # unsupported or unknown: raises here
+        self.join_keys = plan.join_keys
+        self.feature_names = plan.feature_names
         online = provider(store).online_store
         self._client = redis_client(online, store.config.online_store)
+
+    def _plan(self) -> ReadPlan:
+        store = self._store
+        return cached_plan(store.config, store.registry, store.project, self._request)
 
     @property
     def views(self) -> list[tuple[str, tuple[str, ...], float | None]]:
         """``(output view name, output columns, ttl seconds or None)`` per view."""
-        return [(p.name, p.outputs, p.ttl_s) for p in self._plan.views]
+        return [(p.name, p.outputs, p.ttl_s) for p in self._plan().views]
 
     def read_views(
         self, columns: Mapping[str, Sequence[Any]], *, now_s: float | None = None
     ) -> list[ViewRead]:
         """Decoded ``ViewRead`` per view for entity columns (freshness applied)."""
-        return self._plan.read(
+        return self._plan().read(
             self._client,
             columns,
             now_s=self._clock() if now_s is None else now_s,
@@ -334,46 +519,28 @@ class FastOnlineReader:
         now: datetime | None = None,
         include_status: bool = False,
     ) -> dict[str, list[Any]]:
-        """Feature values for ``entity_rows``; join key columns come first.
+        """Feature values for ``entity_rows`` (``to_dict()`` of the plugin's
+        response). With ``include_status`` a ``"__status__"`` entry maps each
+        feature column to its per-row status names (``ViewRead.statuses``)."""
+        from feature_platform.online_store.response import PlatformOnlineResponse
 
-        With ``include_status`` a ``"__status__"`` entry maps each feature
-        column to per-row status names (PRESENT, NULL_VALUE, NOT_FOUND,
-        OUTSIDE_MAX_AGE).
-        """
         if not entity_rows:
             raise ValueError("entity_rows is empty")
-        columns: dict[str, list[Any]] = {}
-        for key in self.join_keys:
-            try:
-                columns[key] = [row[key] for row in entity_rows]
-            except KeyError as exc:
-                raise ValueError(f"entity row lacks join key {key!r}") from exc
-        now_s = ensure_utc(now, "now").timestamp() if now is not None else None
-        reads = self.read_views(columns, now_s=now_s)
-
-        result: dict[str, list[Any]] = {}
-        # Like Feast: every entity column passed comes back, served keys first.
-        entity_columns = dict.fromkeys(self.join_keys)
-        for row in entity_rows:
-            entity_columns.update(dict.fromkeys(row))
-        for key in entity_columns:
-            result[key] = [row.get(key) for row in entity_rows]
-        statuses: dict[str, list[str]] = {}
-        for view in reads:
-            for name, column in zip(view.plan.outputs, view.values, strict=True):
-                result[name] = column
-                statuses[name] = [
-                    STATUS_NOT_FOUND
-                    if stamp is None
-                    else STATUS_OUTSIDE_MAX_AGE
-                    if stale
-                    else STATUS_NULL_VALUE
-                    if value is None
-                    else STATUS_PRESENT
-                    for value, stamp, stale in zip(
-                        column, view.stamps, view.stale, strict=True
-                    )
-                ]
+        plan = self._plan()
+        for key in plan.join_keys:
+            if any(key not in row for row in entity_rows):
+                raise ValueError(f"entity row lacks join key {key!r}")
+        try:
+            columns = plan.entity_columns(list(entity_rows))
+        except UnsupportedRead as exc:
+            raise ValueError(f"entity rows the fast reader cannot read: {exc}") from exc
+        now_s = ensure_utc(now, "now").timestamp() if now is not None else self._clock()
+        reads = plan.read(
+            self._client, columns, now_s=now_s, enforce_ttl=self._enforce_ttl
+        )
+        result = PlatformOnlineResponse(plan, columns, reads).to_dict()
         if include_status:
-            result["__status__"] = statuses  # type: ignore[assignment,unused-ignore]
+            result["__status__"] = {  # type: ignore[assignment]
+                name: view.statuses for view in reads for name in view.plan.outputs
+            }
         return result

@@ -33,22 +33,22 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig
-from feast.online_response import TIMESTAMP_POSTFIX, OnlineResponse
+from feast.online_response import OnlineResponse
 
 from feature_platform.errors import OnlineStoreUnavailable
+from feature_platform.feast_compat import FailFastRedisClient
 from feature_platform.online_store.reader import (
-    ReadPlan,
     UnsupportedRead,
-    ViewRead,
+    cached_plan,
     check_store_config,
-    plan_read,
 )
+from feature_platform.online_store.response import PlatformOnlineResponse
 
 __all__ = [
     "PlatformOnlineResponse",
@@ -60,7 +60,6 @@ __all__ = [
 
 REDIS_TYPE = "feature_platform.online_store.PlatformRedisOnlineStore"
 SQLITE_TYPE = "feature_platform.online_store.PlatformSqliteOnlineStore"
-_MAX_PLANS = 256
 
 
 class PlatformRedisOnlineStoreConfig(RedisOnlineStoreConfig):
@@ -96,14 +95,14 @@ def _enforcing(config: Any) -> bool:
 class _FreshReads:
     """Freshness over Feast's own read paths (mixed into an online store)."""
 
-    _fast = False  # a store with a fast read path sets it and has _fast_read
+    _fast = False  # a store with a fast read path sets it and has fast_read
 
     @contextlib.contextmanager
     def _reading(self, config: Any) -> Iterator[None]:
         """Around every read; the Redis store fails fast through it."""
         yield
 
-    def _fast_read(  # type: ignore[no-untyped-def]
+    def fast_read(  # type: ignore[no-untyped-def]
         self, config, features, entity_rows, registry, project, full_feature_names
     ):
         raise UnsupportedRead("no fast read path")
@@ -119,12 +118,12 @@ class _FreshReads:
         include_feature_view_version_metadata=False,
     ):
         request = (config, features, entity_rows, registry, project)
+        if self._fast and not include_feature_view_version_metadata:
+            try:
+                return self.fast_read(*request, full_feature_names)
+            except UnsupportedRead:
+                pass
         with self._reading(config):
-            if self._fast and not include_feature_view_version_metadata:
-                try:
-                    return self._fast_read(*request, full_feature_names)
-                except UnsupportedRead:
-                    pass
             response = super().get_online_features(  # type: ignore[misc]
                 *request, full_feature_names, include_feature_view_version_metadata
             )
@@ -143,16 +142,16 @@ class _FreshReads:
         include_feature_view_version_metadata=False,
     ):
         request = (config, features, entity_rows, registry, project)
+        if self._fast and not include_feature_view_version_metadata:
+            try:
+                # One short blocking round trip on a pooled connection, off
+                # the event loop.
+                return await asyncio.to_thread(
+                    self.fast_read, *request, full_feature_names
+                )
+            except UnsupportedRead:
+                pass
         with self._reading(config):
-            if self._fast and not include_feature_view_version_metadata:
-                try:
-                    # One short blocking round trip on a pooled connection, off
-                    # the event loop.
-                    return await asyncio.to_thread(
-                        self._fast_read, *request, full_feature_names
-                    )
-                except UnsupportedRead:
-                    pass
             response = await super().get_online_features_async(  # type: ignore[misc]
                 *request, full_feature_names, include_feature_view_version_metadata
             )
@@ -254,7 +253,9 @@ class _FreshReads:
             context = online_request_context(
                 registry, project, features, full_feature_names
             )
-            ttls = column_ttls(context[5], full_feature_names=full_feature_names)
+            ttls = column_ttls(
+                context.grouped_refs, full_feature_names=full_feature_names
+            )
             enforce_on_response(response, ttls)
         return response
 
@@ -327,180 +328,14 @@ class _Breaker:
                 self._open_until = 0.0
 
 
-class PlatformOnlineResponse(OnlineResponse):
-    """An ``OnlineResponse`` built from decoded columns; its proto on demand.
-
-    ``to_dict()`` (and ``to_df``/``to_arrow``, which use it) returns the decoded
-    columns (the same values Feast's proto conversion gives); ``proto`` is
-    assembled the first time it is read (``feast serve`` encodes it), after
-    which every method reads the proto, as Feast's own response does.
-    """
-
-    def __init__(
-        self,
-        entity_columns: dict[str, list[Any]],
-        entity_types: Mapping[str, Any],
-        reads: list[ViewRead],
-        feature_types: dict[str, Any],
-    ) -> None:
-        self._entity_columns = entity_columns
-        self._entity_types = entity_types
-        self._reads = reads
-        self._feature_types = feature_types
-        self._proto: Any = None
-
-    @property  # type: ignore[override]
-    def proto(self) -> Any:
-        if self._proto is None:
-            self._proto = self._build_proto()
-        return self._proto
-
-    @proto.setter
-    def proto(self, value: Any) -> None:
-        self._proto = value
-
-    def _build_proto(self) -> Any:
-        from feast.protos.feast.serving.ServingService_pb2 import (
-            FieldStatus,
-            GetOnlineFeaturesResponse,
-        )
-        from feast.protos.feast.types.Value_pb2 import Value
-        from feast.type_map import python_values_to_proto_values
-        from google.protobuf.timestamp_pb2 import Timestamp
-
-        vector = GetOnlineFeaturesResponse.FeatureVector
-        response = GetOnlineFeaturesResponse(results=[])
-        names = response.metadata.feature_names.val
-        empty_ts = Timestamp()
-        for key, values in self._entity_columns.items():
-            n = len(values)
-            names.append(key)
-            response.results.append(
-                vector(
-                    values=python_values_to_proto_values(
-                        values, self._entity_types[key]
-                    ),
-                    statuses=[FieldStatus.PRESENT] * n,
-                    event_timestamps=[empty_ts] * n,
-                )
-            )
-        for view in self._reads:
-            stamps = [
-                Timestamp(seconds=s[0], nanos=s[1]) if s else empty_ts
-                for s in view.stamps
-            ]
-            for j, name in enumerate(view.plan.outputs):
-                names.append(name)
-                values = [
-                    Value() if stale or reply[j] is None else Value.FromString(reply[j])
-                    for reply, stale in zip(view.raw, view.stale, strict=True)
-                ]
-                statuses = [
-                    FieldStatus.OUTSIDE_MAX_AGE if stale else FieldStatus.PRESENT
-                    for stale in view.stale
-                ]
-                response.results.append(
-                    vector(values=values, statuses=statuses, event_timestamps=stamps)
-                )
-        return response
-
-    def to_dict(self, include_event_timestamps: bool = False) -> dict[str, Any]:
-        if self._proto is not None:  # read (and maybe changed) as a proto
-            return super().to_dict(include_event_timestamps)
-        out: dict[str, Any] = {}
-        for key, values in self._entity_columns.items():
-            out[key] = list(values)
-            if include_event_timestamps:
-                out[key + TIMESTAMP_POSTFIX] = [0] * len(values)
-        for view in self._reads:
-            seconds = [s[0] if s else 0 for s in view.stamps]
-            for name, column in zip(view.plan.outputs, view.values, strict=True):
-                out[name] = list(column)
-                if include_event_timestamps:
-                    out[name + TIMESTAMP_POSTFIX] = list(seconds)
-        return out
-
-
-def _entity_columns(
-    entity_rows: Any, join_keys: Any, entity_types: Mapping[str, Any]
-) -> dict[str, list[Any]]:
-    """Entity rows (list of dicts or columns) as native columns of join keys.
-
-    Only what the fast path can encode exactly as Feast would: native ints for
-    integer keys, ``str`` for string keys. Anything else (protos, entity names,
-    other types) raises ``UnsupportedRead`` and Feast's path answers it.
-    """
-    import numbers
-
-    from feast.value_type import ValueType
-
-    if isinstance(entity_rows, list):
-        if not entity_rows:
-            raise UnsupportedRead("no entity rows")
-        keys = list(entity_rows[0])
-        try:
-            columns = {k: [row[k] for row in entity_rows] for k in keys}
-        except KeyError as exc:
-            raise UnsupportedRead("ragged entity rows") from exc
-        if any(len(row) != len(keys) for row in entity_rows):
-            raise UnsupportedRead("ragged entity rows")
-    elif isinstance(entity_rows, Mapping):
-        columns = {}
-        for k, v in entity_rows.items():
-            if not isinstance(v, Sequence) or isinstance(v, str | bytes):
-                raise UnsupportedRead(f"entity column {k!r} is not a list")
-            columns[k] = list(v)
-    else:
-        raise UnsupportedRead("entity rows of an unknown shape")
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) != 1 or 0 in lengths:
-        raise UnsupportedRead("entity columns of different or zero lengths")
-    out: dict[str, list[Any]] = {}
-    for key, values in columns.items():
-        if key not in join_keys:
-            continue  # Feast skips keys that are not join keys
-        vtype = entity_types.get(key)
-        if vtype in (ValueType.INT64, ValueType.INT32):
-            if not all(
-                isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                for v in values
-            ):
-                raise UnsupportedRead(f"{key}: not all integers")
-            out[key] = [int(v) for v in values]
-        elif vtype == ValueType.STRING:
-            if not all(isinstance(v, str) for v in values):
-                raise UnsupportedRead(f"{key}: not all strings")
-            out[key] = values
-        else:
-            raise UnsupportedRead(f"{key}: entity type {vtype}")
-    return out
-
-
-class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
+class PlatformRedisOnlineStore(_FreshReads, FailFastRedisClient, RedisOnlineStore):
     """Feast's Redis online store with the platform's fast, fresh reads and writes."""
 
     _fast = True
     _breaker: _Breaker | None = None
 
     # ------------------------------------------------------- failing fast
-
-    def _get_client(self, online_store_config: Any) -> Any:  # type: ignore[override]
-        """Feast's client, made to fail fast: connect/read timeouts (unless the
-        connection string sets them) and no blind retries (redis-py retries a
-        refused connection with backoff for seconds by default)."""
-        fresh = self._client is None
-        client = super()._get_client(online_store_config)
-        if fresh:
-            from feature_platform.feast_compat import fail_fast_redis
-
-            fail_fast_redis(
-                client,
-                connect_timeout_s=getattr(
-                    online_store_config, "connect_timeout_s", 0.25
-                ),
-                read_timeout_s=getattr(online_store_config, "read_timeout_s", 2.0),
-            )
-        return client
+    # (the client's timeouts and no blind retries: feast_compat.FailFastRedisClient)
 
     @contextlib.contextmanager
     def _reading(self, config: Any) -> Iterator[None]:
@@ -531,81 +366,43 @@ class PlatformRedisOnlineStore(_FreshReads, RedisOnlineStore):
         with self._reading(config):
             self._get_client(config.online_store).ping()
 
-    _plans: dict[tuple[Any, ...], tuple[Any, Any, Any]] | None = None
-
     # ----------------------------------------------------------------- reads
 
-    def _plan(
-        self, config: Any, registry: Any, project: str, features: Any, full: bool
-    ) -> tuple[ReadPlan, tuple[Any, ...], dict[str, Any]]:
-        """The read plan of a request, kept while the registry snapshot it was
-        made from is current (same snapshot, cache not expired). Keyed per
-        registry: Feast keeps one process-wide resolution cache that stores with
-        other registries (a second FeatureStore) keep clearing.
-        """
-        from feature_platform.feast_compat import (
-            online_request_context,
-            registry_snapshot_stamp,
-            version_registry_snapshots,
-        )
-
-        name = getattr(features, "name", None)
-        wanted = ("__fs__", name) if name is not None else tuple(features)
-        key = (id(registry), project, wanted, full)
-        plans = self._plans
-        if plans is None:
-            plans = self._plans = {}
-        hit = plans.get(key)
-        stamp = registry_snapshot_stamp(registry)
-        if (
-            hit is not None
-            and hit[0] is registry
-            and stamp is not None
-            and hit[1] == stamp
-            and registry.is_cache_valid()
-        ):
-            cached_context, cached_plan, cached_types = hit[2]
-            if cached_plan is None:
-                raise UnsupportedRead("planned before: not covered")
-            return cached_plan, cached_context, cached_types
-        if len(plans) >= _MAX_PLANS:
-            plans.clear()
-        version_registry_snapshots(registry)
-        context = online_request_context(registry, project, features, full)
-        feature_types = self._build_feature_types(context[5])
-        plan: ReadPlan | None = None
-        try:
-            check_store_config(config)
-            plan = plan_read(registry, project, features, full_feature_names=full)[0]
-        finally:  # planned (or found not coverable) for this snapshot
-            entry = (context, plan, feature_types)
-            plans[key] = (registry, registry_snapshot_stamp(registry), entry)
-        return plan, context, feature_types
-
-    def _fast_read(
+    def fast_read(
         self,
         config: Any,
         features: Any,
         entity_rows: Any,
         registry: Any,
         project: str,
-        full_feature_names: bool,
+        full_feature_names: bool = False,
+        *,
+        now_s: float | None = None,
+        enforce_ttl: bool | None = None,
     ) -> PlatformOnlineResponse:
+        """The read on the fast path (``reader``), through the circuit breaker.
+
+        ``features``: a ``FeatureService``, its name or ``view:feature``
+        references; ``entity_rows``: row dicts or columns. Raises
+        ``UnsupportedRead`` for what only Feast's path serves. Freshness is
+        judged at ``now_s`` (default ``freshness.now_seconds()``), enforced
+        unless ``enforce_ttl`` (default the config's) is off.
+        """
         from feature_platform.feast_compat import redis_client
         from feature_platform.freshness import now_seconds
 
-        plan, context, feature_types = self._plan(
-            config, registry, project, features, full_feature_names
+        plan = cached_plan(
+            config, registry, project, features, full_feature_names=full_feature_names
         )
-        entity_types, join_keys = context[3], context[4]
-        columns = _entity_columns(entity_rows, join_keys, entity_types)
-        reads = plan.read(
-            redis_client(self, config.online_store),
-            columns,
-            now_s=now_seconds(),
-            enforce_ttl=_enforcing(config),
-        )
-        return PlatformOnlineResponse(columns, entity_types, reads, feature_types)
+        columns = plan.entity_columns(entity_rows)
+        with self._reading(config):
+            reads = plan.read(
+                redis_client(self, config.online_store),
+                columns,
+                now_s=now_seconds() if now_s is None else now_s,
+                enforce_ttl=_enforcing(config) if enforce_ttl is None else enforce_ttl,
+            )
+        return PlatformOnlineResponse(plan, columns, reads)
 
     # ---------------------------------------------------------------- writes
 

@@ -133,14 +133,13 @@ def build_app(
     _health_with_online_store(app, store)
 
     async def feast_error(request: Request, exc: Exception) -> JSONResponse:
+        # Feast's own error body (what `feast serve` answers): Feast's remote
+        # client raises the same typed error from it.
         assert isinstance(exc, FeastError)
         status = exc.http_status_code()
         if status >= 500:
             log.error("feast error on %s: %s", request.url.path, exc)
-        return JSONResponse(
-            status_code=status,
-            content={"error": type(exc).__name__, "detail": str(exc)},
-        )
+        return JSONResponse(status_code=status, content=exc.to_error_detail())
 
     async def invalid_body(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -205,6 +204,7 @@ def build_app(
     metrics = mount_metrics(app, multiprocess=current.server_workers > 1)
     if fast is not None:
         fast.observe = metrics.observe_view
+        fast.on_fallback = metrics.observe_fallback
     return app
 
 
@@ -224,11 +224,9 @@ def _health_with_online_store(app: FastAPI, store: FeatureStore) -> None:
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
 
-    from feature_platform.feast_compat import provider
+    from feature_platform.feast_compat import provider, remove_feast_route
 
-    app.router.routes = [
-        r for r in app.router.routes if getattr(r, "path", None) != "/health"
-    ]
+    remove_feast_route(app, "/health")
 
     def check() -> tuple[int, dict[str, str]]:
         try:

@@ -45,12 +45,11 @@ _INT_BITS = {"int32": 32, "int64": 64}
 
 
 def _kind(dtype: Any) -> str:
-    """``int``/``float``/``string``/``bool``/``timestamp``, or ``any`` (unchecked)."""
-    try:
-        value_type = dtype.to_value_type() if hasattr(dtype, "to_value_type") else dtype
-        return _KINDS.get(value_type.name, "any")
-    except Exception:  # noqa: BLE001 - exotic types are not checked
-        return "any"
+    """``int``/``float``/``string``/``bool``/``timestamp`` for a Feast type
+    (``feast.types`` or a ``ValueType``), ``any`` for the types whose JSON
+    values the guard leaves to Feast (lists, bytes, maps, ...)."""
+    value_type = dtype.to_value_type() if hasattr(dtype, "to_value_type") else dtype
+    return _KINDS.get(value_type.name, "any")
 
 
 @dataclass(frozen=True)

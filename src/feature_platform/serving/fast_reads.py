@@ -1,18 +1,19 @@
-"""``/get-online-features`` answered from the online store plugin's reader.
+"""``/get-online-features`` answered by the online store plugin's read.
 
-Same JSON as Feast's endpoint (the plugin's freshness rule included), without
-Feast's per-request registry lookups, proto assembly and thread hops.
+The same read as ``FeatureStore.get_online_features`` on the platform's
+profiles (``PlatformRedisOnlineStore.fast_read``: the one plan cache, the
+circuit breaker, the ttl rule) rendered as Feast's JSON
+(``online_store.response.json_body``), in the worker-thread hop of the
+request's validation: without Feast's endpoint's per-request registry lookups,
+proto assembly and thread hops.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from feature_platform.feature_refs import view_of
@@ -21,52 +22,29 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 
+from feature_platform.errors import is_unavailable
 from feature_platform.serving.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
-# ------------------------------------------------------------------ fast reads
-
-_EPOCH = "1970-01-01T00:00:00Z"
-_MAX_READERS = 256  # cached readers (feature services + distinct feature lists)
-
-
-def _timestamp_json(seconds: int, nanos: int) -> str:
-    """A Timestamp as Feast's server writes it (RFC 3339, adaptive fraction)."""
-    if seconds == 0 and nanos == 0:
-        return _EPOCH
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if nanos == 0:
-        return base + "Z"
-    if nanos % 1_000_000 == 0:
-        return f"{base}.{nanos // 1_000_000:03d}Z"
-    if nanos % 1_000 == 0:
-        return f"{base}.{nanos // 1_000:06d}Z"
-    return f"{base}.{nanos:09d}Z"
-
-
-def _float_json(value: Any) -> Any:
-    """Non-finite floats as protobuf JSON strings (as Feast's server does)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        if math.isnan(value):
-            return "NaN"
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+# Why a read went to Feast's endpoint instead (the label of
+# fp_serving_fast_path_fallbacks_total):
+UNSUPPORTED = "unsupported"  # a read only Feast's path serves (planned)
+FEAST_ERROR = "feast_error"  # Feast rejects the request: its endpoint says why
+ERROR = "error"  # a fault of the fast path: a bug to fix (logged with its trace)
+FALLBACK_REASONS = (UNSUPPORTED, FEAST_ERROR, ERROR)
 
 
 class FastReads:
-    """``/get-online-features`` answered by ``FastOnlineReader`` on Redis.
+    """``/get-online-features`` answered by the online store plugin's fast read.
 
-    Same JSON as Feast's endpoint (``metadata.feature_names``, then per column
-    ``values``/``statuses``/``event_timestamps``; entity columns first in request
-    order, ``PRESENT`` for found and missing keys alike, as Feast reports them)
-    with the ttl rule applied (``OUTSIDE_MAX_AGE``, value ``null``, event time
-    kept). A reader per feature service / feature list is built once per
-    catalog snapshot. Anything it does not cover (another online store, auth,
-    on-demand views, views Feast would not serve now (disabled, materializing
-    without ``serve_features_while_materializing``), join key maps, full feature
-    names, version metadata, duplicate or colliding names) returns ``None``:
-    Feast's own path answers it.
+    Same JSON as Feast's endpoint, ttl rule included. What it does not cover
+    (another online store, on-demand views, views Feast would not serve now,
+    join key maps, full feature names, version metadata, duplicate or
+    colliding names) goes to Feast's endpoint: ``respond`` returns ``None``.
+    Every such fallback is counted (``on_fallback``, ``/metrics``) and logged
+    once per request shape and reason; a fault of the fast path is logged with
+    its traceback.
     """
 
     def __init__(
@@ -76,15 +54,17 @@ class FastReads:
         enforce_ttl: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        from feature_platform.feast_compat import provider
         from feature_platform.online_store.reader import (
             UnsupportedRead,
             check_store_config,
         )
 
         auth = getattr(store.config.auth_config, "type", "no_auth")
+        self._online = provider(store).online_store
         try:
             check_store_config(store.config)
-            self.supported = True
+            self.supported = hasattr(self._online, "fast_read")
         except UnsupportedRead:
             self.supported = False
         # On an authenticated profile the request guard enables it: the guard
@@ -93,102 +73,97 @@ class FastReads:
         self._store = store
         self._enforce_ttl = enforce_ttl
         self._clock = clock
-        self._catalog: Catalog | None = None
-        self._readers: dict[tuple[str, ...], Any] = {}
+        self._logged: set[tuple[str, Any]] = set()
         self._lock = threading.Lock()
         # Called with each view read it serves (``serving.metrics`` counts rows
-        # and nulls); set by ``build_app``.
+        # and nulls) and with the reason of each fallback; set by ``build_app``.
         self.observe: Callable[[Any], None] | None = None
-
-    def _reader(self, payload: dict[str, Any], catalog: Catalog) -> Any | None:
-        from feature_platform.online_store.reader import FastOnlineReader
-
-        service = payload.get("feature_service")
-        features = payload.get("features") or []
-        key = ("service", service) if service is not None else tuple(features)
-        with self._lock:
-            if catalog is not self._catalog:
-                self._readers = {}
-                self._catalog = catalog
-            if key in self._readers:
-                return self._readers[key]
-        projections = catalog.services.get(service, []) if service is not None else []
-        if service is not None:
-            views = [v for v, _f, _m in projections]
-        else:
-            views = [view_of(ref) for ref in features]
-        reader = None
-        plain = all(
-            v in catalog.views
-            and not catalog.views[v].on_demand
-            and catalog.views[v].servable
-            for v in views
-        ) and not any(key_map for _v, _f, key_map in projections)  # join key maps
-        if plain and len(set(features)) == len(features):
-            try:
-                reader = FastOnlineReader(
-                    self._store,
-                    feature_service=service,
-                    features=None if service is not None else features,
-                    enforce_ttl=self._enforce_ttl,
-                    clock=self._clock,
-                )
-            except Exception as exc:  # noqa: BLE001 - unsupported: Feast serves it
-                log.info("fast read path not used for %s: %s", key, exc)
-                reader = None
-            if reader is not None and len(set(reader.feature_names)) != len(
-                reader.feature_names
-            ):
-                reader = None  # name collisions: Feast reports them
-        with self._lock:
-            if catalog is self._catalog:
-                if len(self._readers) >= _MAX_READERS:  # many distinct lists
-                    self._readers.clear()
-                self._readers[key] = reader
-        return reader
+        self.on_fallback: Callable[[str], None] | None = None
 
     def respond(self, payload: dict[str, Any], catalog: Catalog) -> bytes | None:
         """The response body for a validated read, or ``None`` for Feast's path."""
-        if not self.enabled or payload.get("full_feature_names"):
+        from feast.errors import FeastError
+
+        from feature_platform.online_store.reader import UnsupportedRead
+
+        if not self.enabled:
             return None
-        if payload.get("include_feature_view_version_metadata"):
+        service = payload.get("feature_service")
+        features = payload.get("features") or []
+        request: Any = service if service is not None else features
+        shape = ("service", service) if service is not None else tuple(features)
+        try:
+            self._check_covered(payload, service, features, catalog)
+            store = self._store
+            response = self._online.fast_read(
+                store.config,
+                request,
+                payload["entities"],
+                store.registry,
+                store.project,
+                False,
+                now_s=self._clock(),
+                enforce_ttl=self._enforce_ttl,
+            )
+        except UnsupportedRead as exc:
+            self._fallback(UNSUPPORTED, shape, exc)
             return None
-        reader = self._reader(payload, catalog)
-        if reader is None:
+        except FeastError as exc:
+            self._fallback(FEAST_ERROR, shape, exc)
             return None
-        entities: dict[str, list[Any]] = payload["entities"]
-        n = len(next(iter(entities.values())))
-        names: list[str] = list(entities)
-        results: list[dict[str, Any]] = [
-            {
-                "values": values,
-                "statuses": ["PRESENT"] * n,
-                "event_timestamps": [_EPOCH] * n,
-            }
-            for values in entities.values()
-        ]
-        for view in reader.read_views(entities, now_s=self._clock()):
-            if self.observe is not None:
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise  # the online store is down: a 503, on any path
+            self._fallback(ERROR, shape, exc)
+            return None
+        if self.observe is not None:
+            for view in response.reads:
                 self.observe(view)
-            stamps = [_timestamp_json(*p) if p else _EPOCH for p in view.stamps]
-            for name, column in zip(view.plan.outputs, view.values, strict=True):
-                names.append(name)
-                results.append(
-                    {
-                        "values": [_float_json(v) for v in column],
-                        "statuses": [
-                            "OUTSIDE_MAX_AGE" if stale else "PRESENT"
-                            for stale in view.stale
-                        ],
-                        "event_timestamps": stamps,
-                    }
-                )
-        body = {"results": results, "metadata": {"feature_names": names}}
-        # Starlette's JSONResponse encoding, byte for byte.
-        return json.dumps(
-            body,
-            ensure_ascii=False,
-            allow_nan=False,
-            indent=None,
-            separators=(",", ":"),
-        ).encode("utf-8")
+        return response.to_json_bytes()
+
+    def _check_covered(
+        self,
+        payload: dict[str, Any],
+        service: str | None,
+        features: list[str],
+        catalog: Catalog,
+    ) -> None:
+        from feature_platform.online_store.reader import UnsupportedRead
+
+        if payload.get("full_feature_names"):
+            raise UnsupportedRead("full feature names")
+        if payload.get("include_feature_view_version_metadata"):
+            raise UnsupportedRead("feature view version metadata")
+        if service is not None:
+            views = [v for v, _f, _m in catalog.services.get(service, [])]
+        else:
+            if len(set(features)) != len(features):
+                raise UnsupportedRead("duplicate feature references")
+            views = [view_of(ref) for ref in features]
+        for name in views:
+            view = catalog.views.get(name)
+            if view is not None and not view.servable:
+                # Disabled, or materializing without
+                # serve_features_while_materializing: Feast answers its error.
+                raise UnsupportedRead(f"view {name!r} is not servable now")
+
+    def _fallback(self, reason: str, shape: Any, exc: BaseException) -> None:
+        if self.on_fallback is not None:
+            self.on_fallback(reason)
+        with self._lock:
+            first = (reason, shape) not in self._logged
+            if first:
+                if len(self._logged) > 1024:
+                    self._logged.clear()
+                self._logged.add((reason, shape))
+        if not first:
+            return
+        if reason == ERROR:
+            log.error(
+                "fast read path failed for %s; Feast's endpoint answers (logged "
+                "once, counted in fp_serving_fast_path_fallbacks_total)",
+                shape,
+                exc_info=exc,
+            )
+        else:
+            log.info("Feast's endpoint answers %s (%s): %s", shape, reason, exc)

@@ -15,7 +15,9 @@ What the monitor reads (``feature_platform.monitoring.traffic`` scrapes it):
   view's ttl) and the rows nulled by the ttl rule, counted on
   the platform's read path (``FastReads``) from the columns it already decoded:
   ``list.count(None)`` and ``sum(stale)`` run in C, one counter increment per
-  view and one per feature that had a null (nothing per value in Python).
+  view and one per feature that had a null (nothing per value in Python);
+* ``fp_serving_fast_path_fallbacks_total{reason}``: reads the fast path handed
+  to Feast's endpoint (``unsupported``, ``feast_error``, ``error``: a fault).
 
 Why not Feast's own ``feast serve --metrics`` (``feast.metrics``): it times
 Feast's endpoint only (the platform answers most reads before it) and counts
@@ -107,12 +109,23 @@ class ServingMetrics:
             ["feature_view"],
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            PREFIX + "fast_path_fallbacks_total",
+            "Reads the fast path handed to Feast's endpoint, by reason "
+            "(unsupported, feast_error, error: a fault of the fast path)",
+            ["reason"],
+            registry=self.registry,
+        )
         # Children cached by label values: ``labels()`` takes a lock per call.
-        self._children: dict[tuple[str, ...], Any] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
         self._views: dict[tuple[str, tuple[str, ...]], Any] = {}
+        from feature_platform.serving.fast_reads import FALLBACK_REASONS
+
+        for reason in FALLBACK_REASONS:  # every series from the start, at 0
+            self._child(self.fallbacks, reason)
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
+        key = (id(metric), *labels)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)
@@ -121,6 +134,10 @@ class ServingMetrics:
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         self._child(self.requests, endpoint, str(status)).inc()
         self._child(self.latency, endpoint).observe(seconds)
+
+    def observe_fallback(self, reason: str) -> None:
+        """Count one read the fast path handed to Feast's endpoint."""
+        self._child(self.fallbacks, reason).inc()
 
     def observe_view(self, view: ViewRead) -> None:
         """Count one view's served rows, null values and expired rows."""

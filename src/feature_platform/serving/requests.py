@@ -6,52 +6,36 @@ message}``) naming what was wrong; a correct request passes unchanged.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from feature_platform.errors import InvalidFeatureReference
+from feature_platform.errors import InvalidFeatureReference, NaiveTimestampError
 from feature_platform.feature_refs import parse_ref
-
-if TYPE_CHECKING:
-    pass
-
-
-from feature_platform.errors import NaiveTimestampError
 from feature_platform.serving.catalog import _INT_BITS, Catalog
 from feature_platform.serving.errors import RequestError, _bad, _not_found
 from feature_platform.utc import parse_utc
 
 log = logging.getLogger(__name__)
 
-_READ_FIELDS = {
-    "entities",
-    "feature_service",
-    "features",
-    "full_feature_names",
-    "include_feature_view_version_metadata",
-}
-_PUSH_FIELDS = {
-    "push_source_name",
-    "df",
-    "to",
-    "allow_registry_cache",
-    "transform_on_write",
-}
+# Feast's endpoint accepts ``to`` by these names (``PushMode``, lower case).
 _PUSH_MODES = ("online", "offline", "online_and_offline")
-# Fields that are not true/false flags.
-_NOT_FLAGS = {
-    "push_source_name",
-    "to",
-    "feature_service",
-    "feature_view_name",
-    "start_ts",
-    "end_ts",
-    "feature_views",
-    "version",
-}
+
+
+@functools.cache
+def _model_fields(model: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The fields of one of Feast's request models (``feast.feature_server``,
+    e.g. ``GetOnlineFeaturesRequest``) and which of them are true/false flags:
+    a body is checked against the very model Feast's endpoint parses it with."""
+    from feast import feature_server
+
+    fields = getattr(feature_server, model).model_fields
+    flags = frozenset(n for n, f in fields.items() if f.annotation is bool)
+    return frozenset(fields), flags
+
 
 # ------------------------------------------------------------------- validation
 
@@ -131,14 +115,13 @@ def _columns(
     return data, rows
 
 
-def _check_fields(payload: dict[str, Any], allowed: set[str]) -> None:
+def _check_fields(payload: dict[str, Any], model: str) -> None:
+    allowed, flags = _model_fields(model)
     unknown = sorted(set(payload) - allowed)
     if unknown:
         raise _bad(f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-    for flag in allowed - {"entities", "features", "feature_service", "df"}:
+    for flag in sorted(flags):
         value = payload.get(flag)
-        if flag in _NOT_FLAGS:
-            continue
         if value is not None and not isinstance(value, bool):
             raise _bad(f"{flag} must be true or false, got {json.dumps(value)}")
 
@@ -149,7 +132,7 @@ def check_read(
     """Validate a ``/get-online-features`` body; raise ``RequestError`` if bad."""
     if not isinstance(payload, dict):
         raise _bad("the request body must be a JSON object")
-    _check_fields(payload, _READ_FIELDS)
+    _check_fields(payload, "GetOnlineFeaturesRequest")
     service = payload.get("feature_service")
     features = payload.get("features")
     if service is not None and features:
@@ -269,7 +252,7 @@ def check_push(
     """Validate a ``/push`` body; raise ``RequestError`` if bad."""
     if not isinstance(payload, dict):
         raise _bad("the request body must be a JSON object")
-    _check_fields(payload, _PUSH_FIELDS)
+    _check_fields(payload, "PushFeaturesRequest")
     name = payload.get("push_source_name")
     if not isinstance(name, str) or not name:
         raise _bad("push_source_name is required (a string)")
@@ -340,21 +323,6 @@ def _check_rows(
 
 # ------------------------------------------------- admin endpoints (when open)
 
-_WRITE_FIELDS = {
-    "feature_view_name",
-    "df",
-    "allow_registry_cache",
-    "transform_on_write",
-}
-_MATERIALIZE_FIELDS = {
-    "start_ts",
-    "end_ts",
-    "feature_views",
-    "disable_event_timestamp",
-    "full_feature_names",
-    "version",
-}
-
 
 def _parse_utc_field(payload: dict[str, Any], field: str) -> datetime:
     value = payload.get(field)
@@ -390,10 +358,10 @@ def _check_view_names(
         )
 
 
-def _check_materialize_fields(payload: Any, allowed: set[str]) -> dict[str, Any]:
+def _check_materialize_fields(payload: Any, model: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise _bad("the request body must be a JSON object")
-    _check_fields(payload, allowed)
+    _check_fields(payload, model)
     if payload.get("version") is not None:
         raise _bad("version is not supported: materialize the current version")
     return payload
@@ -403,7 +371,7 @@ def check_materialize(
     payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
 ) -> None:
     """Validate a ``/materialize`` body (Feast answers bad timestamps with a 500)."""
-    body = _check_materialize_fields(payload, _MATERIALIZE_FIELDS)
+    body = _check_materialize_fields(payload, "MaterializeRequest")
     _check_view_names(body, catalog_for)
     if body.get("disable_event_timestamp"):
         # Feast would materialize everything from 1970 to now in the request.
@@ -424,9 +392,7 @@ def check_materialize_incremental(
     payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
 ) -> None:
     """Validate a ``/materialize-incremental`` body."""
-    body = _check_materialize_fields(
-        payload, {"end_ts", "feature_views", "full_feature_names", "version"}
-    )
+    body = _check_materialize_fields(payload, "MaterializeIncrementalRequest")
     _check_view_names(body, catalog_for)
     _parse_utc_field(body, "end_ts")
 
@@ -438,7 +404,7 @@ def check_write(
     columns (Feast answers a malformed df with a 500)."""
     if not isinstance(payload, dict):
         raise _bad("the request body must be a JSON object")
-    _check_fields(payload, _WRITE_FIELDS)
+    _check_fields(payload, "WriteToFeatureStoreRequest")
     name = payload.get("feature_view_name")
     if not isinstance(name, str) or not name:
         raise _bad("feature_view_name is required (a string)")

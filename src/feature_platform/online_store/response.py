@@ -1,0 +1,183 @@
+"""The responses of a fast read (``reader.ViewRead`` columns), in Feast's forms.
+
+One home for what a read looks like to its caller, from the same decoded
+columns and the one status rule (``ViewRead.statuses``):
+
+* ``PlatformOnlineResponse``: Feast's ``OnlineResponse`` (what
+  ``FeatureStore.get_online_features`` returns): ``to_dict()`` (and
+  ``to_df``/``to_arrow``, which use it) straight from the decoded columns; its
+  ``proto`` (what ``feast serve`` encodes) assembled only when asked for;
+* ``json_body``: the JSON of Feast's ``POST /get-online-features`` (what the
+  platform's HTTP server answers), byte for byte as Feast's server writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from feast.online_response import TIMESTAMP_POSTFIX, OnlineResponse
+
+from feature_platform.online_store.codec import STATUS_PRESENT
+from feature_platform.online_store.reader import ReadPlan, ViewRead
+
+__all__ = ["PlatformOnlineResponse", "json_body", "timestamp_json"]
+
+_EPOCH = "1970-01-01T00:00:00Z"
+
+
+class PlatformOnlineResponse(OnlineResponse):
+    """An ``OnlineResponse`` built from decoded columns; its proto on demand.
+
+    ``to_dict()`` returns the decoded columns (the same values Feast's proto
+    conversion gives); ``proto`` is assembled the first time it is read, after
+    which every method reads the proto, as Feast's own response does.
+    """
+
+    def __init__(
+        self,
+        plan: ReadPlan,
+        entity_columns: dict[str, list[Any]],
+        reads: list[ViewRead],
+    ) -> None:
+        self.plan = plan
+        self.entity_columns = entity_columns
+        self.reads = reads
+        self._feature_types = plan.feature_types
+        self._proto: Any = None
+
+    def to_json_bytes(self) -> bytes:
+        """Feast's ``/get-online-features`` JSON of this read (``json_body``)."""
+        return json_body(self.entity_columns, self.reads)
+
+    @property  # type: ignore[override]
+    def proto(self) -> Any:
+        if self._proto is None:
+            self._proto = self._build_proto()
+        return self._proto
+
+    @proto.setter
+    def proto(self, value: Any) -> None:
+        self._proto = value
+
+    def _build_proto(self) -> Any:
+        from feast.protos.feast.serving.ServingService_pb2 import (
+            FieldStatus,
+            GetOnlineFeaturesResponse,
+        )
+        from feast.protos.feast.types.Value_pb2 import Value
+        from feast.type_map import python_values_to_proto_values
+        from feast.value_type import ValueType
+        from google.protobuf.timestamp_pb2 import Timestamp
+
+        vector = GetOnlineFeaturesResponse.FeatureVector
+        response = GetOnlineFeaturesResponse(results=[])
+        names = response.metadata.feature_names.val
+        empty_ts = Timestamp()
+        entity_types = self.plan.entity_types
+        for key, values in self.entity_columns.items():
+            n = len(values)
+            names.append(key)
+            response.results.append(
+                vector(
+                    values=python_values_to_proto_values(
+                        values, entity_types.get(key, ValueType.UNKNOWN)
+                    ),
+                    statuses=[FieldStatus.PRESENT] * n,
+                    event_timestamps=[empty_ts] * n,
+                )
+            )
+        for view in self.reads:
+            stamps = [
+                Timestamp(seconds=s[0], nanos=s[1]) if s else empty_ts
+                for s in view.stamps
+            ]
+            statuses = [FieldStatus.Value(s) for s in view.statuses]
+            for j, name in enumerate(view.plan.outputs):
+                names.append(name)
+                values = [
+                    Value() if stale or reply[j] is None else Value.FromString(reply[j])
+                    for reply, stale in zip(view.raw, view.stale, strict=True)
+                ]
+                response.results.append(
+                    vector(values=values, statuses=statuses, event_timestamps=stamps)
+                )
+        return response
+
+    def to_dict(self, include_event_timestamps: bool = False) -> dict[str, Any]:
+        if self._proto is not None:  # read (and maybe changed) as a proto
+            return super().to_dict(include_event_timestamps)
+        out: dict[str, Any] = {}
+        for key, values in self.entity_columns.items():
+            out[key] = list(values)
+            if include_event_timestamps:
+                out[key + TIMESTAMP_POSTFIX] = [0] * len(values)
+        for view in self.reads:
+            seconds = [s[0] if s else 0 for s in view.stamps]
+            for name, column in zip(view.plan.outputs, view.values, strict=True):
+                out[name] = list(column)
+                if include_event_timestamps:
+                    out[name + TIMESTAMP_POSTFIX] = list(seconds)
+        return out
+
+
+def timestamp_json(seconds: int, nanos: int) -> str:
+    """A Timestamp as Feast's server writes it (RFC 3339, adaptive fraction)."""
+    if seconds == 0 and nanos == 0:
+        return _EPOCH
+    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if nanos == 0:
+        return base + "Z"
+    if nanos % 1_000_000 == 0:
+        return f"{base}.{nanos // 1_000_000:03d}Z"
+    if nanos % 1_000 == 0:
+        return f"{base}.{nanos // 1_000:06d}Z"
+    return f"{base}.{nanos:09d}Z"
+
+
+def _float_json(value: Any) -> Any:
+    """Non-finite floats as protobuf JSON strings (as Feast's server does)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return "NaN"
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def json_body(entity_columns: dict[str, list[Any]], reads: list[ViewRead]) -> bytes:
+    """The body of Feast's ``/get-online-features`` answer for a read.
+
+    ``metadata.feature_names``, then per column ``values``/``statuses``/
+    ``event_timestamps``; entity columns first in request order, the statuses
+    of ``ViewRead.statuses`` (a stale value ``null`` with its event time kept),
+    encoded as Starlette's ``JSONResponse`` encodes Feast's answer.
+    """
+    names: list[str] = list(entity_columns)
+    results: list[dict[str, Any]] = []
+    for values in entity_columns.values():
+        n = len(values)
+        results.append(
+            {
+                "values": values,
+                "statuses": [STATUS_PRESENT] * n,
+                "event_timestamps": [_EPOCH] * n,
+            }
+        )
+    for view in reads:
+        stamps = [timestamp_json(*p) if p else _EPOCH for p in view.stamps]
+        statuses = view.statuses
+        for name, column in zip(view.plan.outputs, view.values, strict=True):
+            names.append(name)
+            results.append(
+                {
+                    "values": [_float_json(v) for v in column],
+                    "statuses": statuses,
+                    "event_timestamps": stamps,
+                }
+            )
+    body = {"results": results, "metadata": {"feature_names": names}}
+    return json.dumps(
+        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
