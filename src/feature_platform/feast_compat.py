@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
 __all__ = [
+    "AfterViewReads",
     "FailFastRedisClient",
     "RequestContext",
     "arrow_to_proto_rows",
@@ -159,6 +160,69 @@ def write_saved_dataset(
         "overwrite",
         allow_overwrite,
     )
+
+
+class AfterViewReads:
+    """Mixed in before a Feast online store: ``after_view_reads`` runs once
+    Feast's own read has filled the response with the stored views' values and
+    before Feast computes on-demand features from it.
+
+    Overrides Feast's per-view read hook ``OnlineStore._read_features_per_fv``
+    (and its async twin), whose call order in ``get_online_features`` is pinned
+    by ``tests/unit/test_feast_compat.py``.
+    """
+
+    def after_view_reads(
+        self, config: Any, grouped_refs: Any, proto: Any, full_feature_names: bool
+    ) -> None:
+        """Called with Feast's response proto (features filled, on-demand
+        features not yet computed)."""
+
+    def _read_features_per_fv(  # type: ignore[no-untyped-def]
+        self,
+        config,
+        grouped_refs,
+        join_key_values,
+        entity_name_to_join_key_map,
+        online_features_response,
+        full_feature_names,
+        include_feature_view_version_metadata,
+    ):
+        super()._read_features_per_fv(  # type: ignore[misc]
+            config,
+            grouped_refs,
+            join_key_values,
+            entity_name_to_join_key_map,
+            online_features_response,
+            full_feature_names,
+            include_feature_view_version_metadata,
+        )
+        self.after_view_reads(
+            config, grouped_refs, online_features_response, full_feature_names
+        )
+
+    async def _read_features_per_fv_async(  # type: ignore[no-untyped-def]
+        self,
+        config,
+        grouped_refs,
+        join_key_values,
+        entity_name_to_join_key_map,
+        online_features_response,
+        full_feature_names,
+        include_feature_view_version_metadata,
+    ):
+        await super()._read_features_per_fv_async(  # type: ignore[misc]
+            config,
+            grouped_refs,
+            join_key_values,
+            entity_name_to_join_key_map,
+            online_features_response,
+            full_feature_names,
+            include_feature_view_version_metadata,
+        )
+        self.after_view_reads(
+            config, grouped_refs, online_features_response, full_feature_names
+        )
 
 
 class RequestContext(NamedTuple):

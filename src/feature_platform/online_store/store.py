@@ -42,7 +42,7 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStor
 from feast.online_response import OnlineResponse
 
 from feature_platform.errors import OnlineStoreUnavailable
-from feature_platform.feast_compat import FailFastRedisClient
+from feature_platform.feast_compat import AfterViewReads, FailFastRedisClient
 from feature_platform.online_store.reader import (
     UnsupportedRead,
     cached_plan,
@@ -92,7 +92,7 @@ def _enforcing(config: Any) -> bool:
     return bool(getattr(config.online_store, "enforce_ttl", True))
 
 
-class _FreshReads:
+class _FreshReads(AfterViewReads):
     """Freshness over Feast's own read paths (mixed into an online store)."""
 
     _fast = False  # a store with a fast read path sets it and has fast_read
@@ -165,55 +165,10 @@ class _FreshReads:
     # back null but the on-demand outputs were computed from the stale values
     # (training, where the point-in-time join gives NULL past the ttl, saw
     # other numbers). Feast's Redis store reads every view in one pipeline
-    # here without ``online_read``, so the rule in ``online_read`` never runs
-    # on it. (A Feast method, pinned in tests/unit/test_feast_compat.py.)
-    def _read_features_per_fv(  # type: ignore[no-untyped-def]
-        self,
-        config,
-        grouped_refs,
-        join_key_values,
-        entity_name_to_join_key_map,
-        online_features_response,
-        full_feature_names,
-        include_feature_view_version_metadata,
-    ):
-        super()._read_features_per_fv(  # type: ignore[misc]
-            config,
-            grouped_refs,
-            join_key_values,
-            entity_name_to_join_key_map,
-            online_features_response,
-            full_feature_names,
-            include_feature_view_version_metadata,
-        )
-        self._fresh_read(
-            config, grouped_refs, online_features_response, full_feature_names
-        )
-
-    async def _read_features_per_fv_async(  # type: ignore[no-untyped-def]
-        self,
-        config,
-        grouped_refs,
-        join_key_values,
-        entity_name_to_join_key_map,
-        online_features_response,
-        full_feature_names,
-        include_feature_view_version_metadata,
-    ):
-        await super()._read_features_per_fv_async(  # type: ignore[misc]
-            config,
-            grouped_refs,
-            join_key_values,
-            entity_name_to_join_key_map,
-            online_features_response,
-            full_feature_names,
-            include_feature_view_version_metadata,
-        )
-        self._fresh_read(
-            config, grouped_refs, online_features_response, full_feature_names
-        )
-
-    def _fresh_read(
+    # without ``online_read``, so the rule in ``online_read`` never runs on it.
+    # Feast calls ``after_view_reads`` from its per-view read hook
+    # (``feast_compat.AfterViewReads``).
+    def after_view_reads(
         self, config: Any, grouped_refs: Any, proto: Any, full_feature_names: bool
     ) -> None:
         """The ttl rule on a response proto Feast is still filling."""
