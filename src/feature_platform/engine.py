@@ -10,8 +10,9 @@ makes ``feast materialize``, ``feast materialize-incremental``,
    the registry itself, inside the lock (``applies_materialization``), so a
    concurrent apply or materialization never loses an interval;
 2. **the validation gate**: every view's source rows for its window are
-   validated (Great Expectations suites, ``feature_platform.validation``) before
-   anything is written; if any view fails, nothing is written for any view and
+   validated (Great Expectations suites, ``feature_platform.validation``, one
+   streaming DuckDB pass over the window: flat memory) before anything is
+   written; if any view fails, nothing is written for any view and
    the error names each failed expectation. ``validate_sources: false`` in the
    engine config (or ``validate=False`` from the platform's API) skips it, and
    says so in the log at WARNING on every run;
@@ -71,7 +72,8 @@ class PlatformEngineConfig(FeastConfigBaseModel):
     batch_rows: int = 50_000
     """Rows per streamed batch (the writer's memory bound)."""
     duckdb_memory_limit: str = "384MB"
-    """DuckDB's memory limit for the latest-row query (spills beyond it)."""
+    """DuckDB's memory limit for the latest-row query (spills beyond it) and
+    the validation gate's pass."""
     write_batch_rows: int = 10_000
     """Rows per ``online_write_batch`` call on the generic path."""
 
@@ -113,6 +115,8 @@ def _gate(
     config: Any,
     offline_store: Any,
     tasks: Sequence[MaterializationTask],
+    *,
+    memory_limit: str | None = None,
 ) -> dict[str, Any]:
     """Validate every task's window; raise ``ValidationFailed`` on a failure."""
     from feature_platform.validation import format_failures, validate_view_window
@@ -128,6 +132,7 @@ def _gate(
             start=_utc(task.start_time),
             end=_utc(task.end_time),
             now=now,
+            memory_limit=memory_limit,
         )
         summary["sources"][view.name] = report
         summary["failures"] += [{"source": view.name, **f} for f in report["failures"]]
@@ -198,7 +203,12 @@ def materialize_tasks(
     with registry_lock(config, project=project):
         if gate:
             try:
-                _gate(config, offline_store, tasks)
+                _gate(
+                    config,
+                    offline_store,
+                    tasks,
+                    memory_limit=engine_config.duckdb_memory_limit,
+                )
             except ValidationFailed as exc:
                 log.error("%s", exc)
                 for job in jobs:
@@ -289,6 +299,8 @@ def _write_view(
 class PlatformEngine(ComputeEngine):
     """Feast ``ComputeEngine`` running ``materialize_tasks`` for Feast's callers."""
 
+    config_class: type[PlatformEngineConfig] = PlatformEngineConfig
+
     def __init__(
         self, *, repo_config: Any, offline_store: Any, online_store: Any, **options: Any
     ) -> None:
@@ -298,7 +310,7 @@ class PlatformEngine(ComputeEngine):
             online_store=online_store,
         )
         # The profile's batch_engine keys; a misspelt key is an error naming it.
-        self.engine_config = PlatformEngineConfig(**options)
+        self.engine_config = self.config_class(**options)
 
     @property
     def supports_batch(self) -> bool:
@@ -345,5 +357,11 @@ class PlatformEngine(ComputeEngine):
                 tasks,
                 validate=validate,
                 progress=progress,
+                writer=self.writer(),
             )
         )
+
+    def writer(self) -> Callable[[Any, datetime, datetime], int] | None:
+        """The write step (None: the streaming or generic path of ``_write_view``);
+        the scale profile's engine writes from Spark executors instead."""
+        return None

@@ -73,39 +73,19 @@ def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 
 def _engine_runner(store: FeatureStore) -> Callable[..., list[Any]]:
-    """Run tasks through the store's platform engine (or, on the scale profile,
-    the same steps around the Spark executors' write)."""
+    """Run tasks through the store's platform engine (``PlatformEngine``, or on
+    the scale profile its Spark form, ``PlatformSparkEngine``)."""
     from feature_platform import engine as platform_engine
-    from feature_platform.feast_compat import batch_engine, provider
+    from feature_platform.feast_compat import batch_engine
 
     engine = batch_engine(store)
-    if isinstance(engine, platform_engine.PlatformEngine):
-        return engine.materialize
-    from feature_platform import spark_materialize
-
-    if not spark_materialize.uses_spark_engine(store):
+    if not isinstance(engine, platform_engine.PlatformEngine):
         raise BadInput(
-            f"profile's batch_engine {type(engine).__name__} is not the platform's "
-            f"({platform_engine.ENGINE_TYPE}) or Spark; set batch_engine: type: "
-            f"{platform_engine.ENGINE_TYPE} in the profile"
+            f"profile's batch_engine {type(engine).__name__} is not the platform's; "
+            f"set batch_engine: type: {platform_engine.ENGINE_TYPE} (or, for Spark, "
+            "feature_platform.spark_materialize.PlatformSparkEngine) in the profile"
         )
-    prov = provider(store)
-
-    def run_on_spark(registry: Any, tasks: list[Any], **kwargs: Any) -> list[Any]:
-        return platform_engine.materialize_tasks(
-            platform_engine.PlatformEngineConfig(),
-            store.config,
-            prov.offline_store,
-            prov.online_store,
-            registry,
-            tasks,
-            writer=lambda view, start, end: spark_materialize.materialize_view_spark(
-                store, view, start, end
-            ),
-            **kwargs,
-        )
-
-    return run_on_spark
+    return engine.materialize
 
 
 def _run_tasks(

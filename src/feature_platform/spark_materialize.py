@@ -1,8 +1,13 @@
-"""Materialization on Spark executors (the scale profile's batch engine).
+"""Materialization on Spark executors: the scale profile's batch engine.
 
-When a profile configures Feast's Spark batch engine (``batch_engine: type:
-spark.engine``), ``feature_platform.materialize`` hands each view to this
-module instead of collecting the window on the driver:
+``batch_engine: type: feature_platform.spark_materialize.PlatformSparkEngine``
+(the ``scale`` profile) is the platform's engine (``feature_platform.engine``)
+with the write step moved to Spark, so ``feast materialize``,
+``FeatureStore.materialize*`` and the platform's own ``materialize_window`` get
+the same behaviour as on every other profile: the project's registry lock for
+the whole run, the validation gate before anything is written, each view's
+interval recorded inside the lock, and ``pii`` fields masked before any
+online write. The write step:
 
 * the Spark offline store's ``pull_latest_from_table_or_query`` builds the
   latest row per entity in the window as a Spark DataFrame (the same query and
@@ -11,34 +16,63 @@ module instead of collecting the window on the driver:
   writes its rows from the executor with the online store's own
   ``online_write_batch`` (Feast's key format and value encoding, one Redis
   Cluster client per partition), after the view's ``pii`` fields are masked
-  (``feature_platform.governance``), exactly like the driver-side path;
+  (``feature_platform.pii``), exactly like the driver-side path;
 * each partition returns how many rows it wrote, so the summary stays exact.
 
-This is Feast's ``SparkComputeEngine`` write step (``map_in_pandas``) with two
-changes the platform needs: pii masking before any online write, and row
-counts. ``feast materialize`` on the same profile runs Feast's own engine.
-Executors need the ``feature-platform`` package installed (it is in the image
-used for Spark jobs; ``local[N]`` uses this virtualenv).
+This is Feast's ``SparkComputeEngine`` write step (``map_in_pandas``) with what
+the platform needs around it. The Spark session is the offline store's
+(``offline_store.spark_conf``). Executors need the ``feature-platform``
+package installed (it is in the image used for Spark jobs; ``local[N]`` uses
+this virtualenv).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from feature_platform.engine import PlatformEngine, PlatformEngineConfig
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from feast import FeatureStore, FeatureView
+    from feast import FeatureView
 
-__all__ = ["materialize_view_spark", "uses_spark_engine"]
+__all__ = [
+    "PlatformSparkEngine",
+    "PlatformSparkEngineConfig",
+    "SPARK_ENGINE_TYPE",
+    "materialize_view_spark",
+]
+
+SPARK_ENGINE_TYPE = "feature_platform.spark_materialize.PlatformSparkEngine"
 
 
-def uses_spark_engine(store: FeatureStore) -> bool:
-    """True when the store's profile configures Feast's Spark batch engine."""
-    engine = store.config.batch_engine
-    return getattr(engine, "type", None) == "spark.engine"
+class PlatformSparkEngineConfig(PlatformEngineConfig):
+    """``batch_engine:`` keys of the scale profile's engine."""
+
+    # A narrower literal than the base class's: this engine's own type name.
+    type: Literal["feature_platform.spark_materialize.PlatformSparkEngine"] = (
+        "feature_platform.spark_materialize.PlatformSparkEngine"  # type: ignore[assignment]
+    )
+    partitions: int = 0
+    """Partitions of the latest-row frame written in parallel (0: Spark's)."""
+
+
+class PlatformSparkEngine(PlatformEngine):
+    """The platform's engine (lock, gate, intervals, pii) writing from Spark."""
+
+    config_class = PlatformSparkEngineConfig
+
+    def writer(self) -> Callable[[Any, datetime, datetime], int]:
+        partitions = int(getattr(self.engine_config, "partitions", 0) or 0)
+        return partial(
+            materialize_view_spark,
+            self.repo_config,
+            self.offline_store,
+            partitions=partitions,
+        )
 
 
 def _write_partition(
@@ -64,23 +98,26 @@ def _write_partition(
 
 
 def materialize_view_spark(
-    store: FeatureStore, view: FeatureView, start: datetime, end: datetime
+    config: Any,
+    offline_store: Any,
+    view: FeatureView,
+    start: datetime,
+    end: datetime,
+    *,
+    partitions: int = 0,
 ) -> int:
     """Write the latest row per entity of ``[start, end]`` from Spark executors."""
     from feast.infra.common.serde import SerializedArtifacts
     from pyspark.sql import functions as F
 
-    from feature_platform.offline import pull_latest
+    from feature_platform.offline import latest_rows_job
     from feature_platform.pii import pii_fields, pii_salt
 
-    job = pull_latest(store, view, start, end)
+    job = latest_rows_job(config, offline_store, view, start, end)
     frame = job.to_spark_df()  # type: ignore[attr-defined]  # SparkRetrievalJob
-    partitions = int(getattr(store.config.batch_engine, "partitions", 0) or 0)
     if partitions:
         frame = frame.repartition(partitions)
-    artifacts = SerializedArtifacts.serialize(
-        feature_view=view, repo_config=store.config
-    )
+    artifacts = SerializedArtifacts.serialize(feature_view=view, repo_config=config)
     # The salt is resolved here, on the driver, so executors need no secret env.
     salt = pii_salt() if pii_fields(view) else ""
     write = partial(_write_partition, artifacts, salt)

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from feature_platform.spark_materialize import SPARK_ENGINE_TYPE
 from tests.cluster import RedisCluster
-from tests.conftest import TEST_END
+from tests.conftest import TEST_END, make_repo
 from tests.reference import latest_offline_values, pit_join
 from tests.scale.conftest import PROFILES, WINDOW_START, ProfileRun
 
@@ -106,8 +107,10 @@ def test_scale_profile_resolves_spark_engine_and_redis_cluster(
     assert cfg.offline_store.type == "spark"
     assert conf["spark.master"] == "local[2]"  # profiles/scale.env default
     assert conf["spark.sql.session.timeZone"] == "UTC"
-    assert cfg.batch_engine.type == "spark.engine"
-    assert cfg.batch_engine.spark_conf == conf  # one session config for both
+    # The platform's engine (lock, gate, intervals, pii) writing from Spark; its
+    # session is the offline store's.
+    assert cfg.batch_engine.type == SPARK_ENGINE_TYPE
+    assert cfg.batch_engine.validate_sources is True
     assert cfg.batch_engine.partitions == 2
     assert cfg.online_store.redis_type == "redis_cluster"
     assert cfg.online_store.connection_string.startswith("127.0.0.1:7000,")
@@ -401,27 +404,29 @@ def test_rerunning_a_window_leaves_the_cluster_unchanged(
     assert dump() == before
 
 
-def test_feast_materialize_uses_the_spark_engine_of_the_profile(
+def test_feast_materialize_runs_the_platform_engine_on_spark(
     profile_runs: dict[str, ProfileRun],
     scale_repo: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``feast materialize`` on the scale profile (Feast's own SparkComputeEngine)
-    writes the same values as the platform's path.
-
-    Feast knows nothing of the platform's masking; ``pii`` fields still come out
-    masked because the sources are masked at ingestion.
-    """
+    """``feast materialize``'s code path (``FeatureStore.materialize``) on the
+    scale profile runs the platform's engine on Spark: the same values as the
+    platform's own path, and the interval recorded by the engine."""
     from feature_platform.definitions import apply_definitions
     from feature_platform.online import read_online
     from feature_platform.profiles import get_store
+    from feature_platform.spark_materialize import PlatformSparkEngine
 
     platform_store = profile_runs["scale"].store
     monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", f"{platform_store.project}_feast")
     store = get_store("scale", repo=scale_repo)
     apply_definitions(store)
-    assert type(store._get_provider().batch_engine).__name__ == "SparkComputeEngine"
+    assert isinstance(store._get_provider().batch_engine, PlatformSparkEngine)
     store.materialize(start_date=WINDOW_START, end_date=TEST_END)
+    store.refresh_registry()
+    for name in VIEWS:
+        intervals = store.get_feature_view(name).materialization_intervals
+        assert [(a, b) for a, b in intervals] == [(WINDOW_START, TEST_END)], name
 
     source = _source(scale_repo, "customer_stats")
     ids = sorted(int(i) for i in source["customer_id"].unique())
@@ -434,9 +439,44 @@ def test_feast_materialize_uses_the_spark_engine_of_the_profile(
         )
         for name, s in (("feast", store), ("platform", platform_store))
     }
-    # Sources are masked at ingestion, so even Feast's own engine serves the
-    # masked address: every column, email included, is the same.
+    # Every column, email included (masked by the engine), is the same.
     _assert_same(frames["feast"], frames["platform"], "feast/platform")
     present = frames["platform"]["email"].notna()
     assert present.sum() > 0
     assert not frames["feast"].loc[present, "email"].str.contains("@").any()
+
+
+def test_feast_materialize_on_scale_is_gated(
+    profile_runs: dict[str, ProfileRun],
+    tmp_path: Path,
+    redis_cluster: RedisCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A source breaking its suite stops ``FeatureStore.materialize`` on the
+    scale profile before any write, naming the expectation and the column; no
+    interval is recorded."""
+    from feature_platform.definitions import apply_definitions
+    from feature_platform.errors import ValidationFailed
+    from feature_platform.profiles import get_store
+
+    repo = make_repo(tmp_path / "repo")
+    path = repo / "data" / "driver_stats.parquet"
+    frame = pd.read_parquet(path)
+    recent = frame["event_timestamp"] >= pd.Timestamp(TEST_END - pd.Timedelta(hours=2))
+    frame.loc[recent, "acceptance_rate"] = 7.5  # outside [0, 1]
+    frame.to_parquet(path, index=False)
+    project = f"{profile_runs['scale'].store.project}_gated"
+    monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", project)
+    store = get_store("scale", repo=repo)
+    apply_definitions(store)
+    keys_before = sum(len(k) for k in _cluster_keys(redis_cluster).values())
+
+    with pytest.raises(ValidationFailed) as failed:
+        store.materialize(start_date=WINDOW_START, end_date=TEST_END)
+    message = str(failed.value)
+    assert "expect_column_values_to_be_between" in message
+    assert "acceptance_rate" in message and "7.5 at driver_id=" in message
+    assert sum(len(k) for k in _cluster_keys(redis_cluster).values()) == keys_before
+    store.refresh_registry()
+    for name in VIEWS:
+        assert store.get_feature_view(name).materialization_intervals == [], name
