@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from feature_platform.errors import BadInput, FutureWindowError
 from feature_platform.offline import online_views, pull_latest
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FutureWindowError",
+    "MaterializeSummary",
+    "ViewWrite",
     "catch_up_window",
     "materialize_incremental",
     "materialize_window",
@@ -55,6 +57,24 @@ log = logging.getLogger(__name__)
 _FUTURE_GRACE = timedelta(minutes=5)
 
 Progress = Callable[[str, int, int], None]
+
+
+class ViewWrite(TypedDict):
+    """One view's part of a materialization: rows written over ``[start, end]``."""
+
+    rows: int
+    start: str  # ISO-8601 UTC
+    end: str
+    skipped: NotRequired[str]  # why nothing was written (incremental runs)
+
+
+class MaterializeSummary(TypedDict):
+    """What a materialization returns: the CLI prints it, the DAG passes it by
+    XCom, the demo and recovery add it up."""
+
+    window: dict[str, str]  # start (absent for incremental), end, trigger (DAGs)
+    views: dict[str, ViewWrite]
+    rows_total: int
 
 
 def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -94,7 +114,7 @@ def _run_tasks(
     *,
     validate: bool | None,
     progress: Progress | None,
-) -> dict[str, Any]:
+) -> dict[str, ViewWrite]:
     from feast.infra.common.materialization_job import (
         MaterializationJobStatus,
         MaterializationTask,
@@ -113,7 +133,7 @@ def _run_tasks(
     jobs = _engine_runner(store)(
         store.registry, tasks, validate=validate, progress=progress
     )
-    views: dict[str, Any] = {}
+    views: dict[str, ViewWrite] = {}
     for job in jobs:
         if job.status() == MaterializationJobStatus.ERROR:
             error = job.error()
@@ -134,7 +154,7 @@ def materialize_window(
     views: Iterable[str] | None = None,
     progress: Progress | None = None,
     validate: bool | None = None,
-) -> dict[str, Any]:
+) -> MaterializeSummary:
     """Materialize ``[start, end]`` (UTC) for the online views; rows written per view.
 
     Runs the profile's batch engine: registry lock for the whole run, source
@@ -144,12 +164,12 @@ def materialize_window(
     """
     start, end = _check_window(start, end)
     windows = [(view, start, end) for view in online_views(store, views)]
-    result: dict[str, Any] = {
+    written = _run_tasks(store, windows, validate=validate, progress=progress)
+    return {
         "window": {"start": start.isoformat(), "end": end.isoformat()},
-        "views": _run_tasks(store, windows, validate=validate, progress=progress),
+        "views": written,
+        "rows_total": sum(v["rows"] for v in written.values()),
     }
-    result["rows_total"] = sum(v["rows"] for v in result["views"].values())
-    return result
 
 
 def materialize_incremental(
@@ -159,7 +179,7 @@ def materialize_incremental(
     views: Iterable[str] | None = None,
     progress: Progress | None = None,
     validate: bool | None = None,
-) -> dict[str, Any]:
+) -> MaterializeSummary:
     """Materialize each view from its watermark (or ``end - ttl``) up to ``end``.
 
     ``end`` defaults to now (UTC). A view already materialized up to ``end``
@@ -172,7 +192,11 @@ def materialize_incremental(
     end = ensure_utc(end, "end") if end is not None else utc_now()
     if end > utc_now() + _FUTURE_GRACE:
         _check_window(end - timedelta(seconds=1), end)  # raises FutureWindowError
-    result: dict[str, Any] = {"window": {"end": end.isoformat()}, "views": {}}
+    result: MaterializeSummary = {
+        "window": {"end": end.isoformat()},
+        "views": {},
+        "rows_total": 0,
+    }
     with registry_lock(store):
         store.refresh_registry()
         windows = []

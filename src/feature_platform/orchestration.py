@@ -27,7 +27,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feature_platform.errors import (
     BadInput,
@@ -40,6 +40,9 @@ from feature_platform.errors import (
 from feature_platform.profiles import require_applied
 from feature_platform.settings import settings
 from feature_platform.utc import ensure_utc, parse_utc
+
+if TYPE_CHECKING:
+    from feature_platform.materialize import MaterializeSummary
 
 __all__ = [
     "OWNER",
@@ -229,7 +232,7 @@ def run_materialization(
     end: datetime,
     *,
     views: Iterable[str] | None = None,
-) -> dict[str, Any]:
+) -> MaterializeSummary:
     """``materialize_window`` with a clear error when the online store is down.
 
     A failed write never advances the registry watermark (it is recorded after
