@@ -267,11 +267,23 @@ def _http(env: BenchEnv, sizes: Sizes, ids: list[int]) -> dict[str, Any]:
                         }
                     ),
                 }
-                for server, conn in conns.items():
+                for server in conns:
                     for label, body in bodies.items():
                         key = f"{server}_{label}"
                         t0 = time.perf_counter_ns()
-                        status = _post(conn, body.encode())
+                        try:
+                            status = _post(conns[server], body.encode())
+                        except OSError:
+                            # feast serve recycles its gunicorn workers (after
+                            # max_requests): the kept-alive connection closes.
+                            # Counted as an error, not timed; a new connection.
+                            conns[server].close()
+                            port = procs[server][1]
+                            conns[server] = http.client.HTTPConnection(
+                                "127.0.0.1", port, timeout=30
+                            )
+                            errors[key] = errors.get(key, 0) + 1
+                            continue
                         elapsed = (time.perf_counter_ns() - t0) / 1e6
                         errors[key] = errors.get(key, 0) + (status != 200)
                         if i >= 20:
