@@ -1,16 +1,13 @@
-"""Profiles resolve to valid RepoConfigs; naive timestamps are rejected."""
+"""Profiles resolve to valid RepoConfigs (paths, ${VAR} expansion, auth)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from feature_platform.errors import ConfigError, NaiveTimestampError
+from feature_platform.errors import ConfigError
 from feature_platform.profiles import load_repo_config, resolve_profile
-from feature_platform.utc import ensure_utc, ensure_utc_column, parse_utc
 
 
 def test_local_profile_is_embedded(sample_repo: Path) -> None:
@@ -147,42 +144,6 @@ def test_unknown_profile() -> None:
         resolve_profile("staging")
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("2026-01-02T03:04:05Z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
-        ("2026-01-02T05:04:05+02:00", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
-    ],
-)
-def test_parse_utc(value: str, expected: datetime) -> None:
-    assert parse_utc(value) == expected
-
-
-@pytest.mark.parametrize("bad", ["2026-01-02T03:04:05", datetime(2026, 1, 2)])
-def test_naive_timestamps_are_rejected(bad) -> None:
-    with pytest.raises(NaiveTimestampError, match="has no timezone"):
-        parse_utc(bad, "end")
-
-
-def test_ensure_utc_converts_offsets() -> None:
-    cet = timezone(timedelta(hours=1))
-    assert ensure_utc(datetime(2026, 1, 1, 1, tzinfo=cet)) == datetime(
-        2026, 1, 1, tzinfo=UTC
-    )
-
-
-def test_ensure_utc_column_names_the_column() -> None:
-    naive = pd.DataFrame({"event_timestamp": pd.to_datetime(["2026-01-01"])})
-    with pytest.raises(NaiveTimestampError, match="'event_timestamp' holds naive"):
-        ensure_utc_column(naive, "event_timestamp")
-    berlin = naive.assign(
-        event_timestamp=naive["event_timestamp"].dt.tz_localize("Europe/Berlin")
-    )
-    out = ensure_utc_column(berlin, "event_timestamp")
-    assert str(out["event_timestamp"].dt.tz) == "UTC"
-    assert out["event_timestamp"].iloc[0] == pd.Timestamp("2025-12-31T23:00Z")
-
-
 def test_registry_snapshots_are_versioned(applied_local_store) -> None:
     """Feast memoizes registry lists on (id(snapshot), version_id, project); every
     snapshot needs its own version_id or a reused address serves stale lists."""
@@ -198,37 +159,6 @@ def test_registry_snapshots_are_versioned(applied_local_store) -> None:
         "customer",
         "driver",
     }
-
-
-def test_every_setting_is_documented() -> None:
-    """docs/profiles.md lists every variable Settings reads (it cannot drift)."""
-    from feature_platform.settings import variables
-
-    page = (Path(__file__).resolve().parents[2] / "docs" / "profiles.md").read_text()
-    missing = [var for var in variables() if f"`{var}`" not in page]
-    assert missing == []
-
-
-@pytest.mark.parametrize(
-    ("var", "value", "message"),
-    [
-        ("FEATURE_PLATFORM_OFFLINE", "parquet", "'file', 'bigquery' or 'spark'"),
-        ("FEATURE_PLATFORM_LOCK_TIMEOUT", "-1", "greater than or equal to 0"),
-        ("FEATURE_PLATFORM_REGISTRY_LOCK", "maybe", "valid boolean"),
-        ("FP_SERVER_PORT", "http", "valid integer"),
-        ("FP_SERVER_PORT", "0", "greater than 0"),
-    ],
-)
-def test_bad_settings_name_the_variable(
-    var: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from feature_platform.errors import ConfigError
-    from feature_platform.settings import settings
-
-    monkeypatch.setenv(var, value)
-    with pytest.raises(ConfigError, match=var) as info:
-        settings()
-    assert message in str(info.value)
 
 
 def test_loading_a_profile_writes_no_environment_variable(sample_repo: Path) -> None:
