@@ -59,8 +59,8 @@ def _read(store, service: str, rows):
 
 def test_stored_features_take_the_fast_path(ready) -> None:
     from feature_platform.online_store.store import PlatformOnlineResponse
-    from feature_platform.serving.catalog import Catalog
     from feature_platform.serving.fast_reads import FastReads
+    from feature_platform.serving.snapshot import RegistrySnapshot
 
     store, ids = ready
     response = _read(store, "churn_prediction_service", [{"customer_id": ids[0]}])
@@ -71,7 +71,7 @@ def test_stored_features_take_the_fast_path(ready) -> None:
         "feature_service": "churn_prediction_service",
         "entities": {"customer_id": ids[:3]},
     }
-    assert reads.respond(body, Catalog.from_store(store)) is not None
+    assert reads.respond(body, RegistrySnapshot.from_store(store)) is not None
 
 
 @NOT_YET
@@ -87,8 +87,8 @@ def test_on_demand_features_take_the_fast_path_sdk(ready, batch: int) -> None:
 
 @NOT_YET
 def test_on_demand_features_take_the_fast_path_http(ready) -> None:
-    from feature_platform.serving.catalog import Catalog
     from feature_platform.serving.fast_reads import FastReads
+    from feature_platform.serving.snapshot import RegistrySnapshot
 
     store, ids = ready
     reads = FastReads(store)
@@ -96,4 +96,4 @@ def test_on_demand_features_take_the_fast_path_http(ready) -> None:
         "feature_service": "churn_prediction_service_v2",
         "entities": {"customer_id": ids[:3], "cart_value": [1.0, 2.0, 3.0]},
     }
-    assert reads.respond(body, Catalog.from_store(store)) is not None
+    assert reads.respond(body, RegistrySnapshot.from_store(store)) is not None

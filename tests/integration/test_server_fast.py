@@ -142,12 +142,12 @@ def test_fast_path_answers_exactly_like_feast(apps) -> None:
 
 def test_fast_path_is_used_for_redis_reads(apps) -> None:
     """FastReads answers service and list reads itself; full names go to Feast."""
-    from feature_platform.serving.catalog import Catalog
     from feature_platform.serving.fast_reads import FastReads
+    from feature_platform.serving.snapshot import RegistrySnapshot
 
     _fast, _feast, store, ids = apps
     reads = FastReads(store)
-    catalog = Catalog.from_store(store)
+    catalog = RegistrySnapshot.from_store(store)
     assert reads.enabled
     bodies = _bodies(ids)
     for body in bodies[:5]:

@@ -305,7 +305,7 @@ def test_request_kinds_of_feast_types() -> None:
     by name, and something that is no Feast type is an error, not unchecked."""
     from feast.types import Array, Bool, Bytes, Float32, Int64, String
 
-    from feature_platform.serving.catalog import _kind
+    from feature_platform.serving.snapshot import _kind
 
     assert [_kind(t) for t in (Int64, Float32, String, Bool)] == [
         "int64",

@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 
 from feature_platform.server import add_serve_arguments, serve
-from feature_platform.serving.catalog import Catalog
 from feature_platform.serving.errors import RequestError
 from feature_platform.serving.requests import check_push, check_read
+from feature_platform.serving.snapshot import RegistrySnapshot
 from tests.conftest import make_repo
 
 
 @pytest.fixture(scope="module")
-def catalog(applied_local_store) -> Catalog:
-    return Catalog.from_store(applied_local_store)
+def catalog(applied_local_store) -> RegistrySnapshot:
+    return RegistrySnapshot.from_store(applied_local_store)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield c
 
 
-def test_catalog_reflects_the_definitions(catalog: Catalog) -> None:
+def test_catalog_reflects_the_definitions(catalog: RegistrySnapshot) -> None:
     assert set(catalog.services) == {
         "churn_prediction_service",
         "churn_prediction_service_v2",
@@ -93,7 +93,7 @@ def test_catalog_reflects_the_definitions(catalog: Catalog) -> None:
     ],
 )  # fmt: skip
 def test_check_read(
-    catalog: Catalog, payload: dict[str, Any], code: str | None
+    catalog: RegistrySnapshot, payload: dict[str, Any], code: str | None
 ) -> None:
     if code is None:
         check_read(payload, lambda fresh: catalog, 3)
@@ -135,7 +135,7 @@ def _push_df(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_check_push(
-    catalog: Catalog, payload: dict[str, Any], code: str | None
+    catalog: RegistrySnapshot, payload: dict[str, Any], code: str | None
 ) -> None:
     if code is None:
         check_push(payload, lambda fresh: catalog, 3)
@@ -225,18 +225,18 @@ def test_catalog_cache_survives_a_registry_outage(
     applied_local_store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failed refresh keeps the last snapshot; with none yet it is a 503."""
-    from feature_platform.serving.catalog import _CatalogCache
+    from feature_platform.serving.snapshot import _SnapshotCache
 
-    cache = _CatalogCache(applied_local_store, ttl=0)  # rebuild on every call
+    cache = _SnapshotCache(applied_local_store, ttl=0)  # rebuild on every call
     first = cache.get()
 
-    def registry_down(cls: type, store: Any) -> Catalog:
+    def registry_down(cls: type, store: Any) -> RegistrySnapshot:
         raise ConnectionError("registry down")
 
-    monkeypatch.setattr(Catalog, "from_store", classmethod(registry_down))
+    monkeypatch.setattr(RegistrySnapshot, "from_store", classmethod(registry_down))
     assert cache.get(fresh=True) is first
     with pytest.raises(RequestError) as info:
-        _CatalogCache(applied_local_store, ttl=0).get()
+        _SnapshotCache(applied_local_store, ttl=0).get()
     assert info.value.status == 503
     assert info.value.code == "registry_unavailable"
     assert "registry down" in info.value.detail
@@ -338,19 +338,19 @@ def test_catalog_refresh_runs_in_the_background(
     while a background thread rebuilds it."""
     import threading
 
-    from feature_platform.serving.catalog import _CatalogCache
+    from feature_platform.serving.snapshot import _SnapshotCache
 
-    cache = _CatalogCache(applied_local_store, ttl=0)  # due on every call
+    cache = _SnapshotCache(applied_local_store, ttl=0)  # due on every call
     first = cache.get()
     started, release = threading.Event(), threading.Event()
-    newer = Catalog(views={}, services={}, push_sources={})
+    newer = RegistrySnapshot(views={}, services={}, push_sources={})
 
-    def slow_registry(cls: type, store: Any) -> Catalog:
+    def slow_registry(cls: type, store: Any) -> RegistrySnapshot:
         started.set()
         release.wait(timeout=30)
         return newer
 
-    monkeypatch.setattr(Catalog, "from_store", classmethod(slow_registry))
+    monkeypatch.setattr(RegistrySnapshot, "from_store", classmethod(slow_registry))
     assert cache.get() is first  # starts the refresh
     assert started.wait(timeout=30)
     assert cache.get() is first  # refresh in flight: still answered
@@ -490,7 +490,7 @@ def _write(view: str = "driver_stats", **columns: Any) -> dict[str, Any]:
     ],
 )
 def test_admin_endpoint_bodies_are_validated(
-    catalog: Catalog, check: str, body: Any, status: int | None, says: str
+    catalog: RegistrySnapshot, check: str, body: Any, status: int | None, says: str
 ) -> None:
     """What the admin endpoints accept once FP_SERVER_ADMIN_ENDPOINTS opens them
     (for the admin role): a clear 4xx naming the problem, never Feast's 500."""

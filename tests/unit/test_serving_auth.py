@@ -16,8 +16,8 @@ from feast.permissions.policy import RoleBasedPolicy
 from feast.permissions.user import User
 
 from feature_platform.serving.auth import Authorizer, admin_role
-from feature_platform.serving.catalog import Catalog
 from feature_platform.serving.errors import RequestError
+from feature_platform.serving.snapshot import RegistrySnapshot
 
 DRIVER_READ = {"features": ["driver_stats:avg_rating"], "entities": {"driver_id": [1]}}
 SERVICE_READ = {
@@ -26,7 +26,7 @@ SERVICE_READ = {
 }
 
 
-def _denied(auth: Authorizer, body: dict, user: User, catalog: Catalog) -> str:
+def _denied(auth: Authorizer, body: dict, user: User, catalog: RegistrySnapshot) -> str:
     with pytest.raises(RequestError) as err:
         auth.authorize_read(body, user, catalog)
     assert err.value.status == 403 and err.value.code == "forbidden"
@@ -38,7 +38,7 @@ def test_decisions_follow_the_permissions(local_store) -> None:
     assert auth.admin_role == "platform-admin"  # permissions.py ADMIN_ROLE
     auth.enabled = True  # the local profile is no_auth; the rule is the same
     growth, model = User("gina", ["growth"]), User("churn-model", ["model"])
-    first = Catalog.from_store(local_store)
+    first = RegistrySnapshot.from_store(local_store)
 
     assert "Requires roles" in _denied(auth, DRIVER_READ, growth, first)
     assert "Requires roles" in _denied(auth, DRIVER_READ, growth, first)  # kept
@@ -58,7 +58,7 @@ def test_decisions_follow_the_permissions(local_store) -> None:
         ]
     )
     local_store.refresh_registry()
-    second = Catalog.from_store(local_store)
+    second = RegistrySnapshot.from_store(local_store)
     assert second != first  # a changed permission is a new snapshot
     auth.authorize_read(DRIVER_READ, growth, second)  # granted now
     _denied(auth, DRIVER_READ, model, second)

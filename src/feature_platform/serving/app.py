@@ -11,10 +11,10 @@ metrics, permissions) and adds:
 
 * ``RequestGuard``: an ASGI middleware that reads the body of
   ``POST /get-online-features`` and ``POST /push`` (size-capped), parses it and
-  checks it against a cached snapshot of the registry (``Catalog``) before Feast
-  sees it. Each problem is a 4xx with ``{"error": <code>, "detail": <message>}``;
-  correct requests are replayed to Feast unchanged (so a ``curl -d`` without a
-  JSON content type works too).
+  checks it against a cached snapshot of the registry (``RegistrySnapshot``)
+  before Feast sees it. Each problem is a 4xx with
+  ``{"error": <code>, "detail": <message>}``; correct requests are replayed to
+  Feast unchanged (so a ``curl -d`` without a JSON content type works too).
 * exception handlers that turn Feast errors into their own 4xx status with a
   plain message, an unreachable online store into a 503, and keep 500 for real
   server faults.
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 
 from feature_platform.errors import is_unavailable
-from feature_platform.serving.catalog import Catalog, _CatalogCache
 from feature_platform.serving.errors import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_ENTITY_ROWS,
@@ -67,13 +66,14 @@ from feature_platform.serving.errors import (
 from feature_platform.serving.fast_reads import FastReads
 from feature_platform.serving.guard import RequestGuard
 from feature_platform.serving.metrics import mount_metrics
+from feature_platform.serving.snapshot import RegistrySnapshot, _SnapshotCache
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_ENTITY_ROWS",
-    "Catalog",
+    "RegistrySnapshot",
     "FastReads",
     "RequestError",
     "RequestGuard",
@@ -128,7 +128,7 @@ def build_app(
         server_type=ServerType.REST,
         auth_config=store.config.auth_config,
     )
-    cache = _CatalogCache(store, ttl=max(1, registry_ttl_sec))
+    cache = _SnapshotCache(store, ttl=max(1, registry_ttl_sec))
     app = get_app(store, registry_ttl_sec=registry_ttl_sec)
     _health_with_online_store(app, store)
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 from feature_platform.errors import is_unavailable
-from feature_platform.serving.catalog import Catalog
+from feature_platform.serving.snapshot import RegistrySnapshot
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ class FastReads:
         self.observe: Callable[[Any], None] | None = None
         self.on_fallback: Callable[[str], None] | None = None
 
-    def respond(self, payload: dict[str, Any], catalog: Catalog) -> bytes | None:
+    def respond(
+        self, payload: dict[str, Any], catalog: RegistrySnapshot
+    ) -> bytes | None:
         """The response body for a validated read, or ``None`` for Feast's path."""
         from feast.errors import FeastError
 
@@ -126,7 +128,7 @@ class FastReads:
         payload: dict[str, Any],
         service: str | None,
         features: list[str],
-        catalog: Catalog,
+        catalog: RegistrySnapshot,
     ) -> None:
         from feature_platform.online_store.reader import UnsupportedRead
 

@@ -11,7 +11,6 @@ if TYPE_CHECKING:
 
 
 from feature_platform.serving.auth import OPEN_PATHS, Authorizer
-from feature_platform.serving.catalog import Catalog
 from feature_platform.serving.errors import DEFAULT_BODY_TIMEOUT_S, RequestError, _bad
 from feature_platform.serving.fast_reads import FastReads
 from feature_platform.serving.requests import (
@@ -21,6 +20,7 @@ from feature_platform.serving.requests import (
     check_read,
     check_write,
 )
+from feature_platform.serving.snapshot import RegistrySnapshot
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,7 +56,7 @@ class RequestGuard:
         self,
         app: ASGIApp,
         *,
-        catalog: Callable[[bool], Catalog],
+        catalog: Callable[[bool], RegistrySnapshot],
         max_entity_rows: int,
         max_body_bytes: int,
         body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
@@ -76,7 +76,7 @@ class RequestGuard:
         self.max_body = max_body_bytes
         self.body_timeout_s = body_timeout_s
         self.checks: dict[
-            str, Callable[[Any, Callable[[bool], Catalog], int], None]
+            str, Callable[[Any, Callable[[bool], RegistrySnapshot], int], None]
         ] = {
             "/get-online-features": check_read,
             "/push": check_push,
@@ -179,7 +179,7 @@ class RequestGuard:
 
     def _handle(
         self,
-        check: Callable[[Any, Callable[[bool], Catalog], int], None],
+        check: Callable[[Any, Callable[[bool], RegistrySnapshot], int], None],
         payload: Any,
         fast: FastReads | None,
         user: User | None = None,

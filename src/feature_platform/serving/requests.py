@@ -15,8 +15,8 @@ from typing import Any
 
 from feature_platform.errors import InvalidFeatureReference, NaiveTimestampError
 from feature_platform.feature_refs import parse_ref
-from feature_platform.serving.catalog import _INT_BITS, Catalog
 from feature_platform.serving.errors import RequestError, _bad, _not_found
+from feature_platform.serving.snapshot import _INT_BITS, RegistrySnapshot
 from feature_platform.utc import parse_utc
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def _check_fields(payload: dict[str, Any], model: str) -> None:
 
 
 def check_read(
-    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+    payload: Any, snapshot_for: Callable[[bool], RegistrySnapshot], max_rows: int
 ) -> None:
     """Validate a ``/get-online-features`` body; raise ``RequestError`` if bad."""
     if not isinstance(payload, dict):
@@ -146,14 +146,14 @@ def check_read(
         raise _bad("entities is required: an object of join key -> list of values")
     entities, _rows = _columns(payload["entities"], what="entities", max_rows=max_rows)
 
-    catalog = catalog_for(False)
+    catalog = snapshot_for(False)
     # (view, features, join key map) triples being read.
     reads: list[tuple[str, list[str], dict[str, str]]]
     if service is not None:
         if not isinstance(service, str):
             raise _bad(f"feature_service must be a string, got {json.dumps(service)}")
         if service not in catalog.services:
-            catalog = catalog_for(True)
+            catalog = snapshot_for(True)
         if service not in catalog.services:
             raise _not_found(
                 f"unknown feature service {service!r}; available: "
@@ -174,7 +174,7 @@ def check_read(
                 raise _bad(str(exc), "invalid_feature_reference") from None
             by_view.setdefault(view_name, []).append(feature)
         if any(v not in catalog.views for v in by_view):
-            catalog = catalog_for(True)
+            catalog = snapshot_for(True)
         for view_name, names in by_view.items():
             view = catalog.views.get(view_name)
             if view is None:
@@ -247,7 +247,7 @@ def _parse_timestamp(value: Any, where: str) -> datetime:
 
 
 def check_push(
-    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+    payload: Any, snapshot_for: Callable[[bool], RegistrySnapshot], max_rows: int
 ) -> None:
     """Validate a ``/push`` body; raise ``RequestError`` if bad."""
     if not isinstance(payload, dict):
@@ -262,9 +262,9 @@ def check_push(
     if "df" not in payload:
         raise _bad("df is required: an object of column -> list of values")
     df, _rows = _columns(payload["df"], what="df", max_rows=max_rows)
-    catalog = catalog_for(False)
+    catalog = snapshot_for(False)
     if name not in catalog.push_sources:
-        catalog = catalog_for(True)
+        catalog = snapshot_for(True)
     source = catalog.push_sources.get(name)
     if source is None:
         raise _not_found(
@@ -336,7 +336,7 @@ def _parse_utc_field(payload: dict[str, Any], field: str) -> datetime:
 
 
 def _check_view_names(
-    payload: dict[str, Any], catalog_for: Callable[[bool], Catalog]
+    payload: dict[str, Any], snapshot_for: Callable[[bool], RegistrySnapshot]
 ) -> None:
     names = payload.get("feature_views")
     if names is None:
@@ -347,7 +347,7 @@ def _check_view_names(
         raise _bad(
             f"feature_views must be a list of view names, got {json.dumps(names)}"
         )
-    catalog = catalog_for(False)
+    catalog = snapshot_for(False)
     materializable = {n for n, v in catalog.views.items() if not v.on_demand}
     unknown = sorted(set(names) - materializable)
     if unknown:
@@ -368,11 +368,11 @@ def _check_materialize_fields(payload: Any, model: str) -> dict[str, Any]:
 
 
 def check_materialize(
-    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+    payload: Any, snapshot_for: Callable[[bool], RegistrySnapshot], max_rows: int
 ) -> None:
     """Validate a ``/materialize`` body (Feast answers bad timestamps with a 500)."""
     body = _check_materialize_fields(payload, "MaterializeRequest")
-    _check_view_names(body, catalog_for)
+    _check_view_names(body, snapshot_for)
     if body.get("disable_event_timestamp"):
         # Feast would materialize everything from 1970 to now in the request.
         raise _bad(
@@ -389,16 +389,16 @@ def check_materialize(
 
 
 def check_materialize_incremental(
-    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+    payload: Any, snapshot_for: Callable[[bool], RegistrySnapshot], max_rows: int
 ) -> None:
     """Validate a ``/materialize-incremental`` body."""
     body = _check_materialize_fields(payload, "MaterializeIncrementalRequest")
-    _check_view_names(body, catalog_for)
+    _check_view_names(body, snapshot_for)
     _parse_utc_field(body, "end_ts")
 
 
 def check_write(
-    payload: Any, catalog_for: Callable[[bool], Catalog], max_rows: int
+    payload: Any, snapshot_for: Callable[[bool], RegistrySnapshot], max_rows: int
 ) -> None:
     """Validate a ``/write-to-online-store`` body: a known view and rows of its
     columns (Feast answers a malformed df with a 500)."""
@@ -411,9 +411,9 @@ def check_write(
     if "df" not in payload:
         raise _bad("df is required: an object of column -> list of values")
     df, _rows = _columns(payload["df"], what="df", max_rows=max_rows)
-    catalog = catalog_for(False)
+    catalog = snapshot_for(False)
     if name not in catalog.views:
-        catalog = catalog_for(True)
+        catalog = snapshot_for(True)
     view = catalog.views.get(name)
     if view is None or view.on_demand:
         writable = [n for n, v in catalog.views.items() if not v.on_demand]

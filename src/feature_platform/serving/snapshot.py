@@ -1,13 +1,9 @@
 """A cached snapshot of the registry that requests are checked against.
 
-``Catalog`` holds what a request may name (views, features and their kinds,
-feature services, push sources, join keys); ``_CatalogCache`` refreshes it in
+``RegistrySnapshot`` holds what a request may name (views, features and their kinds,
+feature services, push sources, join keys); ``_SnapshotCache`` refreshes it in
 a background thread, so a request never waits on the registry database for a
 periodic refresh, and keeps the last snapshot through a registry outage.
-
-A hot-path request schema, not the feature catalog people browse and search
-(owners, descriptions, freshness, consuming models): that is
-``feature_platform.catalog``, which a request never needs.
 """
 
 from __future__ import annotations
@@ -77,7 +73,7 @@ class PushInfo:
 
 
 @dataclass(frozen=True)
-class Catalog:
+class RegistrySnapshot:
     """What the guard checks requests against: a snapshot of the registry."""
 
     views: dict[str, ViewInfo]
@@ -88,7 +84,7 @@ class Catalog:
     permissions: tuple[bytes, ...] = ()
 
     @classmethod
-    def from_store(cls, store: FeatureStore) -> Catalog:
+    def from_store(cls, store: FeatureStore) -> RegistrySnapshot:
         from feast.data_source import PushSource, RequestSource
 
         registry, project = store.registry, store.project
@@ -185,7 +181,7 @@ def _servable(view: Any, registry: Any) -> bool:
     return state in ok
 
 
-class _CatalogCache:
+class _SnapshotCache:
     """The registry catalog, rebuilt every ``ttl`` seconds in the background.
 
     Requests never wait for a periodic rebuild (a PostgreSQL round trip plus
@@ -198,11 +194,11 @@ class _CatalogCache:
         self._store = store
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._catalog: Catalog | None = None
+        self._catalog: RegistrySnapshot | None = None
         self._built = 0.0
         self._refreshing = False
 
-    def get(self, *, fresh: bool = False) -> Catalog:
+    def get(self, *, fresh: bool = False) -> RegistrySnapshot:
         now = time.monotonic()
         catalog = self._catalog
         if catalog is None or (fresh and now - self._built > 1):
@@ -224,12 +220,12 @@ class _CatalogCache:
         finally:
             self._refreshing = False
 
-    def _rebuild(self, now: float) -> Catalog:
+    def _rebuild(self, now: float) -> RegistrySnapshot:
         with self._lock:
             if self._catalog is not None and self._built >= now:
                 return self._catalog  # another thread rebuilt it meanwhile
             try:
-                catalog = Catalog.from_store(self._store)
+                catalog = RegistrySnapshot.from_store(self._store)
             except Exception as exc:  # noqa: BLE001 - registry down or broken
                 if self._catalog is None:
                     raise RequestError(
