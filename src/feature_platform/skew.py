@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from feature_platform.errors import BadInput, SkewCheckFailed
 from feature_platform.quality.sampling import (
@@ -37,13 +37,27 @@ from feature_platform.utc import ensure_utc, stored_utc
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
-__all__ = ["SkewCheckFailed", "check_online_skew", "values_match"]
+__all__ = ["SkewCheckFailed", "SkewSummary", "check_online_skew", "values_match"]
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
 
 
-def _describe(summary: dict[str, Any]) -> str:
+class SkewSummary(TypedDict):
+    """What ``check_online_skew`` returns (the DAGs' online check passes it by
+    XCom); ``views`` maps each view to its sample's counts and examples."""
+
+    end: str  # ISO-8601 UTC
+    start: str | None
+    max_mismatch_rate: float
+    views: dict[str, dict[str, Any]]
+    compared: int
+    mismatches: int
+    mismatch_rate: float
+    success: bool
+
+
+def _describe(summary: SkewSummary) -> str:
     """The failed check as text: each view's mismatches and examples."""
     lines = [
         f"online/offline skew above {summary['max_mismatch_rate']:.2%} "
@@ -133,7 +147,7 @@ def check_online_skew(
     seed: int = 0,
     skip_if_newer: bool = False,
     raise_on_failure: bool = True,
-) -> dict[str, Any]:
+) -> SkewSummary:
     """Compare ``sample_size`` entities per online view with the offline latest.
 
     With ``skip_if_newer`` (backfills) a view whose registry records a
@@ -153,11 +167,15 @@ def check_online_skew(
         raise BadInput(f"sample_size must be >= 1, got {sample_size}")
     if not 0 <= max_mismatch_rate <= 1:
         raise BadInput(f"max_mismatch_rate must be in [0, 1], got {max_mismatch_rate}")
-    summary: dict[str, Any] = {
+    summary: SkewSummary = {
         "end": end.isoformat(),
         "start": start.isoformat() if start else None,
         "max_mismatch_rate": max_mismatch_rate,
         "views": {},
+        "compared": 0,
+        "mismatches": 0,
+        "mismatch_rate": 0.0,
+        "success": False,
     }
     for view in online_views(store, views):
         newer = _materialized_after(view, end) if skip_if_newer else None
