@@ -428,11 +428,12 @@ def _recover_options(p: argparse.ArgumentParser) -> None:
     _recover_options,
 )
 def cmd_recover(args: argparse.Namespace) -> int:
-    from feature_platform.recovery import online_health, recover
+    from feature_platform.recovery import Health, Recovery, online_health, recover
     from feature_platform.utc import parse_utc
 
     end = parse_utc(args.end, "--end") if args.end else None
     store = _store(args)
+    report: Health | Recovery
     if args.check:
         report = online_health(store, end=end, views=args.views, sample=args.sample)
     else:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from feature_platform.quality.sampling import lookback, sample_online
 from feature_platform.utc import ensure_utc, utc_now
@@ -33,10 +33,45 @@ from feature_platform.utc import ensure_utc, utc_now
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
-__all__ = ["DEFAULT_SAMPLE", "online_health", "recover"]
+    from feature_platform.materialize import ViewWrite
+
+__all__ = [
+    "DEFAULT_SAMPLE",
+    "Health",
+    "Recovery",
+    "ViewHealth",
+    "online_health",
+    "recover",
+]
 
 log = logging.getLogger(__name__)
 DEFAULT_SAMPLE = 200
+
+
+class ViewHealth(TypedDict):
+    """Sampled entities of a view: missing online, or behind the offline latest."""
+
+    sampled: int
+    missing: int
+    behind: int
+    healthy: bool
+
+
+class Health(TypedDict):
+    """What ``online_health`` returns (``recover --check`` prints it)."""
+
+    end: str  # ISO-8601 UTC
+    views: dict[str, ViewHealth]
+    healthy: bool
+
+
+class Recovery(TypedDict):
+    """What ``recover`` returns: health before, the windows rewritten, after."""
+
+    before: Health
+    rematerialized: dict[str, ViewWrite]
+    after: Health
+    healthy: bool
 
 
 def _window(view: FeatureView, end: datetime) -> tuple[datetime, datetime]:
@@ -45,7 +80,7 @@ def _window(view: FeatureView, end: datetime) -> tuple[datetime, datetime]:
 
 def _view_health(
     store: FeatureStore, view: FeatureView, end: datetime, sample: int, seed: int
-) -> dict[str, Any]:
+) -> ViewHealth:
     got = sample_online(
         store,
         view,
@@ -74,7 +109,7 @@ def online_health(
     views: Iterable[str] | None = None,
     sample: int = DEFAULT_SAMPLE,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> Health:
     """Sample each online view's entities and report missing / behind values."""
     from feature_platform.offline import online_views
 
@@ -98,13 +133,13 @@ def recover(
     views: Iterable[str] | None = None,
     sample: int = DEFAULT_SAMPLE,
     force: bool = False,
-) -> dict[str, Any]:
+) -> Recovery:
     """Re-materialize the last ttl window of each unhealthy view; check again."""
     from feature_platform.materialize import materialize_window, online_views
 
     end = ensure_utc(end, "end") if end is not None else utc_now()
     before = online_health(store, end=end, views=views, sample=sample)
-    rematerialized: dict[str, Any] = {}
+    rematerialized: dict[str, ViewWrite] = {}
     for view in online_views(store, views):
         if not force and before["views"][view.name]["healthy"]:
             continue
