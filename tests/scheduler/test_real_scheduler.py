@@ -1,8 +1,11 @@
 """Every DAG driven by a real Airflow 3 scheduler (LocalExecutor, PostgreSQL
 metadata database), started by ``feature_platform.stack`` like ``make stack``.
 
-The tests share one deployment and run in file order: each leaves the state
-the next one starts from (the watermarks), as runs do in production.
+The tests share one deployment (starting it is the slow part). Each DAG run
+is made once per module by a fixture, and a run that needs an earlier one's
+state (a watermark, the asset event, the driver view never materialized)
+requests that run's fixture: any test runs alone, and the tests run in any
+order, with the same runs behind them.
 """
 
 from __future__ import annotations
@@ -39,12 +42,29 @@ def _ts(text: str) -> datetime:
 
 
 def _messages(d: Deployment, run: dict[str, Any], event: str) -> list[dict[str, Any]]:
+    """The webhook messages of ``run``: its DAG's (two DAGs' scheduled runs of
+    one interval share a run id) with its run id."""
     return [
         e
         for e in d.webhook.events(event)
-        if e.get("run_id") == run["dag_run_id"]
-        or run["dag_run_id"] in e.get("title", "")
+        if e.get("dag_id", run["dag_id"]) == run["dag_id"]
+        and (
+            e.get("run_id") == run["dag_run_id"]
+            or run["dag_run_id"] in e.get("title", "")
+        )
     ]
+
+
+def _online_mismatch(
+    d: Deployment, view: str, *, start: datetime, end: datetime
+) -> str | None:
+    """``None`` when the online values of the window's entities equal the
+    offline reference now, else what differs (kept for the test to assert)."""
+    try:
+        assert_online_equals_offline(d.store, d.repo, view, start=start, end=end)
+    except AssertionError as exc:
+        return str(exc) or "online values differ from the offline reference"
+    return None
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +74,10 @@ def _wall_time(request: pytest.FixtureRequest) -> Iterator[None]:
     print(f"\n{request.node.name}: {time.monotonic() - t0:.0f} s")
 
 
-def test_backfill(deployment: Deployment) -> None:
+@pytest.fixture(scope="module")
+def backfill(deployment: Deployment) -> dict[str, Any]:
+    """The backfill of customer_stats over the two days before the scheduled
+    run's interval (it leaves the watermark the scheduled run starts from)."""
     d = deployment
     end = TICK - timedelta(hours=4)  # the scheduled run's interval starts here
     start = end - timedelta(days=2)
@@ -72,6 +95,16 @@ def test_backfill(deployment: Deployment) -> None:
         },
     )
     run = d.api.wait_for_run("feast_backfill", run_id=run["dag_run_id"])
+    # Online values of the range's customers = the offline reference (the
+    # range starts well within the 3-day ttl, so none has expired when read),
+    # compared before any later run writes newer values.
+    online = _online_mismatch(d, "customer_stats", start=start, end=end)
+    return {"run": run, "start": start, "end": end, "online_mismatch": online}
+
+
+def test_backfill(deployment: Deployment, backfill: dict[str, Any]) -> None:
+    d = deployment
+    run = backfill["run"]
     assert run["state"] == "success"
     states = d.api.states(run)
     assert states == {
@@ -92,18 +125,44 @@ def test_backfill(deployment: Deployment) -> None:
     text = "\n".join(p.read_text() for p in logs.rglob("*.log"))
     assert "notify_completion" in str(list(logs.rglob("*.log")))
     assert "XCom not found" not in text
-    # Online values of the range's customers = the offline reference (the
-    # range starts well within the 3-day ttl, so none has expired when read).
-    assert_online_equals_offline(
-        d.store, d.repo, "customer_stats", start=start, end=end
-    )
+    assert backfill["online_mismatch"] is None
 
 
-def test_scheduled_materialization(deployment: Deployment) -> None:
+@pytest.fixture(scope="module")
+def scheduled(deployment: Deployment, backfill: dict[str, Any]) -> dict[str, Any]:
+    """The scheduled run of the primary DAG after the backfill, and the
+    training run its asset event triggers (training is paused again after it,
+    so later runs of the primary DAG trigger none)."""
     d = deployment
-    d.api.set_paused("feast_training", False)  # next test: the asset triggers it
+    d.api.set_paused("feast_training", False)  # the asset triggers it
     d.api.set_paused(PRIMARY, False)  # the scheduler creates the latest interval's run
-    run = d.api.wait_for_run(PRIMARY, run_type="scheduled")
+    try:
+        run = d.api.wait_for_run(PRIMARY, run_type="scheduled")
+        # The online store and watermark as this run left them.
+        d.store.refresh_registry()
+        watermark = d.store.get_feature_view("customer_stats").most_recent_end_time
+        online = _online_mismatch(
+            d,
+            "customer_stats",
+            start=_ts(run["data_interval_start"]),
+            end=_ts(run["data_interval_end"]),
+        )
+        training = d.api.wait_for_run("feast_training", run_type="asset_triggered")
+    finally:
+        d.api.set_paused("feast_training", True)
+    return {
+        "run": run,
+        "watermark": watermark,
+        "online_mismatch": online,
+        "training": training,
+    }
+
+
+def test_scheduled_materialization(
+    deployment: Deployment, scheduled: dict[str, Any]
+) -> None:
+    d = deployment
+    run = scheduled["run"]
     assert run["state"] == "success"
     assert d.api.states(run) == {t: ("success", 1) for t in MATERIALIZE}
     interval_start = _ts(run["data_interval_start"])
@@ -114,20 +173,18 @@ def test_scheduled_materialization(deployment: Deployment) -> None:
     assert _ts(result["window"]["start"]) == interval_start - LATE
     assert _ts(result["window"]["end"]) == interval_end
     assert result["window"]["trigger"] == "scheduled"
-    assert_online_equals_offline(
-        d.store, d.repo, "customer_stats", start=interval_start, end=interval_end
-    )
-    view = d.store.get_feature_view("customer_stats")
-    assert view.most_recent_end_time.astimezone(UTC) == interval_end
+    assert scheduled["online_mismatch"] is None
+    assert scheduled["watermark"].astimezone(UTC) == interval_end
     [done] = _messages(d, run, "success")
     assert done["skew"]["compared"] > 0 and done["skew"]["mismatches"] == 0
     assert _messages(d, run, "failure") == _messages(d, run, "retry") == []
 
 
-def test_asset_triggered_training(deployment: Deployment) -> None:
+def test_asset_triggered_training(
+    deployment: Deployment, scheduled: dict[str, Any]
+) -> None:
     d = deployment
-    run = d.api.wait_for_run("feast_training", run_type="asset_triggered")
-    d.api.set_paused("feast_training", True)
+    run = scheduled["training"]
     assert run["state"] == "success"
     assert d.api.states(run) == {
         "train_churn_model": ("success", 1),
@@ -145,7 +202,10 @@ def test_asset_triggered_training(deployment: Deployment) -> None:
     assert done["training"]["metrics"] == summary["metrics"]
 
 
-def test_manual_run_without_logical_date(deployment: Deployment) -> None:
+def test_manual_run_without_logical_date(
+    deployment: Deployment, scheduled: dict[str, Any]
+) -> None:
+    """(``scheduled`` first: the run starts from its watermark.)"""
     from feature_platform.materialize import materialize_window
 
     d = deployment
@@ -187,7 +247,11 @@ def test_manual_run_without_logical_date(deployment: Deployment) -> None:
     assert _messages(d, run, "failure") == []
 
 
-def test_bad_source_data_fails_at_once(deployment: Deployment) -> None:
+@pytest.fixture(scope="module")
+def bad_driver_run(deployment: Deployment) -> dict[str, Any]:
+    """The first scheduled run of the driver DAG, on source data with values
+    out of range and naive timestamps; the online store and the view's
+    materialized intervals right before and right after it."""
     d = deployment
     path = d.repo / "data" / "driver_stats.parquet"
     original = path.read_bytes()
@@ -199,18 +263,36 @@ def test_bad_source_data_fails_at_once(deployment: Deployment) -> None:
     frame["event_timestamp"] = frame["event_timestamp"].dt.tz_localize(None)  # naive
     frame.to_parquet(path, index=False)
     before = redis_dump(d.store)
+    assert d.store.get_feature_view("driver_stats").materialization_intervals == []
     try:
         d.api.set_paused(DRIVERS, False)
         run = d.api.wait_for_run(DRIVERS, run_type="scheduled")
     finally:
         path.write_bytes(original)
+    d.store.refresh_registry()
+    return {
+        "run": run,
+        "online_before": before,
+        "online_after": redis_dump(d.store),
+        "intervals_after": d.store.get_feature_view(
+            "driver_stats"
+        ).materialization_intervals,
+    }
+
+
+def test_bad_source_data_fails_at_once(
+    deployment: Deployment, bad_driver_run: dict[str, Any]
+) -> None:
+    d = deployment
+    run = bad_driver_run["run"]
     assert run["state"] == "failed"
     states = d.api.states(run)
     assert states["validate_source_data"] == ("failed", 1)  # no retry
     for task_id in MATERIALIZE[1:]:
         assert states[task_id][0] == "upstream_failed", task_id
-    assert redis_dump(d.store) == before  # nothing written
-    assert d.store.get_feature_view("driver_stats").materialization_intervals == []
+    # nothing written, nothing recorded as materialized
+    assert bad_driver_run["online_after"] == bad_driver_run["online_before"]
+    assert bad_driver_run["intervals_after"] == []
     [alert] = _messages(d, run, "failure")  # one alert
     assert alert["task_id"] == "validate_source_data"
     for text in ("acceptance_rate", "event_timestamp", "naive"):
@@ -218,7 +300,11 @@ def test_bad_source_data_fails_at_once(deployment: Deployment) -> None:
     assert _messages(d, run, "retry") == []
 
 
-def test_unreachable_redis_retries_then_recovers(deployment: Deployment) -> None:
+def test_unreachable_redis_retries_then_recovers(
+    deployment: Deployment, bad_driver_run: dict[str, Any]
+) -> None:
+    """(``bad_driver_run`` first: the driver DAG's one scheduled run is the bad
+    data's, whichever test runs first.)"""
     d = deployment
     d.redis.stop()
 
