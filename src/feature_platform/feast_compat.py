@@ -27,6 +27,7 @@ __all__ = [
     "AfterViewReads",
     "FailFastRedisClient",
     "RequestContext",
+    "apply_on_demand_views",
     "arrow_to_proto_rows",
     "batch_engine",
     "connection_socket",
@@ -254,6 +255,35 @@ def online_request_context(
     return RequestContext._make(
         _get_cached_request_context(registry, project, features, full_feature_names)
     )
+
+
+def apply_on_demand_views(
+    proto: Any,
+    context: RequestContext,
+    *,
+    keep: set[str],
+    full_feature_names: bool,
+    feature_types: dict[str, Any],
+) -> None:
+    """What Feast's online read does after filling the stored views: compute
+    the request's on-demand features from the response proto and drop the
+    columns not asked for (inputs, request data), keeping join keys ``keep``.
+
+    (``feast.utils._augment_response_with_on_demand_transforms`` and
+    ``_drop_unneeded_columns``, as ``OnlineStore.get_online_features`` calls
+    them.)
+    """
+    from feast import utils
+
+    if context.on_demand_views:
+        utils._augment_response_with_on_demand_transforms(
+            proto,
+            context.feature_refs,
+            context.on_demand_views,
+            full_feature_names,
+            feature_types=feature_types,
+        )
+    utils._drop_unneeded_columns(proto, set(context.result_row_names) | keep)
 
 
 def registry_snapshot_stamp(registry: Any) -> Any:

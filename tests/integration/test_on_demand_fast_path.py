@@ -4,10 +4,8 @@ On the services profile (Redis, the platform's plugin and server), a read of
 ``churn_prediction_service_v2`` (stored features + ``checkout_value``) should be
 answered by the platform's fast path, as v1 is: ``PlatformOnlineResponse`` from
 ``FeatureStore.get_online_features`` and a body from the server's
-``FastReads``. Until the fast path covers on-demand views, Feast's path answers
-(the values are right either way: tests/*/test_on_demand_equality.py); the
-``xfail(strict=True)`` tests turn into failures the moment it does, so the
-marker goes with that change.
+``FastReads`` (the stored inputs read on the fast path, the outputs computed by
+Feast's own transform; the values: tests/*/test_on_demand_equality.py).
 """
 
 from __future__ import annotations
@@ -18,10 +16,6 @@ import pytest
 from tests.conftest import TEST_END
 
 pytestmark = pytest.mark.integration
-NOT_YET = pytest.mark.xfail(
-    strict=True,
-    reason="the fast path does not cover on-demand views yet (readpath's change)",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +68,6 @@ def test_stored_features_take_the_fast_path(ready) -> None:
     assert reads.respond(body, RegistrySnapshot.from_store(store)) is not None
 
 
-@NOT_YET
 @pytest.mark.parametrize("batch", [1, 100])
 def test_on_demand_features_take_the_fast_path_sdk(ready, batch: int) -> None:
     from feature_platform.online_store.store import PlatformOnlineResponse
@@ -83,9 +76,21 @@ def test_on_demand_features_take_the_fast_path_sdk(ready, batch: int) -> None:
     rows = [{"customer_id": c, "cart_value": 42.0} for c in ids[:batch]]
     response = _read(store, "churn_prediction_service_v2", rows)
     assert isinstance(response, PlatformOnlineResponse)
+    got = response.to_dict()
+    # The service's columns only: request data and inputs dropped, as Feast does.
+    assert set(got) == {
+        "customer_id",
+        "total_orders",
+        "avg_order_amount",
+        "lifetime_value",
+        "churn_risk_score",
+        "cart_to_avg_ratio",
+        "cart_share_of_lifetime",
+        "is_first_order",
+    }
+    assert all(len(v) == batch for v in got.values())
 
 
-@NOT_YET
 def test_on_demand_features_take_the_fast_path_http(ready) -> None:
     from feature_platform.serving.fast_reads import FastReads
     from feature_platform.serving.snapshot import RegistrySnapshot

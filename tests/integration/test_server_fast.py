@@ -106,6 +106,13 @@ def _bodies(ids: dict[str, list[int]]) -> list[dict[str, Any]]:
             "features": ["driver_stats:avg_delivery_time_min"],
             "entities": {"driver_id": drivers},
         },
+        {  # an on-demand view: its stored inputs on the fast path
+            "feature_service": "churn_prediction_service_v2",
+            "entities": {
+                "customer_id": customers,
+                "cart_value": [float(i % 7) * 10.5 for i in range(len(customers))],
+            },
+        },
         {  # full feature names: Feast's path in both apps
             "feature_service": CHURN,
             "entities": {"customer_id": customers[:3]},
@@ -152,7 +159,8 @@ def test_fast_path_is_used_for_redis_reads(apps) -> None:
     bodies = _bodies(ids)
     for body in bodies[:5]:
         assert reads.respond(body, catalog) is not None, body
-    assert reads.respond(bodies[5], catalog) is None
+    assert reads.respond(bodies[5], catalog) is not None  # on-demand
+    assert reads.respond(bodies[6], catalog) is None
     # A view Feast would not serve now (disabled, or materializing without
     # serve_features_while_materializing): Feast's path answers, with its error.
     blocked = dataclasses.replace(
@@ -215,7 +223,7 @@ def test_a_fast_path_fault_is_logged_once_and_counted(
     body = _bodies(ids)[1]
     before = _fallbacks(fast)
     # A read only Feast's path serves is counted, under its own reason.
-    assert fast.post("/get-online-features", json=_bodies(ids)[5]).status_code == 200
+    assert fast.post("/get-online-features", json=_bodies(ids)[6]).status_code == 200
     after = _fallbacks(fast)
     assert after["unsupported"] - before.get("unsupported", 0) == 1, (before, after)
 

@@ -191,14 +191,23 @@ class ReadPlan:
         views: Sequence[ViewPlan],
         project: str,
         context: RequestContext | None = None,
+        *,
+        full_feature_names: bool = False,
     ) -> None:
         self.views = list(views)
+        self.full_feature_names = full_feature_names
         self.project = project.encode("utf8")
         self.join_keys: list[str] = list(dict.fromkeys(p.join_key for p in views))
         self.feature_names = [o for p in views for o in p.outputs]
         self.context = context
         self.entity_types: Mapping[str, Any] = context.entity_types if context else {}
         self.known_join_keys: Any = context.join_keys if context else set()
+        # On-demand views of the request (computed from the read by Feast's
+        # transform) and the request data columns they take.
+        self.on_demand: tuple[Any, ...] = (
+            tuple(context.on_demand_views) if context else ()
+        )
+        self.request_data: Any = context.request_data if context else set()
         self.feature_types: dict[str, Any] = {}
         for p in self.views:
             for name, vtype in zip(p.features, p.value_types, strict=True):
@@ -231,7 +240,11 @@ class ReadPlan:
         """
         columns = _as_columns(entity_rows)
         out: dict[str, list[Any]] = {}
+        request: dict[str, list[Any]] = {}  # after the join keys, as Feast does
         for key, values in columns.items():
+            if key in self.request_data:
+                request[key] = values
+                continue
             if key not in self.known_join_keys:
                 continue  # Feast skips keys that are not join keys
             vtype = self.entity_types.get(key)
@@ -251,7 +264,10 @@ class ReadPlan:
                 out[key] = values
             else:
                 raise UnsupportedRead(f"{key}: entity type {vtype}")
-        return out
+        missing = set(self.request_data) - set(request)
+        if missing:  # Feast's path raises its error naming them
+            raise UnsupportedRead(f"request data {sorted(missing)} not sent")
+        return {**out, **request}
 
     def fetch(self, client: Any, columns: Mapping[str, Sequence[Any]]) -> list[list]:
         """Raw HMGET replies per view (features..., then ``_ts``) for entity columns."""
@@ -351,14 +367,24 @@ def plan_read(
     """Plan a read with Feast's own request resolution.
 
     Raises ``UnsupportedRead`` for what the fast path does not cover
-    (on-demand views, request data, entityless views, join key maps, ...), and
-    Feast's own errors for unknown services, views or features.
+    (entityless views, join key maps, on-demand views written to the online
+    store, ...), and Feast's own errors for unknown services, views or
+    features. On-demand views read their sources here; Feast's transform
+    computes them from the read (``response``).
     """
     from feature_platform.feast_compat import online_request_context
 
     context = online_request_context(registry, project, features, full_feature_names)
-    if context.on_demand_views or context.request_data or context.entityless:
-        raise UnsupportedRead("on-demand views, request data or entityless views")
+    if context.entityless:
+        raise UnsupportedRead("entityless views")
+    for odfv in context.on_demand_views:
+        # Computed from the read by Feast's own transform (response.py); the
+        # ones Feast writes to the online store or aggregates stay on its path.
+        if odfv.write_to_online_store or getattr(odfv, "aggregations", None):
+            raise UnsupportedRead(
+                f"on-demand view {odfv.name!r} is written to the online store "
+                "or aggregates"
+            )
     if getattr(features, "precompute_online", False):
         raise UnsupportedRead("precomputed feature service vectors")
     plans = [
@@ -368,7 +394,7 @@ def plan_read(
     outputs = [o for p in plans for o in p.outputs]
     if len(set(outputs)) != len(outputs):
         raise UnsupportedRead("colliding output names (Feast reports them)")
-    return ReadPlan(plans, project, context)
+    return ReadPlan(plans, project, context, full_feature_names=full_feature_names)
 
 
 # ------------------------------------------------------------- the plan cache

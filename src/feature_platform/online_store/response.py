@@ -47,10 +47,31 @@ class PlatformOnlineResponse(OnlineResponse):
         self.reads = reads
         self._feature_types = plan.feature_types
         self._proto: Any = None
+        if plan.on_demand:
+            # Feast's own on-demand transform over the proto (as Feast's read
+            # computes it after filling the stored views), unrequested inputs
+            # and request data dropped; every method reads the proto.
+            from feature_platform.feast_compat import apply_on_demand_views
+
+            assert plan.context is not None
+            proto = self._build_proto()
+            apply_on_demand_views(
+                proto,
+                plan.context,
+                keep={k for k in entity_columns if k in plan.known_join_keys},
+                full_feature_names=plan.full_feature_names,
+                feature_types=plan.feature_types,
+            )
+            self._proto = proto
 
     def to_json_bytes(self) -> bytes:
-        """Feast's ``/get-online-features`` JSON of this read (``json_body``)."""
-        return json_body(self.entity_columns, self.reads)
+        """Feast's ``/get-online-features`` JSON of this read: ``json_body``
+        from the columns, or Feast's own conversion once there is a proto."""
+        if self._proto is None:
+            return json_body(self.entity_columns, self.reads)
+        from feast.feature_server_utils import convert_response_to_dict
+
+        return _dumps(convert_response_to_dict(self._proto))
 
     @property  # type: ignore[override]
     def proto(self) -> Any:
@@ -177,7 +198,11 @@ def json_body(entity_columns: dict[str, list[Any]], reads: list[ViewRead]) -> by
                     "event_timestamps": stamps,
                 }
             )
-    body = {"results": results, "metadata": {"feature_names": names}}
+    return _dumps({"results": results, "metadata": {"feature_names": names}})
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """Starlette's ``JSONResponse`` encoding (what Feast's endpoint sends)."""
     return json.dumps(
         body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
     ).encode("utf-8")

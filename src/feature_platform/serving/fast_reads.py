@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +51,7 @@ class FastReads:
         store: FeatureStore,
         *,
         enforce_ttl: bool = True,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         from feature_platform.feast_compat import provider
         from feature_platform.online_store.reader import (
@@ -104,7 +103,7 @@ class FastReads:
                 store.registry,
                 store.project,
                 False,
-                now_s=self._clock(),
+                now_s=None if self._clock is None else self._clock(),
                 enforce_ttl=self._enforce_ttl,
             )
         except UnsupportedRead as exc:
