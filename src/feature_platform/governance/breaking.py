@@ -20,10 +20,9 @@ descriptions and owners are not part of the contract.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from feature_platform.governance.findings import Finding
+from feature_platform.governance.findings import Finding, suggest_name
 from feature_platform.governance.on_demand import compare_on_demand
 from feature_platform.governance.ttl import format_duration as _fmt
 from feature_platform.governance.ttl import ttl_floor as _ttl_floor
@@ -32,14 +31,6 @@ from feature_platform.schedules import TTL_MULTIPLE
 __all__ = ["compare_snapshots", "suggest_name"]
 
 _LOCATION_KEYS = ("type", "path", "table", "query")
-
-
-def suggest_name(name: str) -> str:
-    """The additive alternative's name: ``x`` -> ``x_v2``, ``x_v2`` -> ``x_v3``."""
-    match = re.search(r"_v(\d+)$", name)
-    if match is None:
-        return f"{name}_v2"
-    return f"{name[: match.start()]}_v{int(match.group(1)) + 1}"
 
 
 def _new_view(name: str, what: str = "") -> str:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["CheckReport", "Finding"]
+__all__ = ["CheckReport", "Finding", "suggest_name"]
+
+
+def suggest_name(name: str) -> str:
+    """The additive alternative's name: ``x`` -> ``x_v2``, ``x_v2`` -> ``x_v3``."""
+    match = re.search(r"_v(\d+)$", name)
+    if match is None:
+        return f"{name}_v2"
+    return f"{name[: match.start()]}_v{int(match.group(1)) + 1}"
 
 
 @dataclass(frozen=True)

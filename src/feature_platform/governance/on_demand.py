@@ -129,7 +129,7 @@ def compare_on_demand(
 ) -> None:
     """Findings for the on-demand views of two snapshots (``err`` / ``info``
     take subject, change kind and message)."""
-    from feature_platform.governance.breaking import suggest_name
+    from feature_platform.governance.findings import suggest_name
 
     before = (old or {}).get("on_demand_feature_views", {})
     after = new.get("on_demand_feature_views", {})
@@ -166,7 +166,7 @@ def _compare_view(
     info: Report,
     version: Callable[..., str],
 ) -> None:
-    from feature_platform.governance.breaking import suggest_name
+    from feature_platform.governance.findings import suggest_name
 
     removed = sorted(set(view["features"]) - set(cur["features"]))
     added = sorted(set(cur["features"]) - set(view["features"]))
