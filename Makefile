@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo serve feast ui chromium bqemulator test-production test test-unit test-integration lint check schema-lock format typecheck bench bench-full bench-spark clean pipeline-compile pipeline-run-local
+.PHONY: help setup demo serve feast ui chromium bqemulator test-production bench-bigquery-costs test test-unit test-integration lint check schema-lock format typecheck bench bench-full bench-spark clean pipeline-compile pipeline-run-local
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +64,9 @@ bqemulator: $(BQEMU)/.synced ## BigQuery emulator env for tests/production (.too
 
 test-production: setup bqemulator ## Production-profile tests (BigQuery emulator + PostgreSQL + Redis)
 	$(PY) -m pytest -m production
+
+bench-bigquery-costs: setup bqemulator ## BigQuery jobs per run on the production profile -> benchmarks/results/bigquery_costs.json
+	FP_BIGQUERY_COSTS_OUT=benchmarks/results/bigquery_costs.json $(PY) -m pytest -m production -q
 
 chromium: ## Install headless Chromium for the Feast UI test when missing (apt-get, as root)
 	scripts/ensure-chromium

@@ -39,6 +39,9 @@ from tests.conftest import (
     make_repo,
 )
 
+# The Airflow fixtures of tests/dags (metadata DB, webhook receiver), shared.
+from tests.dags.conftest import airflow_db, webhook  # noqa: F401
+
 EMULATOR_PYTHON = ROOT / ".tools" / "bqemulator" / "bin" / "python"
 LAUNCHER = Path(__file__).parent / "emulator" / "launch.py"
 GCP_PROJECT = "fp-emulator"
