@@ -168,7 +168,7 @@ def test_failed_gate_on_the_bigquery_window_writes_nothing(
 ) -> None:
     """A driver row out of range inside the window (inserted into the BigQuery
     table): the gate reads the BigQuery window, fails, and nothing is written."""
-    from feature_platform.engine import ValidationGateFailed
+    from feature_platform.errors import ValidationFailed
     from feature_platform.materialize import materialize_window
 
     client = bigquery_client()
@@ -183,7 +183,7 @@ def test_failed_gate_on_the_bigquery_window_writes_nothing(
         with environment({"FEATURE_PLATFORM_PROJECT": f"{store.project}_gate"}) as mp:
             gated = production_store(seeded_repo, mp, "gate")
             try:
-                with pytest.raises(ValidationGateFailed) as failed:
+                with pytest.raises(ValidationFailed) as failed:
                     materialize_window(gated, TEST_END - timedelta(hours=2), TEST_END)
                 assert "acceptance_rate" in str(failed.value)
                 assert "driver_stats" in str(failed.value)
