@@ -4,7 +4,9 @@
 Data-aware schedule: runs whenever `feast_materialization_pipeline` has updated
 the online `customer_stats` values (Airflow asset
 `feature-platform://online-store/customer_stats`). Builds the point-in-time
-training set through `churn_prediction_service` from the labelled entity rows,
+training set through `churn_prediction_service` (param `feature_service`:
+`churn_prediction_service_v2` adds the on-demand checkout features) from the
+labelled entity rows,
 trains, evaluates, logs the MLflow run and registers the model version
 (`feature_platform.training.run_training`; docs/lineage.md).
 The training window ends at the materialized window's end (from the asset
@@ -44,6 +46,10 @@ CUSTOMER_STATS = Asset(
     doc_md=__doc__,
     tags=["feast", "training", "ml-platform"],
     default_args=dag_default_args(retries=1),
+    # The feature service to train on (a manual run may pick another version,
+    # e.g. churn_prediction_service_v2 with its on-demand checkout features:
+    # the labels then carry the request column cart_value).
+    params={"feature_service": "churn_prediction_service"},
 )
 def feast_training():
     @task
@@ -58,11 +64,14 @@ def feast_training():
         from feature_platform.profiles import data_dir, get_store
         from feature_platform.training import DEFAULT_SERVICE, run_training
 
+        service = (context.get("params") or {}).get("feature_service")
+        service = service or DEFAULT_SERVICE
         with fail_fast():
             store = get_store(profile_name())
-            end = training_end(store, context, feature_service=DEFAULT_SERVICE)
+            end = training_end(store, context, feature_service=service)
             labels = pd.read_parquet(data_dir() / "churn_labels.parquet")
-        summary = run_training(store, labels, end=end)  # model: the MLflow registry
+        # model: the MLflow registry, named after the service
+        summary = run_training(store, labels, end=end, feature_service=service)
         return {**summary, "trigger": "asset" if _triggered(context) else "manual"}
 
     @task

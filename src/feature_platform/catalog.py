@@ -94,6 +94,13 @@ class ViewEntry:
     feature_services: tuple[str, ...]
     models: tuple[str, ...]
     features: tuple[FeatureEntry, ...] = field(default_factory=tuple)
+    # On-demand views: the stored features they read ("view:feature"), the
+    # request fields a caller sends (name -> dtype), and the transformation
+    # (mode and the function's source as Feast stores it).
+    sources: tuple[str, ...] = ()
+    request_fields: dict[str, str] = field(default_factory=dict)
+    mode: str | None = None
+    transformation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -257,8 +264,10 @@ def build_catalog(
                     models=tuple(dict.fromkeys(lookup(ref, services))),
                 )
             )
+        inputs = _on_demand_inputs(view) if on_demand else {}
         views.append(
             ViewEntry(
+                **inputs,
                 name=view.name,
                 kind=kind,
                 online=online,
@@ -292,6 +301,25 @@ def build_catalog(
         lineage=lineage,
         lineage_error=lineage_error,
     )
+
+
+def _on_demand_inputs(view: Any) -> dict[str, Any]:
+    """Sources, request fields and transformation of an on-demand view."""
+    transformation = view.feature_transformation
+    return {
+        "sources": tuple(
+            f"{p.name}:{f.name}"
+            for p in view.source_feature_view_projections.values()
+            for f in p.features
+        ),
+        "request_fields": {
+            f.name: str(f.dtype)
+            for r in view.source_request_sources.values()
+            for f in r.schema
+        },
+        "mode": str(view.mode),
+        "transformation": getattr(transformation, "udf_string", "") or None,
+    }
 
 
 def search(catalog: FeatureCatalog, text: str) -> list[FeatureEntry]:
@@ -417,11 +445,28 @@ def format_catalog(catalog: FeatureCatalog) -> str:
             f"tags {_tags(view.tags)}",
             f"  entities {', '.join(view.entities) or '-'} | ttl "
             f"{_duration(view.ttl_seconds)} | cadence {_cadence(view.cadence)}",
-            f"  last materialized {view.last_materialized or 'never'}{age} | "
-            f"{view.freshness}",
+            *(
+                _on_demand_lines(view)
+                if view.kind == "on_demand"
+                else [
+                    f"  last materialized {view.last_materialized or 'never'}{age} | "
+                    f"{view.freshness}"
+                ]
+            ),
             *_table(_FEATURE_HEADERS, _feature_rows(view.features, view.tags)),
         ]
     return "\n".join(lines)
+
+
+def _on_demand_lines(view: ViewEntry) -> list[str]:
+    """Inputs and transformation of an on-demand view (its source: --json)."""
+    request = ", ".join(f"{k} ({v})" for k, v in view.request_fields.items())
+    first = (view.transformation or "").strip().splitlines()[:1]
+    return [
+        f"  computed at read time ({view.mode} mode) from "
+        f"{', '.join(view.sources) or '-'} | request fields {request or '-'}",
+        f"  transformation: {first[0] if first else '-'} (source: catalog --json)",
+    ]
 
 
 def format_matches(

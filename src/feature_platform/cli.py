@@ -301,6 +301,13 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="churn_prediction_service")
     p.add_argument("--version", default="champion", help="alias or version number")
     p.add_argument("--customer-id", type=int, nargs="+")
+    p.add_argument(
+        "--cart-value",
+        type=float,
+        nargs="+",
+        help="request data of a model on churn_prediction_service_v2: the cart "
+        "value (EUR) at checkout, one per --customer-id",
+    )
 
 
 @command(
@@ -316,7 +323,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise BadInput("give --customer-id (one or more)")
     store = _store(args)
     bundle = load_registered_model(args.model, args.version, store=store)
-    rows = [{"customer_id": c} for c in args.customer_id]
+    rows: list[dict[str, Any]] = [{"customer_id": c} for c in args.customer_id]
+    if args.cart_value is not None:
+        if len(args.cart_value) != len(rows):
+            raise BadInput(
+                f"give one --cart-value per --customer-id ({len(rows)}), "
+                f"got {len(args.cart_value)}"
+            )
+        for row, cart in zip(rows, args.cart_value, strict=True):
+            row["cart_value"] = cart
     _print(
         {
             "model": f"{args.model} {args.version}",
@@ -362,6 +377,13 @@ def _online_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--feature-service")
     group.add_argument("--features", nargs="+", help="view:feature references")
     p.add_argument("--customer-id", type=int, nargs="+")
+    p.add_argument(
+        "--cart-value",
+        type=float,
+        nargs="+",
+        help="request data of a model on churn_prediction_service_v2: the cart "
+        "value (EUR) at checkout, one per --customer-id",
+    )
     p.add_argument("--driver-id", type=int, nargs="+")
 
 

@@ -188,9 +188,19 @@ def training_end(
         return end
     require_applied(store)
     service = store.get_feature_service(feature_service)
-    marks = []
+    on_demand = {
+        v.name: v for v in store.list_on_demand_feature_views(allow_cache=True)
+    }
+    names: list[str] = []
     for projection in service.feature_view_projections:
-        view = store.get_feature_view(projection.name)
+        # An on-demand view is computed at read time: the views it reads hold
+        # the data.
+        odfv = on_demand.get(projection.name)
+        sources = odfv.source_feature_view_projections.values() if odfv else []
+        names += [p.name for p in sources] if odfv else [projection.name]
+    marks = []
+    for name in dict.fromkeys(names):
+        view = store.get_feature_view(name)
         mark = watermark(view)
         if mark is None:
             raise MissingDataInterval(

@@ -204,11 +204,18 @@ def _customer_block(
     t_offset_s = (days - label_day) * 86_400 - rng.uniform(0, 86_400, li.size)
     state_day = label_day - 1
     p = _sigmoid(2.2 * risk_logit[li, state_day] - 1.0)
+    churned = (rng.random(li.size) < p).astype(np.int64)
+    # The cart at the labelled checkout (request data of churn service v2): the
+    # customer's basket size with per-order noise. Its own random stream, so
+    # the columns above are what they were before it existed.
+    carts = np.random.default_rng([spec.seed, 3, block])
+    cart_value = np.round(basket[li] * carts.lognormal(0, 0.5, li.size), 2)
     labels = pd.DataFrame(
         {
             "customer_id": ids[li],
             "event_timestamp": _ts(end, t_offset_s),
-            "churned": (rng.random(li.size) < p).astype(np.int64),
+            "churned": churned,
+            "cart_value": cart_value,
         }
     )
     return frame, labels

@@ -35,8 +35,12 @@ pytestmark = pytest.mark.integration
 ARTIFACTS = ROOT / "test-artifacts"
 START_TIMEOUT = 180  # feast ui imports Feast + the REST registry API (slow, shared CPU)
 BROWSER_TIMEOUT = 120  # one headless page load, rendering included
-VIEWS = ("customer_stats", "driver_stats")
-SERVICES = ("churn_prediction_service", "driver_matching_service")
+VIEWS = ("customer_stats", "driver_stats", "checkout_value")  # + on-demand
+SERVICES = (
+    "churn_prediction_service",
+    "churn_prediction_service_v2",
+    "driver_matching_service",
+)
 
 
 def _chromium() -> str:
@@ -167,6 +171,21 @@ def test_feast_ui_lists_views_and_services(feast_ui: UI, tmp_path: Path) -> None
     for name in SERVICES:
         assert f'data-test-subj="row-{name}"' in services_dom, services_dom[-2000:]
         assert f'href="/p/{feast_ui.project}/feature-service/{name}"' in services_dom
+
+    # The on-demand view's page: its inputs (the stored view, the request
+    # source and its field), outputs and the transformation's source. (Feast's
+    # UI shows neither owner nor tags of an on-demand view: the catalog does.)
+    odfv_dom = _browse(
+        f"{base}/feature-view/checkout_value", tmp_path / "c4", "--dump-dom"
+    )
+    for text in (
+        "customer_stats",
+        "checkout_request",
+        "cart_value",
+        "cart_share_of_lifetime",
+        "lifetimes",  # a name only the function body uses (highlighted code)
+    ):
+        assert text in odfv_dom, (text, odfv_dom[-3000:])
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "feast-ui-feature-views.png"

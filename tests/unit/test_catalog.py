@@ -316,3 +316,42 @@ def test_request_kinds_of_feast_types() -> None:
     assert _kind(Array(Int64)) == "any" and _kind(Bytes) == "any"
     with pytest.raises(AttributeError):
         _kind("Int64")
+
+
+def test_on_demand_view_shows_inputs_owner_and_transformation(
+    catalog: FeatureCatalog, applied_local_store, monkeypatch, capsys
+) -> None:
+    """The on-demand view: its stored inputs, request fields, owner, mode and
+    the transformation's source (what Feast stores: the repo's function)."""
+    import inspect
+
+    from feature_platform.profiles import repo_module
+
+    [view] = [v for v in catalog.views if v.kind == "on_demand"]
+    assert view.name == "checkout_value"
+    assert view.sources == (
+        "customer_stats:avg_order_amount",
+        "customer_stats:lifetime_value",
+        "customer_stats:total_orders",
+    )
+    assert view.request_fields == {"cart_value": "Float64"}
+    assert view.owner == "growth@example.com" and view.team == "growth"
+    assert view.mode == "python"
+    fn = repo_module("transformations", repo=REPO_SRC).checkout_value
+    assert view.transformation == inspect.getsource(fn)
+    assert view.feature_services == ("churn_prediction_service_v2",)
+
+    # The CLI: text names inputs and request fields; --json carries the source.
+    monkeypatch.setenv("FEATURE_PLATFORM_REPO", str(applied_local_store.repo_path))
+    assert main(["catalog"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "computed at read time (python mode) from customer_stats:avg_order_amount, "
+        "customer_stats:lifetime_value, customer_stats:total_orders | request "
+        "fields cart_value (Float64)" in text
+    )
+    assert main(["catalog", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    [entry] = [v for v in data["views"] if v["name"] == "checkout_value"]
+    assert entry["transformation"] == inspect.getsource(fn)
+    assert entry["request_fields"] == {"cart_value": "Float64"}

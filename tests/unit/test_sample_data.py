@@ -51,7 +51,13 @@ def test_schema_and_utc(customers) -> None:
     assert stats["event_timestamp"].max() <= pd.Timestamp(END)
     assert stats["created_timestamp"].max() <= pd.Timestamp(END)
     assert (stats["created_timestamp"] >= stats["event_timestamp"]).all()
-    assert set(labels.columns) == {"customer_id", "event_timestamp", "churned"}
+    assert set(labels.columns) == {
+        "customer_id",
+        "event_timestamp",
+        "churned",
+        "cart_value",  # request data of churn_prediction_service_v2
+    }
+    assert (labels["cart_value"] > 0).all() and labels["cart_value"].notna().all()
 
 
 def test_realistic_mess(customers) -> None:

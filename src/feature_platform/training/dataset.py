@@ -36,6 +36,7 @@ __all__ = [
     "build_training_set",
     "describe_training_set",
     "feature_service_features",
+    "request_columns",
     "prepare_training_set",
     "read_training_set",
     "split_training_set",
@@ -62,16 +63,45 @@ def feature_service_features(store: FeatureStore, service: str) -> list[str]:
     return [f.name for proj in fs.feature_view_projections for f in proj.features]
 
 
+def _on_demand_views(store: FeatureStore, service: str) -> list[Any]:
+    """The on-demand views the service reads (by its projections' names)."""
+    names = {
+        p.name for p in store.get_feature_service(service).feature_view_projections
+    }
+    return [
+        v
+        for v in store.list_on_demand_feature_views(allow_cache=True)
+        if v.name in names
+    ]
+
+
 def entity_keys(store: FeatureStore, service: str) -> list[str]:
-    """The join keys of the service's feature views, in first-seen order."""
+    """The join keys of the service's feature views (an on-demand view's: those
+    of the views it reads), in first-seen order."""
     fs = store.get_feature_service(service)
+    on_demand = {v.name: v for v in _on_demand_views(store, service)}
     keys: list[str] = []
     for proj in fs.feature_view_projections:
-        view = store.get_feature_view(proj.name)
-        for col in view.entity_columns:
-            if col.name not in keys:
-                keys.append(col.name)
+        if proj.name in on_demand:
+            sources = on_demand[proj.name].source_feature_view_projections.values()
+            views = [store.get_feature_view(s.name) for s in sources]
+        else:
+            views = [store.get_feature_view(proj.name)]
+        for view in views:
+            for col in view.entity_columns:
+                if col.name not in keys:
+                    keys.append(col.name)
     return keys
+
+
+def request_columns(store: FeatureStore, service: str) -> list[str]:
+    """The request fields the service's on-demand views compute from: columns
+    a training set's entity rows carry (a read sends them with the keys)."""
+    out: list[str] = []
+    for view in _on_demand_views(store, service):
+        for source in view.source_request_sources.values():
+            out += [f.name for f in source.schema if f.name not in out]
+    return out
 
 
 def _check_window(start: datetime | None, end: datetime | None) -> None:
@@ -107,6 +137,15 @@ def build_training_set(
     if missing:
         raise BadInput(
             f"entity rows lack key column(s) {missing} needed by {feature_service!r}"
+        )
+    missing = [
+        c for c in request_columns(store, feature_service) if c not in entity_df.columns
+    ]
+    if missing:
+        raise BadInput(
+            f"entity rows lack request column(s) {missing}: the on-demand features "
+            f"of {feature_service!r} are computed from them (at serving time the "
+            "request sends them)"
         )
     mask = entity_df[ENTITY_TS].notna()
     if start is not None:
