@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo serve feast ui chromium bqemulator test-production bench-bigquery-costs test test-unit test-integration lint check schema-lock format typecheck bench bench-full bench-spark clean pipeline-compile pipeline-run-local
+.PHONY: help setup demo serve feast ui chromium wrk bqemulator test-production bench-bigquery-costs test test-unit test-integration lint check schema-lock format typecheck bench bench-full bench-spark clean pipeline-compile pipeline-run-local
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -118,10 +118,13 @@ pipeline-compile: setup ## Compile the KFP pipeline to pipelines/compiled/ (comm
 pipeline-run-local: setup ## Run the KFP training pipeline locally (kfp.local, embedded profile), print metrics
 	$(PY) -m pipelines.run_local
 
-bench: setup ## Benchmarks, quick mode (~1 min; own redis-server + PostgreSQL database)
+wrk: ## Install wrk (Debian) when missing: the http benchmark checks its load generator with it
+	scripts/ensure-wrk
+
+bench: setup wrk ## Benchmarks, quick mode (~1 min; own redis-server + PostgreSQL database)
 	$(PY) -m benchmarks --quick --out benchmarks/results/quick
 
-bench-full: setup ## Benchmarks, full mode (minutes): writes benchmarks/results/*.json + summary.md
+bench-full: setup wrk ## Benchmarks, full mode (minutes): writes benchmarks/results/*.json + summary.md
 	$(PY) -m benchmarks --out benchmarks/results
 
 bench-spark: setup ## Spark rows: scale profile vs DuckDB, PIT join + materialization at 1M rows (~12 min)

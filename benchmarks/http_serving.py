@@ -1,7 +1,19 @@
-"""``http``: ``feast serve`` defaults vs the platform's server at 1 and 16 clients.
+"""``http``: the platform's server against its floor and ``feast serve``.
 
-The platform's server is ``feature_platform.server``; both serve
-``POST /get-online-features`` for the churn service, batch 1. (The module is
+``POST /get-online-features`` for the churn service, batch 1, at 1 client
+(latency) and 16 clients (throughput), in one run:
+
+* ``platform_server``: ``feature_platform.server`` (one process), and
+  ``platform_server_workers_2`` (``serve --workers 2``);
+* ``floor_asgi``: the floor, a bare ASGI app on uvicorn with the server's
+  options (no access log, keep-alive 30 s) answering the platform's response
+  body of the same request (``benchmarks.http_floor``): the platform is
+  reported as a fraction of it;
+* ``feast_serve_defaults``: plain ``feast serve``.
+
+The Python load generator (``_http_load``) is checked against ``wrk`` (C, 2
+threads, 16 connections, a Lua script sending the same POST bodies) on the
+floor and the platform, when ``wrk`` is installed (``make wrk``). (The module is
 not called ``http.py``: ``benchmarks/spark_bench.py`` runs as a script with
 this folder first on ``sys.path``, where it would shadow the standard library.)
 """
@@ -12,10 +24,14 @@ import contextlib
 import json
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +121,44 @@ def _http_load(
     }
 
 
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _wrk(port: int, bodies: list[bytes], seconds: float) -> dict[str, Any]:
+    """``wrk`` at 16 connections (2 threads) POSTing ``bodies`` in turn."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        return {"error": "wrk not installed (make wrk)"}
+    lines = ",\n".join(f"  {json.dumps(b.decode())}" for b in bodies)
+    script = (
+        f"local bodies = {{\n{lines}\n}}\nlocal i = 0\n"
+        'local headers = {["Content-Type"] = "application/json"}\n'
+        "request = function()\n  i = i % #bodies + 1\n"
+        '  return wrk.format("POST", "/get-online-features", headers, bodies[i])\n'
+        "end\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            [exe, "-t2", "-c16", f"-d{max(1, round(seconds))}s", "--latency", "-s",
+             f.name, f"http://127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=seconds + 60, check=False,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(f.name)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    result: dict[str, Any] = {"req_per_s": float(rate.group(1)) if rate else None}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)$", out, re.M)
+        result[f"p{pct}_ms"] = (
+            round(float(m.group(1)) * _WRK_UNITS[m.group(2)], 3) if m else None
+        )
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["errors"] = int(errors.group(1)) if errors else 0
+    return result
+
+
 def bench_http(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
     import pandas as pd
 
@@ -118,7 +172,31 @@ def bench_http(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
         for _ in range(max(sizes.http_requests, 500))
     ]
     venv_bin = Path(sys.executable).parent
-    servers = {
+    platform = [
+        sys.executable,
+        "-m",
+        "feature_platform.server",
+        "--no-access-log",
+    ]
+    floor_body = Path(tempfile.mkdtemp(prefix="fp_http_floor_")) / "body.json"
+    servers: dict[str, Callable[[int], list[str]]] = {
+        "platform_server": lambda port: [*platform, "--port", str(port)],
+        "floor_asgi": lambda port: [
+            sys.executable,
+            "-m",
+            "benchmarks.http_floor",
+            "--port",
+            str(port),
+            "--body-file",
+            str(floor_body),
+        ],
+        "platform_server_workers_2": lambda port: [
+            *platform,
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
         "feast_serve_defaults": lambda port: [
             str(venv_bin / "feast"),
             "-c",
@@ -131,15 +209,7 @@ def bench_http(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
             "--no-access-log",
         ],
     }
-    if (ROOT / "src" / "feature_platform" / "server.py").is_file():
-        servers["platform_server"] = lambda port: [
-            sys.executable,
-            "-m",
-            "feature_platform.server",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ]
+    wrk_for = {"platform_server", "floor_asgi"}
     results: dict[str, Any] = {}
     for name, argv in servers.items():
         port = free_port()
@@ -150,6 +220,9 @@ def bench_http(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
             "FEATURE_PLATFORM_REPO": str(env.repo),
             "FEATURE_PLATFORM_OFFLINE": "file",
             "FP_AUTH": "no_auth",
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
         }
         proc = subprocess.Popen(
             argv(port),
@@ -161,13 +234,17 @@ def bench_http(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
         )
         try:
             _wait_http(port, proc)
+            if name == "platform_server":  # the floor answers this very body
+                floor_body.write_bytes(_answer(port, bodies[0]))
             _http_load(port, bodies[:50], clients=1, seconds=None)  # warm-up
             one = _http_load(
                 port, bodies[: sizes.http_requests], clients=1, seconds=None
             )
             many = _http_load(port, bodies, clients=16, seconds=sizes.http_seconds)
             results[name] = {"clients_1": one, "clients_16": many}
-        except Exception as exc:  # noqa: BLE001 - report, do not abort the suite
+            if name in wrk_for:
+                results[name]["wrk_16"] = _wrk(port, bodies, sizes.http_seconds)
+        except Exception as exc:  # noqa: BLE001 - one server's failure is reported, the others still run
             err = proc.stderr.read().decode()[-800:] if proc.poll() is not None else ""
             results[name] = {"error": f"{exc} {err}".strip()}
         finally:
@@ -177,18 +254,40 @@ def bench_http(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
                 proc.wait(timeout=15)
             if proc.poll() is None:
                 os.killpg(proc.pid, 9)
-    return {"servers": results}
+    size = floor_body.stat().st_size if floor_body.exists() else 0
+    shutil.rmtree(floor_body.parent, ignore_errors=True)
+    return {"servers": results, "floor_body_bytes": size}
+
+
+def _answer(port: int, body: bytes) -> bytes:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    conn.request("POST", "/get-online-features", body, headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"platform server answered {resp.status}: {data[:300]!r}")
+    return data
+
+
+def _ok(r: dict[str, Any] | None) -> bool:
+    return bool(r) and "error" not in r  # type: ignore[operator]
 
 
 def http_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     s = res["servers"]
     plat, feast = s.get("platform_server"), s.get("feast_serve_defaults")
-    if not plat or "error" in plat or not feast or "error" in feast:
+    floor = s.get("floor_asgi")
+    if not _ok(plat) or not _ok(feast):
         return [target("HTTP targets", f"not measured: {json.dumps(s)[:300]}", False)]
+    assert plat is not None and feast is not None
     one, many = plat["clients_1"], plat["clients_16"]
     ratio = many["req_per_s"] / max(feast["clients_16"]["req_per_s"], 1e-9)
     worst = max(one["max_ms"], many["max_ms"])
-    return [
+    out = [
         target(
             "HTTP batch-1 p99 <= 3 ms at 1 client",
             f"p99 {one['p99_ms']} ms",
@@ -202,24 +301,67 @@ def http_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         target("HTTP: no stall over 50 ms", f"max {worst} ms", worst <= 50),
     ]
+    if not _ok(floor):
+        out.append(target("HTTP vs floor", f"floor not measured: {floor}", False))
+        return out
+    assert floor is not None
+    f1, f16 = floor["clients_1"], floor["clients_16"]
+    frac = many["req_per_s"] / max(f16["req_per_s"], 1e-9)
+    out += [
+        target(
+            "HTTP >= 0.7x the floor's req/s at 16 clients",
+            f"{many['req_per_s']} vs floor {f16['req_per_s']} req/s = {frac:.2f}x",
+            frac >= 0.7,
+        ),
+        target(
+            "HTTP 1-client p50 <= floor + 0.25 ms",
+            f"p50 {one['p50_ms']} ms vs floor {f1['p50_ms']} ms "
+            f"(+{one['p50_ms'] - f1['p50_ms']:.3f} ms)",
+            one["p50_ms"] <= f1["p50_ms"] + 0.25,
+        ),
+        target(
+            "HTTP 16-client p99 <= 1.5x the floor's",
+            f"p99 {many['p99_ms']} ms vs floor {f16['p99_ms']} ms "
+            f"= {many['p99_ms'] / max(f16['p99_ms'], 1e-9):.2f}x",
+            many["p99_ms"] <= 1.5 * f16["p99_ms"],
+        ),
+    ]
+    return out
 
 
 def http_summary(res: dict[str, Any]) -> list[str]:
+    servers = res["servers"]
+    floor = servers.get("floor_asgi")
     lines = [
-        "HTTP `POST /get-online-features`, churn service, batch 1:",
+        "HTTP `POST /get-online-features`, churn service, batch 1 "
+        f"(the floor answers the same {res.get('floor_body_bytes', '?')}-byte body):",
         "",
         "| server | 1 client p50 / p99 / max ms | 16 clients req/s "
-        "| 16 clients p99 / max ms |",
-        "|---|---|---|---|",
+        "| 16 clients p99 / max ms | x floor (req/s at 16, p50 at 1) "
+        "| wrk 16 conns req/s (p50 / p99 ms) |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, r in res["servers"].items():
+    for name, r in servers.items():
         if "error" in r:
-            lines.append(f"| {name} | error | | |")
+            lines.append(f"| {name} | error | | | | |")
             continue
         one, many = r["clients_1"], r["clients_16"]
+        ratio = ""
+        if _ok(floor):
+            assert floor is not None
+            ratio = (
+                f"{many['req_per_s'] / max(floor['clients_16']['req_per_s'], 1e-9):.2f}"
+                f" / {one['p50_ms'] / max(floor['clients_1']['p50_ms'], 1e-9):.2f}"
+            )
+        wrk = r.get("wrk_16") or {}
+        wrk_text = (
+            f"{wrk['req_per_s']} ({wrk['p50_ms']} / {wrk['p99_ms']})"
+            if wrk.get("req_per_s")
+            else wrk.get("error", "")
+        )
         lines.append(
             f"| {name} | {fmt_latency(one)} | {many['req_per_s']} "
-            f"| {many['p99_ms']} / {many['max_ms']} |"
+            f"| {many['p99_ms']} / {many['max_ms']} | {ratio} | {wrk_text} |"
         )
     lines.append("")
     return lines
