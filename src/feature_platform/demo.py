@@ -54,6 +54,10 @@ def _fmt(value: float | None, digits: int) -> str:
     return "null" if value is None else f"{value:.{digits}f}"
 
 
+CHECKOUT_SERVICE = "churn_prediction_service_v2"
+CHECKOUT_CART = 80.0  # EUR: the request-time value of the demo's checkout
+
+
 def run_demo(
     profile: str | None = None,
     *,
@@ -83,7 +87,7 @@ def run_demo(
     directory = data_dir()
     generated = ensure_sample_data(directory, spec)
     say(
-        "[1/5] sample data: "
+        "[1/6] sample data: "
         + (f"generated {generated['rows']}" if generated else "up to date")
         + f" in {_shown(directory)}"
     )
@@ -92,7 +96,7 @@ def run_demo(
     t = time.monotonic()
     store = get_store(profile)
     applied = apply_definitions(store)
-    say(f"[2/5] apply: project {applied.project!r}, {applied.objects['feature_views']}")
+    say(f"[2/6] apply: project {applied.project!r}, {applied.objects['feature_views']}")
     step("apply", t, applied.summary())
 
     t = time.monotonic()
@@ -109,12 +113,12 @@ def run_demo(
     else:
         mat = materialize_incremental(store, now, progress=progress)
     rows = {k: v["rows"] for k, v in mat["views"].items()}
-    say(f"[3/5] materialize up to {now.isoformat()}: rows written {rows}")
+    say(f"[3/6] materialize up to {now.isoformat()}: rows written {rows}")
     step("materialize", t, mat)
 
     t = time.monotonic()
     labels = pd.read_parquet(directory / "churn_labels.parquet")
-    say(f"[4/5] training on {len(labels)} labelled entity rows (PIT join + GBC)...")
+    say(f"[4/6] training on {len(labels)} labelled entity rows (PIT join + GBC)...")
     trained = run_training(store, labels)
     m, reg = trained["metrics"], trained["registered"]
     say(
@@ -135,7 +139,7 @@ def run_demo(
     service = bundle.metadata["feature_service"]
     customers = sorted(labels["customer_id"].unique().tolist())[:5]
     preds = predict_online(store, bundle, [{"customer_id": int(c)} for c in customers])
-    say(f"[5/5] online features via {service} + {reg['model_name']} @{CHAMPION}:")
+    say(f"[5/6] online features via {service} + {reg['model_name']} @{CHAMPION}:")
     for row in preds:
         say(
             f"      customer {row['customer_id']}: orders={row['total_orders']} "
@@ -144,6 +148,27 @@ def run_demo(
             f"-> churn p={row['churn_probability']:.3f}"
         )
     step("online", t, {"predictions": preds})
+
+    t = time.monotonic()
+    # At checkout: the model on churn_prediction_service_v2 also reads the
+    # on-demand checkout_value features, computed from the request's cart value.
+    checkout = run_training(store, labels, feature_service=CHECKOUT_SERVICE)
+    creg = checkout["registered"]
+    checkout_model = load_registered_model(
+        creg["model_name"], str(creg["version"]), store=store
+    )
+    request = {"customer_id": int(customers[0]), "cart_value": CHECKOUT_CART}
+    [scored] = predict_online(store, checkout_model, [request])
+    say(
+        f"[6/6] at checkout via {CHECKOUT_SERVICE} ({creg['model_name']} "
+        f"v{creg['version']}, ROC AUC {checkout['metrics']['roc_auc']}): customer "
+        f"{request['customer_id']}, cart {CHECKOUT_CART:.2f} EUR -> "
+        f"cart/avg={_fmt(scored['cart_to_avg_ratio'], 2)} "
+        f"share={_fmt(scored['cart_share_of_lifetime'], 3)} "
+        f"first_order={scored['is_first_order']} "
+        f"-> churn p={scored['churn_probability']:.3f}"
+    )
+    step("checkout", t, {"request": request, "prediction": scored, **checkout})
     summary["seconds_total"] = round(time.monotonic() - t0, 2)
     say(
         f"done in {summary['seconds_total']} s; "

@@ -84,6 +84,12 @@ def test_demo_twice_is_incremental(repo_env: Path, capsys) -> None:
     assert [r["version"] for r in registered] == [1, 2]
     assert registered[1]["aliases"] == ["champion"]
     assert second["steps"]["train"]["model_dir"] is None  # the registry is its home
+    # Step 6: a checkout scored by the model on service v2, with its cart value.
+    checkout = second["steps"]["checkout"]
+    assert checkout["feature_service"] == "churn_prediction_service_v2"
+    assert checkout["request"]["cart_value"] == 80.0
+    assert 0 <= checkout["prediction"]["churn_probability"] <= 1
+    assert "cart_to_avg_ratio" in checkout["prediction"]
     assert (repo_env / "data" / "mlflow" / "mlflow.db").is_file()
 
 
