@@ -80,6 +80,17 @@ def expected_customers(repo: Path, end: pd.Timestamp, salt: str) -> pd.DataFrame
     return latest
 
 
+def gate_window_rows(repo: Path, view: str, interval: timedelta) -> int:
+    """Source rows the gate reads for an interval ending at TEST_END: back to
+    the view's freshness horizon (``validation.rules_for``) when that is earlier."""
+    from feature_platform.validation import rules_for
+
+    source = pd.read_parquet(repo / "data" / f"{view}.parquet")
+    start = min(TEST_END - interval, TEST_END - rules_for(view).max_staleness)
+    stamps = source["event_timestamp"]
+    return int(((stamps >= start) & (stamps <= TEST_END)).sum())
+
+
 def assert_cells_equal(got: pd.DataFrame, expected: pd.DataFrame) -> int:
     got = got.loc[expected.index, CUSTOMER_FEATURES]
     for col in CUSTOMER_FEATURES:
@@ -155,7 +166,13 @@ def test_materialize_incremental_writes_the_reference_values(
     assert jobs["by_type"] == {"query": 4}, jobs
     results["materialize_incremental_one_interval"] = {
         **jobs,
-        "views": {v: r["rows"] for v, r in run["views"].items()},
+        "views": {
+            v: {
+                "rows_written": r["rows"],
+                "gate_window_rows": gate_window_rows(seeded_repo, v, INTERVAL),
+            }
+            for v, r in run["views"].items()
+        },
         "online_cells_compared": cells,
     }
     # Idempotent: the same window again leaves the same hashes.
