@@ -113,6 +113,11 @@ def test_apply_is_guarded_and_audited(store) -> None:
 
     assert store.config.registry.path.startswith("postgresql+psycopg://")
     assert store.config.offline_store.dataset == DATASET
+    # The platform's plugins on this profile: every read and write below is theirs.
+    assert store.config.online_store.type == (
+        "feature_platform.online_store.PlatformRedisOnlineStore"
+    )
+    assert store.config.batch_engine.type == "feature_platform.engine.PlatformEngine"
     rows = list_audit(store)
     assert rows and rows[0]["project"] == store.project
     check_apply(store)  # the definitions match what the registry holds
