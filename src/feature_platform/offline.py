@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "batch_source",
+    "source_path",
     "latest_rows_job",
     "online_views",
     "pull_latest",
@@ -35,6 +36,22 @@ def batch_source(view: FeatureView) -> DataSource:
     if source is None:
         raise ValueError(f"feature view {view.name!r} has no batch source")
     return source
+
+
+def source_path(view: FeatureView) -> str | None:
+    """The local parquet path of ``view``'s batch source, if it has one."""
+    from pathlib import Path
+
+    from feast import FileSource
+
+    source = view.batch_source
+    if not isinstance(source, FileSource):
+        return None
+    path = source.path
+    if "://" in path and not path.startswith("file://"):
+        return None
+    path = path.removeprefix("file://")
+    return path if Path(path).exists() else None
 
 
 def _query(

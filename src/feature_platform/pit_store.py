@@ -132,7 +132,7 @@ def _plan(
     """(view, source path, join key, features) per view; None if unsupported."""
     from feast import FileSource
 
-    from feature_platform.online_store.writer import source_path as _source_path
+    from feature_platform.offline import source_path as _source_path
 
     wanted: dict[str, list[str]] = {}
     for ref in feature_refs:

@@ -18,7 +18,8 @@ def test_line_replies_counts_exactly_and_reports_errors(redis_available) -> None
 
     import redis
 
-    from feature_platform.online_store.writer import _RawPipe, _resp
+    from feature_platform.online_store.codec import command as _resp
+    from feature_platform.online_store.writer import _RawPipe
 
     client = redis.Redis(
         host=os.environ.get("FP_REDIS_HOST", "127.0.0.1"),
@@ -107,7 +108,8 @@ def test_pipe_reports_a_dead_redis_and_stops_its_sender(redis_available) -> None
     reader gets a connection error (no hang), and ``close`` ends the thread."""
     import time
 
-    from feature_platform.online_store.writer import _RawPipe, _resp
+    from feature_platform.online_store.codec import command as _resp
+    from feature_platform.online_store.writer import _RawPipe
     from tests.integration.faults import RedisServer
 
     server = RedisServer().start()

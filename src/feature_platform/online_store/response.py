@@ -21,7 +21,11 @@ from typing import Any
 from feast.online_response import TIMESTAMP_POSTFIX, OnlineResponse
 
 from feature_platform.online_store.codec import STATUS_PRESENT
-from feature_platform.online_store.reader import ReadPlan, ViewRead
+
+# ``plan`` is a ``reader.ReadPlan``, ``reads`` its ``reader.ViewRead`` list: the
+# reader builds responses, so this module does not import it back.
+ReadPlan = Any
+ViewRead = Any
 
 __all__ = ["PlatformOnlineResponse", "json_body", "timestamp_json"]
 

@@ -38,11 +38,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from feature_platform.offline import source_path
 from feature_platform.online_store.codec import (
     FEATURE_TAGS,
     VT_INT32,
@@ -50,7 +50,10 @@ from feature_platform.online_store.codec import (
     VT_STRING,
     assemble,
     assemble_rows,
+    bulk,
     bulk_segments,
+    command,
+    command_head,
     const,
     decode_timestamp_nanos,
     encode_hset_batch,
@@ -69,7 +72,6 @@ __all__ = [
     "DUCKDB_MEMORY_LIMIT",
     "hset_payloads",
     "materialize_view_fast",
-    "source_path",
     "supports",
     "write_proto_rows",
 ]
@@ -83,20 +85,6 @@ BATCH_ROWS = 50_000
 PACE_ROWS = 50
 DUCKDB_MEMORY_LIMIT = "384MB"
 BULK_REPLY_TIMEOUT_S = 60.0
-
-
-def source_path(view: FeatureView) -> str | None:
-    """The local parquet path of ``view``'s batch source, if it has one."""
-    from feast import FileSource
-
-    source = view.batch_source
-    if not isinstance(source, FileSource):
-        return None
-    path = source.path
-    if "://" in path and not path.startswith("file://"):
-        return None
-    path = path.removeprefix("file://")
-    return path if Path(path).exists() else None
 
 
 def supports(config: RepoConfig, view: FeatureView) -> bool:
@@ -460,18 +448,18 @@ def _hget(enc: _Encoded, view: FeatureView) -> list[Any]:
     """Segments of ``HGET <key> _ts:<view>`` per row (the dedup rule's read)."""
     ts_field = f"_ts:{view.name}".encode()
     return [
-        const(b"*3\r\n$4\r\nHGET\r\n", enc.n),
+        const(command_head(b"HGET", 3), enc.n),
         *bulk_segments(enc.keys, enc.n),
-        const(b"$%d\r\n%s\r\n" % (len(ts_field), ts_field), enc.n),
+        const(bulk(ts_field), enc.n),
     ]
 
 
 def _expire(enc: _Encoded, ttl: bytes) -> list[Any]:
     """Segments of ``EXPIRE <key> <ttl>`` per row (``key_ttl_seconds``)."""
     return [
-        const(b"*3\r\n$6\r\nEXPIRE\r\n", enc.n),
+        const(command_head(b"EXPIRE", 3), enc.n),
         *bulk_segments(enc.keys, enc.n),
-        const(b"$%d\r\n%s\r\n" % (len(ttl), ttl), enc.n),
+        const(bulk(ttl), enc.n),
     ]
 
 
@@ -728,13 +716,6 @@ def _materialize_view(
     return written
 
 
-def _resp(*parts: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
-
-
 def write_proto_rows(
     client: Any, config: RepoConfig, view: FeatureView, data: list[Any]
 ) -> int:
@@ -764,7 +745,7 @@ def write_proto_rows(
     ]
     prev: list[int] = [0] * len(data)
     if not online.skip_dedup:
-        replies = round_trip(client, [_resp(b"HMGET", k, ts_key) for k in keys])
+        replies = round_trip(client, [command(b"HMGET", k, ts_key) for k in keys])
         prev = [decode_timestamp_nanos(r[0]) for r in replies]
     fields: dict[str, bytes] = {}
     ttl = str(int(online.key_ttl_seconds)).encode() if online.key_ttl_seconds else b""
@@ -785,9 +766,9 @@ def write_proto_rows(
             if field is None:
                 field = fields[name] = feature_field(view.name, name)
             parts += [field, value.SerializeToString()]
-        commands.append(_resp(*parts))
+        commands.append(command(*parts))
         if ttl:
-            commands.append(_resp(b"EXPIRE", key, ttl))
+            commands.append(command(b"EXPIRE", key, ttl))
     if commands:
         errors = [r for r in round_trip(client, commands) if isinstance(r, Exception)]
         if errors:
