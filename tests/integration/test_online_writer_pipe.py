@@ -65,7 +65,8 @@ def test_timestamps_parses_absent_runs_stored_values_and_errors(
 
     import redis
 
-    from feature_platform.online_store.writer import ABSENT, _RawPipe, _resp
+    from feature_platform.online_store.codec import command as _resp
+    from feature_platform.online_store.writer import ABSENT, _RawPipe
 
     client = redis.Redis(
         host=os.environ.get("FP_REDIS_HOST", "127.0.0.1"),
