@@ -169,6 +169,43 @@ def test_build_training_set_op_drops_rows_outside_the_window(
     assert dataset.metadata["positive_rate"] == round(float(inside.churned.mean()), 4)
 
 
+def test_build_training_set_op_on_the_on_demand_service(
+    on_sample_repo, sample_repo: Path, tmp_path: Path
+) -> None:
+    """The KFP step builds version 2's training set: the labels' cart_value
+    feeds the on-demand checkout_value outputs, computed by the repo's function."""
+    import pandas as pd
+    from kfp.dsl import Dataset
+
+    from feature_platform.profiles import repo_module
+
+    dataset = Dataset(name="dataset", uri=str(tmp_path / "dataset"), metadata={})
+    COMPONENTS["build_training_set_op"].python_func(
+        profile="local",
+        feature_service="churn_prediction_service_v2",
+        labels_uri="",
+        training_start=(TEST_END - timedelta(days=5)).isoformat(),
+        training_end=TEST_END.isoformat().replace("+00:00", "Z"),
+        dataset=dataset,
+    )
+    data = pd.read_parquet(dataset.path)
+    assert len(data) == dataset.metadata["rows"] > 0
+    fn = repo_module("transformations", repo=sample_repo).checkout_value
+
+    def plain(values):
+        return [None if pd.isna(v) else float(v) for v in values]
+
+    want = fn(
+        {
+            c: plain(data[c])
+            for c in ("cart_value", "avg_order_amount", "lifetime_value")
+        }
+        | {"total_orders": plain(data["total_orders"])}
+    )
+    for name, values in want.items():
+        assert plain(data[name]) == [None if v is None else float(v) for v in values]
+
+
 @pytest.mark.parametrize(
     ("start", "end", "error"),
     [
