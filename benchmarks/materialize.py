@@ -399,14 +399,15 @@ def materialize_summary(res: dict[str, Any]) -> list[str]:
             "(same run):",
             "",
             "| rows | gate off rows/s | gate on rows/s | on / off | gate s "
-            "| gate off peak RSS MB | gate on peak RSS MB | load 1m |",
-            "|---|---|---|---|---|---|---|---|",
+            "| CPU s off / on | gate off peak RSS MB | gate on peak RSS MB | load 1m |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for on, off in pairs:
             lines.append(
                 f"| {on['rows']:,} | {off['rows_per_s']:,} | {on['rows_per_s']:,} "
                 f"| {on['rows_per_s'] / off['rows_per_s']:.2f} "
                 f"| {on['seconds'] - off['seconds']:.2f} "
+                f"| {off.get('cpu_s', '')} / {on.get('cpu_s', '')} "
                 f"| {off['peak_rss_mb']:,} | {on['peak_rss_mb']:,} "
                 f"| {on.get('load_1m', '')} |"
             )
