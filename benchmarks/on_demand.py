@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,12 @@ def checkout_value_pandas(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _pandas_twin(store: Any) -> None:
-    """Apply ``checkout_value_pandas`` as a view and a v2 service reading it."""
+@contextlib.contextmanager
+def _pandas_twin(store: Any) -> Iterator[None]:
+    """Apply ``checkout_value_pandas`` as a view and a v2 service reading it,
+    and delete both afterwards: the benchmarks share one registry project, and
+    the next one's ``apply_definitions`` would refuse the twin's disappearance
+    as a breaking change (a removed on-demand view and service)."""
     from feast import FeatureService, Field
     from feast.on_demand_feature_view import OnDemandFeatureView
     from feast.types import Float64
@@ -106,6 +110,11 @@ def _pandas_twin(store: Any) -> None:
         owner=v2.owner,
     )
     store.apply([view, service])
+    try:
+        yield
+    finally:
+        store.delete_feature_service(PANDAS_SERVICE)
+        store.delete_feature_view(view.name)
 
 
 def _rows(ids: list[int], rng: random.Random, batch: int, cart: bool):
@@ -123,11 +132,17 @@ def _same(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> bool:
 
 
 def _sdk(env: BenchEnv, sizes: Sizes, ids: list[int]) -> dict[str, Any]:
+    store, plain = env.store(), env.plain_store()
+    with _pandas_twin(store):
+        plain.refresh_registry()
+        return _measure_sdk(store, plain, sizes, ids)
+
+
+def _measure_sdk(
+    store: Any, plain: Any, sizes: Sizes, ids: list[int]
+) -> dict[str, Any]:
     from feature_platform.online_store.store import PlatformOnlineResponse
 
-    store, plain = env.store(), env.plain_store()
-    _pandas_twin(store)
-    plain.refresh_registry()
     services = {
         (who, name): s.get_feature_service(name)
         for who, s in (("platform", store), ("plain", plain))
