@@ -297,10 +297,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="churn_prediction_service")
-    p.add_argument("--version", default="champion", help="alias or version number")
-    p.add_argument("--customer-id", type=int, nargs="+")
+def _cart_value_option(p: argparse.ArgumentParser) -> None:
+    """The request-time input of the on-demand view ``checkout_value``."""
     p.add_argument(
         "--cart-value",
         type=float,
@@ -308,6 +306,13 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
         help="request data of a model on churn_prediction_service_v2: the cart "
         "value (EUR) at checkout, one per --customer-id",
     )
+
+
+def _predict_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="churn_prediction_service")
+    p.add_argument("--version", default="champion", help="alias or version number")
+    p.add_argument("--customer-id", type=int, nargs="+")
+    _cart_value_option(p)
 
 
 @command(
@@ -377,13 +382,7 @@ def _online_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--feature-service")
     group.add_argument("--features", nargs="+", help="view:feature references")
     p.add_argument("--customer-id", type=int, nargs="+")
-    p.add_argument(
-        "--cart-value",
-        type=float,
-        nargs="+",
-        help="request data of a model on churn_prediction_service_v2: the cart "
-        "value (EUR) at checkout, one per --customer-id",
-    )
+    _cart_value_option(p)
     p.add_argument("--driver-id", type=int, nargs="+")
 
 
