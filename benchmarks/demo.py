@@ -6,7 +6,9 @@ Runs ``feature-platform --profile local demo`` twice in a temporary copy of
 ``feature_repo/`` without its data (a first run: sample data, apply, materialize,
 train, serve; then the incremental one), from the copy's parent directory so the
 printed paths are relative, and records each run's output (stdout and stderr, as
-a terminal shows them) and wall time with the commit and command. README.md shows
+a terminal shows them, with this checkout's directory removed from the paths of
+library warnings so they read relative to it) and wall time with the commit and
+command. README.md shows
 the first run's output and both times from this file (``make bench-docs``).
 """
 
@@ -23,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import REPO_SRC, RESULTS, machine, provenance
+from benchmarks.harness import REPO_SRC, RESULTS, ROOT, machine, provenance
 
 COMMAND = "python -m benchmarks.demo"
 
@@ -57,7 +59,7 @@ def record_demo() -> dict[str, Any]:
                 {
                     "run": kind,
                     "wall_s": round(time.perf_counter() - t0, 1),
-                    "output": proc.stdout,
+                    "output": proc.stdout.replace(f"{ROOT}/", ""),
                 }
             )
     return {
