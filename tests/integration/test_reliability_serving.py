@@ -70,6 +70,7 @@ def _record(name: str, result: dict[str, Any]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     data[name] = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "load_average_1m": round(os.getloadavg()[0], 2),
                   **provenance(RELIABILITY_COMMAND), **result}  # fmt: skip
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
