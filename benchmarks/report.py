@@ -241,7 +241,11 @@ def environment() -> Any:
         "dict_with": _dict_with,
         "first_key_containing": _first_key_containing,
     }
-    env.tests |= {"all_true": lambda xs: all(xs), "none_true": lambda xs: not any(xs)}
+    env.tests |= {
+        "all_true": lambda xs: all(xs),
+        "none_true": lambda xs: not any(xs),
+        "search": lambda text, pattern: re.search(pattern, text) is not None,
+    }
     env.globals |= {
         "num": num,
         "ratio": ratio,
