@@ -140,11 +140,12 @@ class PlatformOnlineResponse(OnlineResponse):
             if include_event_timestamps:
                 out[key + TIMESTAMP_POSTFIX] = [0] * len(values)
         for view in self.reads:
-            seconds = [s[0] if s else 0 for s in view.stamps]
             for name, column in zip(view.plan.outputs, view.values, strict=True):
                 out[name] = list(column)
                 if include_event_timestamps:
-                    out[name + TIMESTAMP_POSTFIX] = list(seconds)
+                    out[name + TIMESTAMP_POSTFIX] = [
+                        s[0] if s else 0 for s in view.stamps
+                    ]
         return out
 
 

@@ -41,7 +41,7 @@ from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreCo
 from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig
 from feast.online_response import OnlineResponse
 
-from feature_platform.errors import OnlineStoreUnavailable
+from feature_platform.errors import OnlineStoreUnavailable, is_unavailable
 from feature_platform.feast_compat import AfterViewReads, FailFastRedisClient
 from feature_platform.online_store.reader import (
     UnsupportedRead,
@@ -350,14 +350,31 @@ class PlatformRedisOnlineStore(_FreshReads, FailFastRedisClient, RedisOnlineStor
             config, registry, project, features, full_feature_names=full_feature_names
         )
         columns = plan.entity_columns(entity_rows)
-        with self._reading(config):
-            reads = plan.read(
-                redis_client(self, config.online_store),
-                columns,
-                now_s=now_seconds() if now_s is None else now_s,
-                enforce_ttl=_enforcing(config) if enforce_ttl is None else enforce_ttl,
-            )
+        client = redis_client(self, config.online_store)
+        now = now_seconds() if now_s is None else now_s
+        enforce = _enforcing(config) if enforce_ttl is None else enforce_ttl
+        breaker = self._breaker
+        if breaker is None or not breaker.closed():
+            with self._reading(config):  # builds it / fails fast while open
+                reads = plan.read(client, columns, now_s=now, enforce_ttl=enforce)
+            return PlatformOnlineResponse(plan, columns, reads)
+        # The breaker is closed (the usual case): _reading's rule without a
+        # generator context manager per read (a few us each).
+        try:
+            reads = plan.read(client, columns, now_s=now, enforce_ttl=enforce)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise self._failed(breaker, exc) from exc
+            raise
+        breaker.success()
         return PlatformOnlineResponse(plan, columns, reads)
+
+    @staticmethod
+    def _failed(breaker: _Breaker, exc: BaseException) -> BaseException:
+        if isinstance(exc, OnlineStoreUnavailable):
+            return exc
+        breaker.failure(exc)
+        return _RedisUnavailable(breaker.describe())
 
     # ---------------------------------------------------------------- writes
 
