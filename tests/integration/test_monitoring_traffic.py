@@ -33,6 +33,7 @@ from tests.integration.served import wait_healthy
 pytestmark = pytest.mark.integration
 
 UNKNOWN = 999_999_999  # no such customer or driver
+ON_DEMAND_OUTPUTS = ("cart_to_avg_ratio", "cart_share_of_lifetime", "is_first_order")
 STARTUP_TIMEOUT_S = 120
 
 
@@ -87,6 +88,7 @@ class Traffic:
     def __init__(self) -> None:
         self.seconds: list[float] = []
         self.rows: dict[str, int] = {}
+        self.values: dict[str, dict[str, int]] = {}  # values served per feature
         self.nulls: dict[str, dict[str, int]] = {}
         self.statuses: dict[str, int] = {}
 
@@ -108,6 +110,8 @@ class Traffic:
             if name in views:
                 per = self.nulls.setdefault(views[name], {})
                 per[name] = per.get(name, 0) + values.count(None)
+                seen = self.values.setdefault(views[name], {})
+                seen[name] = seen.get(name, 0) + len(values)
 
 
 def _send(url: str, store: Any, repo: Path, rounds: int) -> Traffic:
@@ -123,6 +127,11 @@ def _send(url: str, store: Any, repo: Path, rounds: int) -> Traffic:
         f.name: p.name for p in service.feature_view_projections for f in p.features
     }
     driver_views = {"total_trips": "driver_stats", "avg_rating": "driver_stats"}
+    # v2: stored features and the checkout_value on-demand view's outputs
+    # (all null for the unknown customer: no stored inputs).
+    v2 = store.get_feature_service("churn_prediction_service_v2")
+    v2_views = {f.name: p.name for p in v2.feature_view_projections for f in p.features}
+    assert set(v2_views) >= set(ON_DEMAND_OUTPUTS)
     traffic = Traffic()
     with httpx.Client(base_url=url, timeout=15) as client:
         for i in range(rounds):
@@ -141,6 +150,17 @@ def _send(url: str, store: Any, repo: Path, rounds: int) -> Traffic:
                     "entities": {"driver_id": [known_d[i % len(known_d)], UNKNOWN]},
                 },
                 driver_views,
+            )
+            traffic.post(
+                client,
+                {
+                    "feature_service": "churn_prediction_service_v2",
+                    "entities": {
+                        "customer_id": [known_c[2 * i], UNKNOWN],
+                        "cart_value": [20.0 + i, 35.5],
+                    },
+                },
+                v2_views,
             )
         # A bad request (unknown feature) is counted and timed, serves nothing.
         traffic.post(
@@ -174,9 +194,10 @@ def _check(report: dict[str, Any], traffic: Traffic) -> None:
         entry = report["online"][view]
         assert entry["rows"] == rows, view
         for feature, nulls in traffic.nulls[view].items():
-            assert entry["values"][feature] == rows, (view, feature)
+            values = traffic.values[view][feature]
+            assert entry["values"][feature] == values, (view, feature)
             assert entry["nulls"][feature] == nulls, (view, feature)
-            assert entry["null_rate"][feature] == round(nulls / rows, 4)
+            assert entry["null_rate"][feature] == round(nulls / values, 4)
         # features no read asked for have no rate (not 0 %)
         for feature, served in entry["values"].items():
             if feature not in traffic.nulls[view]:
@@ -192,10 +213,16 @@ def test_monitor_reports_the_servers_real_traffic(served, tmp_path: Path) -> Non
     assert "fp_serving_request_latency_seconds" in metrics.text
 
     first = _send(url, store, repo, rounds=25)
-    assert first.statuses == {"200": 50, "404": 1}
+    assert first.statuses == {"200": 75, "404": 1}
     # each read asked for one unknown entity (null) and known, fresh ones
-    assert first.nulls["customer_stats"]["total_orders"] == 25
+    assert first.nulls["customer_stats"]["total_orders"] == 50
     assert first.nulls["driver_stats"]["total_trips"] == 25
+    # the on-demand outputs: null at least for the unknown customer, counted
+    # by the server exactly as the responses carried them (_check)
+    assert set(first.nulls["checkout_value"]) == set(ON_DEMAND_OUTPUTS)
+    for name in ON_DEMAND_OUTPUTS:
+        assert first.nulls["checkout_value"][name] >= 25, name
+    assert first.rows["checkout_value"] == 50
     print(first.statuses)
     out = tmp_path / "monitoring"
     summary = monitor_and_publish(
@@ -207,14 +234,14 @@ def test_monitor_reports_the_servers_real_traffic(served, tmp_path: Path) -> Non
     assert "probe" not in report["online_source"]["note"]
     # one in three customer rows is unknown: a served null rate above the ceiling
     assert any(
-        a.startswith("null rate: customer_stats:total_orders 33.3% of 75 served")
+        a.startswith("null rate: customer_stats:total_orders 40.0% of 125 served")
         for a in summary["alerts"]
     ), summary["alerts"]
     assert "Source: <b>server</b>" in (out / "monitor.html").read_text()
 
     # The next run reports only the traffic since this one.
     second = _send(url, store, repo, rounds=10)
-    assert second.statuses == {"200": 20, "404": 1}
+    assert second.statuses == {"200": 30, "404": 1}
     summary = monitor_and_publish(
         store,
         now=TEST_END,

@@ -24,7 +24,7 @@ from feature_platform.monitoring.window import Window, default_windows
 from feature_platform.utc import ensure_utc, utc_now
 
 if TYPE_CHECKING:
-    from feast import FeatureStore, FeatureView
+    from feast import FeatureStore, FeatureView, OnDemandFeatureView
 
 __all__ = ["MonitorReport", "alerts", "run_monitor"]
 
@@ -81,7 +81,8 @@ def run_monitor(
     policy = policy or load_policy()
     server_url = server_url or settings().monitor_server_url
     store.refresh_registry()
-    selected = online_views(store, views)
+    wanted = None if views is None else set(views)
+    selected = online_views(store, wanted)
     if reference is None or current is None:
         ref_default, cur_default = default_windows(now=now, store=store)
         reference = reference or ref_default
@@ -119,7 +120,13 @@ def run_monitor(
             entry["source_lag_seconds"] = round((now - ts).total_seconds(), 1)
     served: dict[str, Any] | None = None
     if server_url:
-        served = _served_from_server(selected, server_url, previous)
+        # On-demand views too: their outputs' nulls are counted as served.
+        on_demand = [
+            v
+            for v in store.list_on_demand_feature_views()
+            if wanted is None or v.name in wanted
+        ]
+        served = _served_from_server([*selected, *on_demand], server_url, previous)
         online_source = {
             "kind": "server",
             "note": f"served traffic of {served['url']} since {served['since']}",
@@ -156,7 +163,7 @@ def run_monitor(
     return report
 
 
-def _profiled(view: FeatureView) -> list[str]:
+def _profiled(view: FeatureView | OnDemandFeatureView) -> list[str]:
     from feature_platform.pii import pii_fields
 
     pii = set(pii_fields(view))
@@ -164,7 +171,9 @@ def _profiled(view: FeatureView) -> list[str]:
 
 
 def _served_from_server(
-    views: list[FeatureView], url: str, previous: ServerCounters | None
+    views: list[FeatureView | OnDemandFeatureView],
+    url: str,
+    previous: ServerCounters | None,
 ) -> dict[str, Any]:
     counters = parse_metrics(scrape(url))
     return served_traffic(

@@ -121,6 +121,26 @@ class ViewPlan:
     ttl_s: float | None
 
 
+@dataclass(frozen=True)
+class OnDemandOutputs:
+    """The requested outputs of one on-demand view of a request."""
+
+    name: str  # projection.name_to_use()
+    features: tuple[str, ...]  # requested features, the request's order
+    outputs: tuple[str, ...]  # output column per feature
+
+
+@dataclass
+class OnDemandRead:
+    """The served columns of one on-demand view (computed by Feast's
+    transform), shaped as ``ViewRead`` for ``serving.metrics``: no ttl of its
+    own (``stale`` all False; a stale input gives the transform a null)."""
+
+    plan: OnDemandOutputs
+    values: list[list[Any]]  # [feature][row], as the response's JSON has them
+    stale: list[bool]
+
+
 @dataclass
 class ViewRead:
     """Decoded replies of one view: per feature a column, per row a timestamp."""
@@ -208,6 +228,23 @@ class ReadPlan:
             tuple(context.on_demand_views) if context else ()
         )
         self.request_data: Any = context.request_data if context else set()
+        # Per on-demand view: its requested features and their output columns
+        # (what ``serving.metrics`` counts nulls of in the response).
+        self.on_demand_outputs: list[OnDemandOutputs] = []
+        for odfv in self.on_demand:
+            name = odfv.projection.name_to_use()
+            feats = tuple(
+                ref.split(":", 1)[1]
+                for ref in (context.feature_refs if context else [])
+                if ref.split(":", 1)[0] == name
+            )
+            self.on_demand_outputs.append(
+                OnDemandOutputs(
+                    name,
+                    feats,
+                    tuple(f"{name}__{f}" if full_feature_names else f for f in feats),
+                )
+            )
         self.feature_types: dict[str, Any] = {}
         for p in self.views:
             for name, vtype in zip(p.features, p.value_types, strict=True):

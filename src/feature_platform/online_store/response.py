@@ -51,6 +51,7 @@ class PlatformOnlineResponse(OnlineResponse):
         self.reads = reads
         self._feature_types = plan.feature_types
         self._proto: Any = None
+        self._feast_dict: dict[str, Any] | None = None  # of ``_proto``
         if plan.on_demand:
             # Feast's own on-demand transform over the proto (as Feast's read
             # computes it after filling the stored views), unrequested inputs
@@ -73,9 +74,37 @@ class PlatformOnlineResponse(OnlineResponse):
         from the columns, or Feast's own conversion once there is a proto."""
         if self._proto is None:
             return json_body(self.entity_columns, self.reads)
+        return _dumps(self._json_dict())
+
+    def _json_dict(self) -> dict[str, Any]:
+        """Feast's JSON dict of the proto, converted once per response."""
         from feast.feature_server_utils import convert_response_to_dict
 
-        return _dumps(convert_response_to_dict(self._proto))
+        if self._feast_dict is None:
+            self._feast_dict = convert_response_to_dict(self._proto)
+        return self._feast_dict
+
+    def on_demand_reads(self) -> list[Any]:
+        """Per on-demand view of the request, its output columns as served
+        (``reader.OnDemandRead``: ``serving.metrics`` counts their nulls with
+        ``list.count(None)``, as a stored view's), from the same JSON dict
+        ``to_json_bytes`` sends (converted once)."""
+        if not self.plan.on_demand:
+            return []
+        from feature_platform.online_store.reader import OnDemandRead
+
+        body = self._json_dict()
+        index = {name: i for i, name in enumerate(body["metadata"]["feature_names"])}
+        results = body["results"]
+        rows = len(next(iter(self.entity_columns.values()), []))
+        return [
+            OnDemandRead(
+                outputs,
+                [results[index[o]]["values"] for o in outputs.outputs],
+                [False] * rows,
+            )
+            for outputs in self.plan.on_demand_outputs
+        ]
 
     @property  # type: ignore[override]
     def proto(self) -> Any:
@@ -86,6 +115,7 @@ class PlatformOnlineResponse(OnlineResponse):
     @proto.setter
     def proto(self, value: Any) -> None:
         self._proto = value
+        self._feast_dict = None
 
     def _build_proto(self) -> Any:
         from feast.protos.feast.serving.ServingService_pb2 import (

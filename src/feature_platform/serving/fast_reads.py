@@ -38,7 +38,8 @@ class FastReads:
     """``/get-online-features`` answered by the online store plugin's fast read.
 
     Same JSON as Feast's endpoint, ttl rule included. What it does not cover
-    (another online store, on-demand views, views Feast would not serve now,
+    (another online store, on-demand views written to the online store or
+    aggregating, views Feast would not serve now,
     join key maps, full feature names, version metadata, duplicate or
     colliding names) goes to Feast's endpoint: ``respond`` returns ``None``.
     Every such fallback is counted (``on_fallback``, ``/metrics``) and logged
@@ -117,10 +118,13 @@ class FastReads:
                 raise  # the online store is down: a 503, on any path
             self._fallback(ERROR, shape, exc)
             return None
+        body = response.to_json_bytes()
         if self.observe is not None:
             for view in response.reads:
                 self.observe(view)
-        return response.to_json_bytes()
+            for outputs in response.on_demand_reads():
+                self.observe(outputs)
+        return body
 
     def _check_covered(
         self,

@@ -13,7 +13,9 @@ What the monitor reads (``feature_platform.monitoring.traffic`` scrapes it):
   ``fp_serving_expired_total{feature_view}``: the rows each view served, and of
   those the values served null (missing entity, null in the store, or past the
   view's ttl) and the rows nulled by the ttl rule, counted on
-  the platform's read path (``FastReads``) from the columns it already decoded:
+  the platform's read path (``FastReads``) from the columns it already decoded
+  (an on-demand view's outputs from the response's JSON columns, as computed
+  by Feast's transform: a null input or an unknown entity can give a null):
   ``list.count(None)`` and ``sum(stale)`` run in C, one counter increment per
   view and one per feature that had a null (nothing per value in Python);
 * ``fp_serving_fast_path_fallbacks_total{reason}``: reads the fast path handed
@@ -42,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from feature_platform.online_store.reader import ViewRead
+    from feature_platform.online_store.reader import OnDemandRead, ViewRead
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -139,8 +141,9 @@ class ServingMetrics:
         """Count one read the fast path handed to Feast's endpoint."""
         self._child(self.fallbacks, reason).inc()
 
-    def observe_view(self, view: ViewRead) -> None:
-        """Count one view's served rows, null values and expired rows."""
+    def observe_view(self, view: ViewRead | OnDemandRead) -> None:
+        """Count one view's served rows, null values and expired rows (an
+        on-demand view's output columns too: no ttl, none expired)."""
         plan = view.plan
         key = (plan.name, plan.features)
         children = self._views.get(key)
