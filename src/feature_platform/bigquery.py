@@ -29,6 +29,8 @@ from feast.infra.offline_stores.bigquery import (
 )
 from pydantic import StrictStr, field_validator
 
+from feature_platform import feast_compat
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from feast import FeatureStore
@@ -83,18 +85,14 @@ class PlatformBigQueryRetrievalJob(BigQueryRetrievalJob):
         client = self._read_client()
         if client is None:
             return super()._to_df_internal(timeout)
-        with self._query_generator() as query:
-            job = self._execute_query(query=query, timeout=timeout)
-            assert job is not None
+        with feast_compat.bigquery_query_job(self, timeout) as job:
             return job.to_dataframe(bqstorage_client=client)
 
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
         client = self._read_client()
         if client is None:
             return super()._to_arrow_internal(timeout)
-        with self._query_generator() as query:
-            job = self._execute_query(query=query, timeout=timeout)
-            assert job is not None
+        with feast_compat.bigquery_query_job(self, timeout) as job:
             return job.to_arrow(bqstorage_client=client)
 
 

@@ -15,6 +15,8 @@ Heavy imports stay inside the functions.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -30,6 +32,7 @@ __all__ = [
     "apply_on_demand_views",
     "arrow_to_proto_rows",
     "batch_engine",
+    "bigquery_query_job",
     "connection_socket",
     "fail_fast_redis",
     "feature_field",
@@ -335,3 +338,15 @@ def version_registry_snapshots(registry: Any) -> None:
     current = registry.cached_registry_proto
     if current is not None and not current.version_id:
         current.version_id = str(uuid.uuid4())
+
+
+@contextmanager
+def bigquery_query_job(job: Any, timeout: int | None) -> Iterator[Any]:
+    """Run a Feast ``BigQueryRetrievalJob``'s query the way its own
+    ``_to_arrow_internal`` does and yield the finished ``QueryJob``: its private
+    ``_query_generator`` uploads the entity table (dropped on exit, so read the
+    result inside the ``with``) and ``_execute_query`` runs the query."""
+    with job._query_generator() as query:
+        query_job = job._execute_query(query=query, timeout=timeout)
+        assert query_job is not None  # None only for a dry run
+        yield query_job

@@ -165,3 +165,25 @@ def test_remove_feast_route(applied_local_store) -> None:
     assert "/health" not in {getattr(r, "path", None) for r in app.router.routes}
     with pytest.raises(LookupError, match="/health"):
         feast_compat.remove_feast_route(app, "/health")
+
+
+def test_bigquery_query_job_reaches_feasts_private_job_methods() -> None:
+    """The two private methods of Feast's BigQuery job that
+    ``bigquery_query_job`` calls, with the parameters it passes (their
+    behaviour against BigQuery's API is exercised by tests/production)."""
+    import inspect
+
+    from feast.infra.offline_stores.bigquery import BigQueryRetrievalJob
+
+    params = inspect.signature(BigQueryRetrievalJob._execute_query).parameters
+    assert {"query", "timeout"} <= set(params)
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(  # what the job's constructor reads of a RepoConfig
+        project="p", offline_store=SimpleNamespace(gcs_staging_location=None)
+    )
+    job = BigQueryRetrievalJob(
+        "SELECT 1", client=None, config=config, full_feature_names=False
+    )
+    with job._query_generator() as query:  # a str query: yielded as it is
+        assert query == "SELECT 1"
