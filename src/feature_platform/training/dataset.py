@@ -274,6 +274,18 @@ def prepare_training_set(
     """
     if label not in entity_df.columns:
         raise BadInput(f"entity rows have no label column {label!r}")
+    # Features come only through the service: a column of the label rows the
+    # service does not read (another service's request field, e.g. v2's
+    # cart_value on a v1 training set) does not pass through into the set.
+    needed = dict.fromkeys(
+        [
+            *entity_keys(store, feature_service),
+            ENTITY_TS,
+            label,
+            *request_columns(store, feature_service),
+        ]
+    )
+    entity_df = entity_df[[c for c in needed if c in entity_df.columns]]
     data = build_training_set(
         store, entity_df, feature_service=feature_service, start=start, end=end
     )
