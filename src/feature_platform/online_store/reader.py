@@ -131,17 +131,6 @@ class OnDemandOutputs:
 
 
 @dataclass
-class OnDemandRead:
-    """The served columns of one on-demand view (computed by Feast's
-    transform), shaped as ``ViewRead`` for ``serving.metrics``: no ttl of its
-    own (``stale`` all False; a stale input gives the transform a null)."""
-
-    plan: OnDemandOutputs
-    values: list[list[Any]]  # [feature][row], as the response's JSON has them
-    stale: list[bool]
-
-
-@dataclass
 class ViewRead:
     """Decoded replies of one view: per feature a column, per row a timestamp."""
 

@@ -15,12 +15,25 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from feast.online_response import TIMESTAMP_POSTFIX, OnlineResponse
 
 from feature_platform.online_store.codec import STATUS_PRESENT
+
+
+@dataclass
+class OnDemandRead:
+    """The served columns of one on-demand view (computed by Feast's
+    transform), shaped as ``reader.ViewRead`` for ``serving.metrics``: no ttl of
+    its own (``stale`` all False; a stale input gives the transform a null)."""
+
+    plan: Any  # reader.OnDemandOutputs (reader imports this module)
+    values: list[list[Any]]  # [feature][row], as the response's JSON has them
+    stale: list[bool]
+
 
 # ``plan`` is a ``reader.ReadPlan``, ``reads`` its ``reader.ViewRead`` list: the
 # reader builds responses, so this module does not import it back.
@@ -84,15 +97,13 @@ class PlatformOnlineResponse(OnlineResponse):
             self._feast_dict = convert_response_to_dict(self._proto)
         return self._feast_dict
 
-    def on_demand_reads(self) -> list[Any]:
+    def on_demand_reads(self) -> list[OnDemandRead]:
         """Per on-demand view of the request, its output columns as served
-        (``reader.OnDemandRead``: ``serving.metrics`` counts their nulls with
+        (``OnDemandRead``: ``serving.metrics`` counts their nulls with
         ``list.count(None)``, as a stored view's), from the same JSON dict
         ``to_json_bytes`` sends (converted once)."""
         if not self.plan.on_demand:
             return []
-        from feature_platform.online_store.reader import OnDemandRead
-
         body = self._json_dict()
         index = {name: i for i, name in enumerate(body["metadata"]["feature_names"])}
         results = body["results"]

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from feature_platform.online_store.reader import OnDemandRead, ViewRead
+    from feature_platform.online_store.reader import ViewRead
+    from feature_platform.online_store.response import OnDemandRead
 
 __all__ = [
     "LATENCY_BUCKETS",
