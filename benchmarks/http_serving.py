@@ -48,6 +48,22 @@ from benchmarks.harness import (
 )
 
 
+def feast_serve_argv(env: BenchEnv, port: int) -> list[str]:
+    """``feast serve`` (its defaults, no access log) on the plain-Feast repo."""
+    feast = Path(sys.executable).parent / "feast"
+    return [
+        str(feast),
+        "-c",
+        str(env.plain_repo),
+        "-f",
+        str(env.plain_repo / "profiles" / "services.yaml"),
+        "serve",
+        "-p",
+        str(port),
+        "--no-access-log",
+    ]
+
+
 def _wait_http(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     import http.client
 
@@ -171,7 +187,6 @@ def bench_http(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
         ).encode()
         for _ in range(max(sizes.http_requests, 500))
     ]
-    venv_bin = Path(sys.executable).parent
     platform = [
         sys.executable,
         "-m",
@@ -197,17 +212,7 @@ def bench_http(env: BenchEnv, sizes: Sizes) -> dict[str, Any]:
             "--workers",
             "2",
         ],
-        "feast_serve_defaults": lambda port: [
-            str(venv_bin / "feast"),
-            "-c",
-            str(env.plain_repo),
-            "-f",
-            str(env.plain_repo / "profiles" / "services.yaml"),
-            "serve",
-            "-p",
-            str(port),
-            "--no-access-log",
-        ],
+        "feast_serve_defaults": lambda port: feast_serve_argv(env, port),
     }
     wrk_for = {"platform_server", "floor_asgi"}
     results: dict[str, Any] = {}

@@ -31,7 +31,6 @@ import sys
 import time
 import types
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -46,7 +45,7 @@ from benchmarks.harness import (
     percentiles,
     target,
 )
-from benchmarks.http_serving import _wait_http
+from benchmarks.http_serving import _wait_http, feast_serve_argv
 
 CHURN_V2 = "churn_prediction_service_v2"
 PANDAS_SERVICE = "churn_prediction_service_v2_pandas"
@@ -211,19 +210,8 @@ def _post(conn: http.client.HTTPConnection, body: bytes) -> int:
 
 def _http(env: BenchEnv, sizes: Sizes, ids: list[int]) -> dict[str, Any]:
     """Both servers up at once; v1 and v2 bodies interleaved per server."""
-    venv_bin = Path(sys.executable).parent
     argv = {
-        "feast_serve": lambda port: [
-            str(venv_bin / "feast"),
-            "-c",
-            str(env.plain_repo),
-            "-f",
-            str(env.plain_repo / "profiles" / "services.yaml"),
-            "serve",
-            "-p",
-            str(port),
-            "--no-access-log",
-        ],
+        "feast_serve": lambda port: feast_serve_argv(env, port),
         "platform_server": lambda port: [
             sys.executable,
             "-m",
