@@ -98,6 +98,10 @@ class PlatformMaterializationJob(MaterializationJob):
     def should_be_retried(self) -> bool:
         return False
 
+    def fail(self, exc: BaseException) -> None:
+        """Mark the job failed with ``exc`` (what Feast's ``error()`` returns)."""
+        self._status, self._error = MaterializationJobStatus.ERROR, exc
+
     def job_id(self) -> str:
         return f"{self.view}-{self.start.isoformat()}-{self.end.isoformat()}"
 
@@ -212,7 +216,7 @@ def materialize_tasks(
             except ValidationFailed as exc:
                 log.error("%s", exc)
                 for job in jobs:
-                    job._status, job._error = MaterializationJobStatus.ERROR, exc
+                    job.fail(exc)
                 return jobs
         else:
             log.warning(
@@ -240,7 +244,7 @@ def materialize_tasks(
                 )
             except Exception as exc:  # noqa: BLE001 - reported per job, as Feast's engines do
                 log.error("materialization of %s failed: %s", view.name, exc)
-                job._status, job._error = MaterializationJobStatus.ERROR, exc
+                job.fail(exc)
                 continue
             log.info(
                 "materialized %s rows of %s for %s..%s in %.1fs",

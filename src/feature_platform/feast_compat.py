@@ -36,10 +36,12 @@ __all__ = [
     "connection_socket",
     "fail_fast_redis",
     "feature_field",
+    "feast_metrics_on",
     "install_registry_snapshot",
     "online_request_context",
     "provider",
     "redis_client",
+    "store_redis_client",
     "registry_snapshot_stamp",
     "remove_feast_route",
     "version_registry_snapshots",
@@ -62,6 +64,16 @@ def provider(store: FeatureStore) -> Any:
     return store._get_provider()
 
 
+def feast_metrics_on() -> bool:
+    """Whether Feast's offline metrics or offline audit log are switched on
+    (``feast.metrics._config``): then a retrieval job must go through Feast's
+    own ``to_df``, which records them."""
+    from feast import metrics
+
+    cfg = metrics._config
+    return bool(cfg.offline_features or cfg.audit_logging)
+
+
 def batch_engine(store: FeatureStore) -> Any:
     """The batch engine the store's profile configures (built by the provider)."""
     return provider(store).batch_engine
@@ -73,6 +85,11 @@ def redis_client(online_store: Any, online_config: Any) -> Any:
     (``RedisOnlineStore._get_client``.)
     """
     return online_store._get_client(online_config)
+
+
+def store_redis_client(store: FeatureStore) -> Any:
+    """The redis-py client of a store's (Redis) online store."""
+    return redis_client(provider(store).online_store, store.config.online_store)
 
 
 class FailFastRedisClient:

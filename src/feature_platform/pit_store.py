@@ -25,6 +25,7 @@ from feast.infra.offline_stores.duckdb import (
 from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from pydantic import StrictStr
 
+from feature_platform import feast_compat
 from feature_platform.errors import InvalidFeatureReference
 from feature_platform.feature_refs import parse_ref
 
@@ -87,12 +88,7 @@ class FastPitRetrievalJob(RetrievalJob):
         and back to pandas (about 0.1 s of the 1M-row benchmark's join). Feast's
         path is kept whenever it does more than convert: a validation reference,
         offline metrics or the offline audit log."""
-        from feast import metrics
-
-        cfg = metrics._config
-        if validation_reference is None and not (
-            cfg.offline_features or cfg.audit_logging
-        ):
+        if validation_reference is None and not feast_compat.feast_metrics_on():
             return self._to_df_internal(timeout)
         return super().to_df(validation_reference=validation_reference, timeout=timeout)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from feature_platform import feast_compat
 from tests.conftest import TEST_END, fresh_services_store
 
 pytestmark = pytest.mark.integration
@@ -27,17 +28,16 @@ def _hashes(store, *, mask_pii: bool = False) -> dict[bytes, dict[bytes, bytes]]
     With ``mask_pii`` the ``pii`` fields are masked the way the platform masks
     them before writing (plain Feast writes them raw).
     """
-    from feast.infra.online_stores.helpers import _mmh3
     from feast.protos.feast.types.Value_pb2 import Value
 
     from feature_platform.pii import mask_value, pii_fields
 
     pii = {
-        _mmh3(f"{view.name}:{name}")
+        feast_compat.feature_field(view.name, name)
         for view in store.list_feature_views()
         for name in pii_fields(view)
     }
-    client = store._get_provider().online_store._get_client(store.config.online_store)
+    client = feast_compat.store_redis_client(store)
     suffix = store.project.encode()
     out = {}
     for key in client.scan_iter(match=b"*" + suffix, count=5000):
@@ -138,7 +138,9 @@ def test_fast_online_equals_feast(
 
     # Plain Feast (stock Redis store) over the same registry and Redis keys.
     plain = get_store("services", repo=local_repo, overrides=PLAIN_FEAST)
-    assert type(plain._get_provider().online_store).__name__ == "RedisOnlineStore"
+    assert (
+        type(feast_compat.provider(plain).online_store).__name__ == "RedisOnlineStore"
+    )
     expected = plain.get_online_features(
         features=plain.get_feature_service(service), entity_rows=rows
     ).to_dict()
@@ -260,9 +262,7 @@ def test_throttled_materialize_writes_the_same(
     start = TEST_END - timedelta(days=4)
     materialize_window(services_store, start, TEST_END, views=["customer_stats"])
     expected = _hashes(services_store)
-    client = services_store._get_provider().online_store._get_client(
-        services_store.config.online_store
-    )
+    client = feast_compat.store_redis_client(services_store)
     for key in client.scan_iter(match=b"*" + services_store.project.encode()):
         client.delete(key)
     rate = 1000

@@ -34,3 +34,10 @@ def test_fail_fast_and_connection_socket(redis_client) -> None:
     finally:
         conn.disconnect()
         redis_client.connection_pool.release(conn)
+
+
+def test_store_redis_client_is_the_stores_fail_fast_client(services_store) -> None:
+    client = feast_compat.store_redis_client(services_store)
+    assert client.ping()
+    assert feast_compat.store_redis_client(services_store) is client  # built once
+    assert client.connection_pool.connection_kwargs["retry"].get_retries() == 0

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from feature_platform import feast_compat
 from tests.conftest import ROOT, TEST_END, fresh_services_store
 from tests.integration.faults import free_port, stop_process
 from tests.integration.oidc import Issuer
@@ -58,7 +59,7 @@ def _feast(repo: Path, project: str, *args: str, **extra: str) -> Any:
 
 
 def _hashes(store: Any) -> dict[bytes, dict[bytes, bytes]]:
-    client = store._get_provider().online_store._get_client(store.config.online_store)
+    client = feast_compat.store_redis_client(store)
     suffix = store.project.encode()
     return {
         key[: -len(suffix)]: client.hgetall(key)

@@ -25,6 +25,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from feature_platform import feast_compat
+
 pytestmark = pytest.mark.integration
 
 
@@ -223,9 +225,7 @@ def test_online_store_over_tls_with_password(
                 views=["customer_stats"],
             )
             assert summary["views"]["customer_stats"]["rows"] > 100
-        client = store._get_provider().online_store._get_client(
-            store.config.online_store
-        )
+        client = feast_compat.store_redis_client(store)
         keys = list(client.scan_iter(match=b"*" + store.project.encode(), count=1000))
         assert len(keys) > 100
         assert sockets and set(sockets) == {("SSLSocket", True)}

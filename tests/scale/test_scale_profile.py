@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from feature_platform import feast_compat
 from feature_platform.spark_materialize import SPARK_ENGINE_TYPE
 from tests.cluster import RedisCluster
 from tests.conftest import TEST_END, make_repo
@@ -421,7 +422,7 @@ def test_feast_materialize_runs_the_platform_engine_on_spark(
     monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", f"{platform_store.project}_feast")
     store = get_store("scale", repo=scale_repo)
     apply_definitions(store)
-    assert isinstance(store._get_provider().batch_engine, PlatformSparkEngine)
+    assert isinstance(feast_compat.provider(store).batch_engine, PlatformSparkEngine)
     store.materialize(start_date=WINDOW_START, end_date=TEST_END)
     store.refresh_registry()
     for name in VIEWS:

@@ -187,3 +187,17 @@ def test_bigquery_query_job_reaches_feasts_private_job_methods() -> None:
     )
     with job._query_generator() as query:  # a str query: yielded as it is
         assert query == "SELECT 1"
+
+
+def test_feast_metrics_on_follows_feasts_metrics_config(monkeypatch) -> None:
+    from feast import metrics
+
+    cfg = metrics._config
+    monkeypatch.setattr(cfg, "offline_features", False)
+    monkeypatch.setattr(cfg, "audit_logging", False)
+    assert feast_compat.feast_metrics_on() is False
+    monkeypatch.setattr(cfg, "audit_logging", True)
+    assert feast_compat.feast_metrics_on() is True
+    monkeypatch.setattr(cfg, "audit_logging", False)
+    monkeypatch.setattr(cfg, "offline_features", True)
+    assert feast_compat.feast_metrics_on() is True

@@ -42,7 +42,11 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStor
 from feast.online_response import OnlineResponse
 
 from feature_platform.errors import OnlineStoreUnavailable, is_unavailable
-from feature_platform.feast_compat import AfterViewReads, FailFastRedisClient
+from feature_platform.feast_compat import (
+    AfterViewReads,
+    FailFastRedisClient,
+    redis_client,
+)
 from feature_platform.online_store.reader import (
     UnsupportedRead,
     cached_plan,
@@ -319,7 +323,7 @@ class PlatformRedisOnlineStore(_FreshReads, FailFastRedisClient, RedisOnlineStor
         """Raise ``OnlineStoreUnavailable`` unless Redis answers (through the
         breaker, so a health probe and the reads see the same state)."""
         with self._reading(config):
-            self._get_client(config.online_store).ping()
+            redis_client(self, config.online_store).ping()
 
     # ----------------------------------------------------------------- reads
 
@@ -343,7 +347,6 @@ class PlatformRedisOnlineStore(_FreshReads, FailFastRedisClient, RedisOnlineStor
         judged at ``now_s`` (default ``freshness.now_seconds()``), enforced
         unless ``enforce_ttl`` (default the config's) is off.
         """
-        from feature_platform.feast_compat import redis_client
         from feature_platform.freshness import now_seconds
 
         plan = cached_plan(
@@ -390,7 +393,6 @@ class PlatformRedisOnlineStore(_FreshReads, FailFastRedisClient, RedisOnlineStor
             return super().online_write_batch(config, table, data, progress)
         if not data:
             return None
-        from feature_platform.feast_compat import redis_client
         from feature_platform.online_store.writer import write_proto_rows
 
         write_proto_rows(redis_client(self, config.online_store), config, table, data)
