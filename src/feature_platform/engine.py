@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from feast.infra.common.materialization_job import (
     MaterializationJob,
@@ -146,10 +146,16 @@ def _gate(
     return summary
 
 
+class _Stores(NamedTuple):
+    """What Feast hands an engine: the repo config and its two stores."""
+
+    config: Any
+    offline_store: Any
+    online_store: Any
+
+
 def _write_generic(
-    config: Any,
-    offline_store: Any,
-    online_store: Any,
+    stores: _Stores,
     view: Any,
     start: datetime,
     end: datetime,
@@ -162,6 +168,7 @@ def _write_generic(
     from feature_platform.offline import latest_rows_job
     from feature_platform.pii import mask_table
 
+    config, offline_store, online_store = stores
     job = latest_rows_job(config, offline_store, view, start, end)
     table = mask_table(job.to_arrow(), view)
     join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
@@ -230,9 +237,7 @@ def materialize_tasks(
             try:
                 job.rows = _write_view(
                     engine_config,
-                    config,
-                    offline_store,
-                    online_store,
+                    _Stores(config, offline_store, online_store),
                     view,
                     job.start,
                     job.end,
@@ -259,9 +264,7 @@ def materialize_tasks(
 
 def _write_view(
     engine_config: PlatformEngineConfig,
-    config: Any,
-    offline_store: Any,
-    online_store: Any,
+    stores: _Stores,
     view: Any,
     start: datetime,
     end: datetime,
@@ -274,6 +277,7 @@ def _write_view(
 
     if writer is not None:
         return writer(view, start, end)
+    config, _offline_store, online_store = stores
     if engine_config.streaming and streaming.supports(config, view):
         from feature_platform.feast_compat import redis_client
 
@@ -289,9 +293,7 @@ def _write_view(
             max_rows_per_s=settings().materialize_max_rows_per_s or None,
         )
     return _write_generic(
-        config,
-        offline_store,
-        online_store,
+        stores,
         view,
         start,
         end,

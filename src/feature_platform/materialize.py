@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from feature_platform.errors import BadInput, FutureWindowError
 from feature_platform.offline import online_views, pull_latest
-from feature_platform.utc import ensure_utc, stored_utc, utc_now
+from feature_platform.utc import CLOCK_SKEW, ensure_utc, stored_utc, utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
@@ -53,8 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-# Clock skew tolerated between the caller's "now" and ours.
-_FUTURE_GRACE = timedelta(minutes=5)
 
 Progress = Callable[[str, int, int], None]
 
@@ -84,7 +82,7 @@ def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
         raise BadInput(
             f"empty window: start {start.isoformat()} >= end {end.isoformat()}"
         )
-    if end > utc_now() + _FUTURE_GRACE:
+    if end > utc_now() + CLOCK_SKEW:
         raise FutureWindowError(
             f"window end {end.isoformat()} is in the future; materializing it would "
             "advance the watermark past data that has not arrived yet (feast#4222)"
@@ -190,7 +188,7 @@ def materialize_incremental(
     from feature_platform.locks import registry_lock
 
     end = ensure_utc(end, "end") if end is not None else utc_now()
-    if end > utc_now() + _FUTURE_GRACE:
+    if end > utc_now() + CLOCK_SKEW:
         _check_window(end - timedelta(seconds=1), end)  # raises FutureWindowError
     result: MaterializeSummary = {
         "window": {"end": end.isoformat()},

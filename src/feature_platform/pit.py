@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 
 from feature_platform.errors import BadInput
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["pit_join", "pit_join_columns"]
+__all__ = ["PitJoinOptions", "pit_join", "pit_join_columns"]
 
 
 _TWO64 = "18446744073709551616::HUGEINT"
@@ -68,39 +68,35 @@ def _ttl_micros(ttl: Any) -> int | None:
     return micros
 
 
+class PitJoinOptions(TypedDict, total=False):
+    """The keyword options of :func:`pit_join_columns` (defaults there), which
+    :func:`pit_join` passes through unchanged."""
+
+    ttl: Required[timedelta | Any | None]
+    as_known_at: bool
+    timestamp_field: str
+    created_timestamp_column: str | None
+    entity_timestamp_column: str
+    threads: int | None
+
+
 def pit_join(
     entities: pd.DataFrame | pa.Table,
     source: pd.DataFrame | pa.Table | str | Path,
     key: str,
     features: list[str],
-    *,
-    ttl: timedelta | Any | None,
-    as_known_at: bool = True,
-    timestamp_field: str = "event_timestamp",
-    created_timestamp_column: str | None = "created_timestamp",
-    entity_timestamp_column: str = "event_timestamp",
-    threads: int | None = None,
+    **options: Unpack[PitJoinOptions],
 ) -> pd.DataFrame:
     """Point-in-time join of ``features`` from ``source`` onto ``entities``.
 
     ``source`` is a dataframe, an Arrow table or a parquet path/glob; a
     ``created_timestamp_column`` absent from it is ignored. Timestamps must be
     timezone-aware (UTC). Returns ``entities``' columns followed by ``features``.
+    The options are :func:`pit_join_columns`'.
     """
     import pyarrow as pa
 
-    columns = pit_join_columns(
-        entities,
-        source,
-        key,
-        features,
-        ttl=ttl,
-        as_known_at=as_known_at,
-        timestamp_field=timestamp_field,
-        created_timestamp_column=created_timestamp_column,
-        entity_timestamp_column=entity_timestamp_column,
-        threads=threads,
-    )
+    columns = pit_join_columns(entities, source, key, features, **options)
     out = (
         entities.to_pandas() if isinstance(entities, pa.Table) else entities.copy()
     ).reset_index(drop=True)

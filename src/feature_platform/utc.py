@@ -12,7 +12,7 @@ A low-layer module: pandas is imported inside ``ensure_utc_column`` only.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from feature_platform.errors import BadInput, NaiveTimestampError
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "CLOCK_SKEW",
     "NaiveTimestampError",
     "ensure_utc",
     "ensure_utc_column",
@@ -28,6 +29,11 @@ __all__ = [
     "stored_utc",
     "utc_now",
 ]
+
+
+# Clock skew tolerated between machines: a window may end, and a source row may
+# be stamped, this far after our "now".
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def utc_now() -> datetime:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from feature_platform.errors import ValidationFailed
 from feature_platform.offline import batch_source
-from feature_platform.utc import ensure_utc, utc_now
+from feature_platform.utc import CLOCK_SKEW, ensure_utc, utc_now
 
 if TYPE_CHECKING:
     import duckdb
@@ -66,8 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Rows stamped up to this far after "now" are tolerated (clock skew).
-FUTURE_GRACE = timedelta(minutes=5)
 DEFAULT_MAX_NULL_RATE = 0.05
 TIMESTAMP_FIELDS = ("event_timestamp", "created_timestamp")
 # DuckDB's memory ceiling for the gate's query (aggregates only: it needs little).
@@ -136,7 +134,7 @@ def build_suite(
     created = source.created_timestamp_column or None
     keys = [c.name for c in view.entity_columns]
     features = {f.name for f in view.features}
-    latest_ok = now + FUTURE_GRACE
+    latest_ok = now + CLOCK_SKEW
     out = [exp("expect_table_row_count_to_be_between", min_value=1)]
     for name, dtypes in _expected_columns(view).items():
         out.append(exp("expect_column_to_exist", column=name))
@@ -583,7 +581,7 @@ def validate_view_window(
             view,
             start=lo,
             end=end,
-            include_after=now + FUTURE_GRACE,
+            include_after=now + CLOCK_SKEW,
         )
         report = validate_data(con, data, schema, view, end=end, now=now, rules=rules)
     finally:

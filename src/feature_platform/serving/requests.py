@@ -115,7 +115,11 @@ def _columns(
     return data, rows
 
 
-def _check_fields(payload: dict[str, Any], model: str) -> None:
+def _check_fields(payload: Any, model: str) -> dict[str, Any]:
+    """The request body as the JSON object it must be, with only ``model``'s
+    fields and booleans in its flags (free-form: the client's JSON)."""
+    if not isinstance(payload, dict):
+        raise _bad("the request body must be a JSON object")
     allowed, flags = _model_fields(model)
     unknown = sorted(set(payload) - allowed)
     if unknown:
@@ -124,15 +128,14 @@ def _check_fields(payload: dict[str, Any], model: str) -> None:
         value = payload.get(flag)
         if value is not None and not isinstance(value, bool):
             raise _bad(f"{flag} must be true or false, got {json.dumps(value)}")
+    return payload
 
 
 def check_read(
     payload: Any, snapshot_for: Callable[[bool], RegistrySnapshot], max_rows: int
 ) -> None:
     """Validate a ``/get-online-features`` body; raise ``RequestError`` if bad."""
-    if not isinstance(payload, dict):
-        raise _bad("the request body must be a JSON object")
-    _check_fields(payload, "GetOnlineFeaturesRequest")
+    payload = _check_fields(payload, "GetOnlineFeaturesRequest")
     service = payload.get("feature_service")
     features = payload.get("features")
     if service is not None and features:
@@ -250,9 +253,7 @@ def check_push(
     payload: Any, snapshot_for: Callable[[bool], RegistrySnapshot], max_rows: int
 ) -> None:
     """Validate a ``/push`` body; raise ``RequestError`` if bad."""
-    if not isinstance(payload, dict):
-        raise _bad("the request body must be a JSON object")
-    _check_fields(payload, "PushFeaturesRequest")
+    payload = _check_fields(payload, "PushFeaturesRequest")
     name = payload.get("push_source_name")
     if not isinstance(name, str) or not name:
         raise _bad("push_source_name is required (a string)")
@@ -359,12 +360,11 @@ def _check_view_names(
 
 
 def _check_materialize_fields(payload: Any, model: str) -> dict[str, Any]:
-    if not isinstance(payload, dict):
-        raise _bad("the request body must be a JSON object")
-    _check_fields(payload, model)
-    if payload.get("version") is not None:
+    """The body of a materialize request (free-form: the client's JSON)."""
+    body = _check_fields(payload, model)
+    if body.get("version") is not None:
         raise _bad("version is not supported: materialize the current version")
-    return payload
+    return body
 
 
 def check_materialize(
@@ -402,9 +402,7 @@ def check_write(
 ) -> None:
     """Validate a ``/write-to-online-store`` body: a known view and rows of its
     columns (Feast answers a malformed df with a 500)."""
-    if not isinstance(payload, dict):
-        raise _bad("the request body must be a JSON object")
-    _check_fields(payload, "WriteToFeatureStoreRequest")
+    payload = _check_fields(payload, "WriteToFeatureStoreRequest")
     name = payload.get("feature_view_name")
     if not isinstance(name, str) or not name:
         raise _bad("feature_view_name is required (a string)")
