@@ -21,21 +21,26 @@ import socket
 import subprocess
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from feature_platform.errors import BadInput
 from feature_platform.governance.breaking import compare_snapshots
-from feature_platform.governance.schema import EMPTY_SNAPSHOT, registry_snapshot
+from feature_platform.governance.schema import (
+    EMPTY_SNAPSHOT,
+    SchemaSnapshot,
+    registry_snapshot,
+)
 from feature_platform.utc import utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore
     from sqlalchemy.engine import Engine
 
-    from feature_platform.governance.findings import Finding
+    from feature_platform.governance.findings import Finding, FindingDict
 
 __all__ = [
     "AUDIT_TABLE",
+    "AuditRecord",
     "audit_before_apply",
     "current_actor",
     "git_state",
@@ -166,7 +171,25 @@ def git_state(path: Path | str) -> tuple[str | None, bool | None]:
     return head or None, bool(dirty)
 
 
-def audit_before_apply(store: FeatureStore) -> dict[str, Any] | None:
+class AuditRecord(TypedDict):
+    """One audit row as JSON (``record_apply`` returns it, ``list_audit`` and
+    ``feature-platform audit`` print them)."""
+
+    id: int | None
+    project: str
+    applied_at: str  # ISO-8601 UTC
+    actor: str
+    git_commit: str | None
+    git_dirty: str | None  # "true" / "false"; None outside a git checkout
+    registry_changes: str  # Feast's diff text, without colours
+    schema_changes: list[FindingDict]
+    objects: dict[str, list[str]]  # kind -> names after the apply
+    reason: str | None
+    breaking_changes: list[FindingDict]
+    versions: dict[str, str]
+
+
+def audit_before_apply(store: FeatureStore) -> SchemaSnapshot | None:
     """Create the audit table if needed (fail before applying, not after) and
     return the registry's snapshot, the "before" side of the audit diff."""
     _ensure_audit_table(_engine(_registry_url(store)))
@@ -176,14 +199,14 @@ def audit_before_apply(store: FeatureStore) -> dict[str, Any] | None:
 def record_apply(
     store: FeatureStore,
     *,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: SchemaSnapshot | None,
+    after: SchemaSnapshot,
     registry_changes: str,
     actor: str | None = None,
     reason: str | None = None,
     breaking: list[Finding] | None = None,
     versions: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> AuditRecord:
     """Write one audit row for an apply; returns it (JSON-able).
 
     ``reason``, ``breaking`` and ``versions``: an apply allowed to make breaking
@@ -198,7 +221,7 @@ def record_apply(
             before or EMPTY_SNAPSHOT, after, against="previous registry state"
         )
     ]
-    row = {
+    row: dict[str, Any] = {
         "project": store.project,
         "applied_at": utc_now(),
         "actor": actor or current_actor(),
@@ -208,13 +231,12 @@ def record_apply(
         "schema_changes": json.dumps(changes),
         "objects": json.dumps(
             {
-                k: sorted(after.get(k, {}))
-                for k in (
-                    "entities",
-                    "feature_views",
-                    "on_demand_feature_views",
-                    "feature_services",
-                )
+                "entities": sorted(after.get("entities", {})),
+                "feature_views": sorted(after.get("feature_views", {})),
+                "on_demand_feature_views": sorted(
+                    after.get("on_demand_feature_views", {})
+                ),
+                "feature_services": sorted(after.get("feature_services", {})),
             }
         ),
         "reason": reason,
@@ -226,10 +248,11 @@ def record_apply(
     with engine.begin() as conn:
         result = conn.execute(insert(table).values(**row))
         row_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-    return {**_jsonable(row), "id": row_id}
+    return _jsonable({**row, "id": row_id})
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+def _jsonable(row: dict[str, Any]) -> AuditRecord:
+    """A table row (JSON columns as text, a datetime) as an ``AuditRecord``."""
     out = dict(row)
     for key in ("schema_changes", "objects", "breaking_changes", "versions"):
         if isinstance(out.get(key), str):
@@ -240,12 +263,12 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
         # SQLite drops the offset; stored values are UTC.
         out["applied_at"] = stored_utc(when).isoformat()
-    return out
+    return cast("AuditRecord", out)
 
 
 def list_audit(
     store: FeatureStore, *, limit: int = 50, project: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[AuditRecord]:
     """The newest audit rows of a project (default: the store's), newest first."""
     from sqlalchemy import select
 

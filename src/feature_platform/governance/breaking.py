@@ -20,13 +20,16 @@ descriptions and owners are not part of the contract.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feature_platform.governance.findings import Finding, suggest_name
 from feature_platform.governance.on_demand import compare_on_demand
 from feature_platform.governance.ttl import format_duration as _fmt
 from feature_platform.governance.ttl import ttl_floor as _ttl_floor
 from feature_platform.schedules import TTL_MULTIPLE
+
+if TYPE_CHECKING:
+    from feature_platform.governance.schema import SchemaSnapshot, ViewSnapshot
 
 __all__ = ["compare_snapshots", "suggest_name"]
 
@@ -48,7 +51,7 @@ def _ttl_shrinks(old: int, new: int) -> bool:
 
 
 def compare_snapshots(
-    old: dict[str, Any] | None, new: dict[str, Any], *, against: str
+    old: SchemaSnapshot | None, new: SchemaSnapshot, *, against: str
 ) -> list[Finding]:
     """Changes from ``old`` to ``new``: breaking ones are errors, the rest info."""
     if old is None:
@@ -96,8 +99,8 @@ def compare_snapshots(
 
     # Feature views.
     for name, view in old["feature_views"].items():
-        cur = new["feature_views"].get(name)
-        if cur is None:
+        cur_view = new["feature_views"].get(name)
+        if cur_view is None:
             err(
                 name,
                 "view_removed",
@@ -106,7 +109,7 @@ def compare_snapshots(
                 "it. To replace it, " + _new_view(name),
             )
             continue
-        _compare_view(name, view, cur, err, info)
+        _compare_view(name, view, cur_view, err, info)
     for name in sorted(set(new["feature_views"]) - set(old["feature_views"])):
         info(name, "view_added", f"feature view {name} added")
 
@@ -139,7 +142,9 @@ def compare_snapshots(
     return out
 
 
-def _compare_view(name: str, view: dict, cur: dict, err: Any, info: Any) -> None:
+def _compare_view(
+    name: str, view: ViewSnapshot, cur: ViewSnapshot, err: Any, info: Any
+) -> None:
     for feat, dtype in view["features"].items():
         ref = f"{name}:{feat}"
         if feat not in cur["features"]:

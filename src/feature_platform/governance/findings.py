@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TypedDict
 
-__all__ = ["CheckReport", "Finding", "suggest_name"]
+__all__ = ["CheckReport", "CheckSummary", "Finding", "FindingDict", "suggest_name"]
 
 
 def suggest_name(name: str) -> str:
@@ -15,6 +15,16 @@ def suggest_name(name: str) -> str:
     if match is None:
         return f"{name}_v2"
     return f"{name[: match.start()]}_v{int(match.group(1)) + 1}"
+
+
+class FindingDict(TypedDict):
+    """A ``Finding`` as JSON (the CLI's output, the audit log's columns)."""
+
+    rule: str
+    severity: str
+    subject: str
+    message: str
+    change: str
 
 
 @dataclass(frozen=True)
@@ -27,8 +37,24 @@ class Finding:
     message: str
     change: str = ""  # what kind of change, e.g. "dtype", "source_path"
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def as_dict(self) -> FindingDict:
+        return FindingDict(
+            rule=self.rule,
+            severity=self.severity,
+            subject=self.subject,
+            message=self.message,
+            change=self.change,
+        )
+
+
+class CheckSummary(TypedDict):
+    """What ``check`` prints."""
+
+    ok: bool
+    errors: int
+    warnings: int
+    compared: list[str]
+    findings: list[FindingDict]
 
 
 @dataclass
@@ -44,7 +70,7 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.errors
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> CheckSummary:
         return {
             "ok": self.ok,
             "errors": len(self.errors),

@@ -11,11 +11,14 @@ changes then go to the audit log (``feature_platform.audit``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from feature_platform.errors import BadInput, BreakingChangeError
 from feature_platform.governance.breaking import compare_snapshots
 from feature_platform.governance.findings import Finding
+
+if TYPE_CHECKING:
+    from feature_platform.governance.schema import SchemaSnapshot
 
 __all__ = ["BreakingChangeError", "guard_apply", "require_reason"]
 
@@ -50,8 +53,8 @@ def require_reason(allow_breaking: bool, reason: str | None) -> str | None:
 
 
 def guard_apply(
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: SchemaSnapshot | None,
+    after: SchemaSnapshot,
     *,
     against: str,
     allow_breaking: bool = False,

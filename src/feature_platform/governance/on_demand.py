@@ -26,7 +26,14 @@ from __future__ import annotations
 import difflib
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from feature_platform.governance.schema import (
+        OnDemandSnapshot,
+        SchemaSnapshot,
+        ViewSnapshot,
+    )
 
 __all__ = ["compare_on_demand", "same_served_outputs"]
 
@@ -45,11 +52,12 @@ _PROBES: dict[str, tuple[Any, ...]] = {
 MAX_PROBE_ROWS = 5000
 
 
-def _inputs(view: dict[str, Any], views: dict[str, Any]) -> dict[str, str]:
+def _inputs(view: OnDemandSnapshot, views: dict[str, ViewSnapshot]) -> dict[str, str]:
     """Input column -> dtype name (stored features by short and full name)."""
     out: dict[str, str] = {}
     for fv, names in view["sources"]["feature_views"].items():
-        features = views.get(fv, {}).get("features", {})
+        stored = views.get(fv)
+        features = stored["features"] if stored else {}
         for name in names:
             dtype = features.get(name, "")
             out[name] = out[f"{fv}__{name}"] = dtype
@@ -87,9 +95,9 @@ def _plain(value: Any) -> Any:
 
 
 def same_served_outputs(
-    old: dict[str, Any],
-    new: dict[str, Any],
-    old_views: dict[str, Any],
+    old: OnDemandSnapshot,
+    new: OnDemandSnapshot,
+    old_views: dict[str, ViewSnapshot],
 ) -> int | None:
     """The number of probe rows on which the new transformation computes every
     output of the old one as the old one does; ``None`` when it does not (or
@@ -122,8 +130,8 @@ def _diff(old: list[str], new: list[str], limit: int = 6) -> str:
 
 
 def compare_on_demand(
-    old: dict[str, Any] | None,
-    new: dict[str, Any],
+    old: SchemaSnapshot | None,
+    new: SchemaSnapshot,
     err: Report,
     info: Report,
 ) -> None:
@@ -159,9 +167,9 @@ def compare_on_demand(
 
 def _compare_view(
     name: str,
-    view: dict[str, Any],
-    cur: dict[str, Any],
-    old_views: dict[str, Any],
+    view: OnDemandSnapshot,
+    cur: OnDemandSnapshot,
+    old_views: dict[str, ViewSnapshot],
     err: Report,
     info: Report,
     version: Callable[..., str],
@@ -205,10 +213,10 @@ def _compare_view(
             f"transformation mode of {name} changed {view['mode']} -> "
             f"{cur['mode']}; " + version(name, f" in {cur['mode']} mode"),
         )
-    was, now = view["transformation"], cur["transformation"]
-    if was["sha256"] == now["sha256"] or view["mode"] != cur["mode"]:
+    was_fn, now_fn = view["transformation"], cur["transformation"]
+    if was_fn["sha256"] == now_fn["sha256"] or view["mode"] != cur["mode"]:
         return
-    change = _diff(was["source"], now["source"])
+    change = _diff(was_fn["source"], now_fn["source"])
     probes = (
         same_served_outputs(view, cur, old_views)
         if added and not removed and view["sources"] == cur["sources"]
@@ -225,15 +233,15 @@ def _compare_view(
     err(
         name,
         "transformation",
-        f"transformation of {name} changed (source sha256 {was['sha256'][:12]} "
-        f"-> {now['sha256'][:12]}: {change}); its outputs "
+        f"transformation of {name} changed (source sha256 "
+        f"{was_fn['sha256'][:12]} -> {now_fn['sha256'][:12]}: {change}); its outputs "
         f"{sorted(view['features'])} would mean something else under the same "
         "names: keep the served function and "
         + version(name, " with the new function"),
     )
 
 
-def _sources(view: dict[str, Any]) -> str:
+def _sources(view: OnDemandSnapshot) -> str:
     parts = [
         f"{fv}[{', '.join(names)}]"
         for fv, names in view["sources"]["feature_views"].items()

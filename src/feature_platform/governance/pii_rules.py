@@ -16,6 +16,8 @@ from feature_platform.utc import utc_now
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+    from feature_platform.governance.schema import SchemaSnapshot
+
 __all__ = ["check_pii_definitions", "check_pii_exposure"]
 
 # Field names that look like personal data must carry the `pii` tag.
@@ -26,7 +28,7 @@ _PERSONAL = re.compile(
 )
 
 
-def check_pii_definitions(snap: dict[str, Any]) -> list[Finding]:
+def check_pii_definitions(snap: SchemaSnapshot) -> list[Finding]:
     """Personal-looking fields must be tagged ``pii``; pii fields must be strings."""
     out = []
     for name, view in snap["feature_views"].items():

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from feature_platform.pii import pii_fields
 
@@ -38,6 +38,11 @@ __all__ = [
     "EMPTY_SNAPSHOT",
     "LOCK_FILE",
     "SNAPSHOT_VERSION",
+    "EntitySnapshot",
+    "OnDemandSnapshot",
+    "SchemaSnapshot",
+    "SourceSnapshot",
+    "ViewSnapshot",
     "definitions_snapshot",
     "load_definitions",
     "lock_path",
@@ -51,7 +56,63 @@ __all__ = [
 
 LOCK_FILE = "schema.lock.json"
 SNAPSHOT_VERSION = 3  # 2: source locations (type, path/table/query); 3: on-demand views
-EMPTY_SNAPSHOT: dict[str, Any] = {
+
+
+class EntitySnapshot(TypedDict):
+    join_key: str
+    value_type: str  # Feast's ValueType name
+
+
+class SourceSnapshot(TypedDict):
+    name: str
+    timestamp_field: str
+    created_timestamp_column: str
+    location: dict[str, str]  # source_location: type and path / table / query
+
+
+class ViewSnapshot(TypedDict):
+    """A feature view's contract."""
+
+    entities: list[str]
+    online: bool
+    ttl_seconds: int
+    features: dict[str, str]  # name -> dtype
+    pii: list[str]
+    source: SourceSnapshot
+
+
+class OnDemandSources(TypedDict):
+    feature_views: dict[str, list[str]]  # view -> the features it reads
+    request: dict[str, dict[str, str]]  # request source -> field -> dtype
+
+
+class TransformationSnapshot(TypedDict):
+    sha256: str
+    source: list[str]  # normalized_transformation's lines
+
+
+class OnDemandSnapshot(TypedDict):
+    """An on-demand view's contract."""
+
+    features: dict[str, str]  # output -> dtype
+    mode: str
+    sources: OnDemandSources
+    transformation: TransformationSnapshot
+
+
+class SchemaSnapshot(TypedDict, total=False):
+    """The schema contract (``schema.lock.json``). ``version`` is absent only
+    from ``EMPTY_SNAPSHOT`` (and locks older than it); the four maps are
+    always there."""
+
+    version: int
+    entities: dict[str, EntitySnapshot]
+    feature_views: dict[str, ViewSnapshot]
+    on_demand_feature_views: dict[str, OnDemandSnapshot]
+    feature_services: dict[str, list[str]]  # service -> sorted "view:feature"
+
+
+EMPTY_SNAPSHOT: SchemaSnapshot = {
     "entities": {},
     "feature_views": {},
     "on_demand_feature_views": {},
@@ -113,7 +174,7 @@ def source_location(source: Any, repo: Path | None = None) -> dict[str, str]:
     return out
 
 
-def _view_snapshot(view: FeatureView, repo: Path | None) -> dict[str, Any]:
+def _view_snapshot(view: FeatureView, repo: Path | None) -> ViewSnapshot:
     source = view.batch_source
     ttl = view.ttl or timedelta(0)
     return {
@@ -195,7 +256,7 @@ def normalized_transformation(source: str) -> str:
     return ast.unparse(_StripMeaningless().visit(functions[0]))
 
 
-def _on_demand_snapshot(view: Any) -> dict[str, Any]:
+def _on_demand_snapshot(view: Any) -> OnDemandSnapshot:
     """An on-demand view's contract: outputs, inputs and the transformation
     (mode, normalized source and its hash: what ``check`` compares)."""
     import hashlib
@@ -235,7 +296,7 @@ def snapshot(
     feature_services: Iterable[Any],
     on_demand_feature_views: Iterable[Any] = (),
     repo: Path | str | None = None,
-) -> dict[str, Any]:
+) -> SchemaSnapshot:
     """The schema contract of a set of Feast objects (JSON-able, stable order).
 
     ``repo``: the feature repo the objects come from (its directory is written
@@ -267,7 +328,7 @@ def snapshot(
     }
 
 
-def definitions_snapshot(repo: Path | str) -> dict[str, Any]:
+def definitions_snapshot(repo: Path | str) -> SchemaSnapshot:
     """Snapshot of the definitions in a feature repo directory."""
     contents = load_definitions(repo)
     return snapshot(
@@ -279,7 +340,7 @@ def definitions_snapshot(repo: Path | str) -> dict[str, Any]:
     )
 
 
-def registry_snapshot(store: FeatureStore) -> dict[str, Any] | None:
+def registry_snapshot(store: FeatureStore) -> SchemaSnapshot | None:
     """Snapshot of what the store's registry holds; ``None`` if nothing is applied."""
     store.refresh_registry()
     views = store.list_feature_views(allow_cache=True)
@@ -299,12 +360,16 @@ def lock_path(repo: Path | str) -> Path:
     return Path(repo) / LOCK_FILE
 
 
-def read_lock(repo: Path | str) -> dict[str, Any] | None:
+def read_lock(repo: Path | str) -> SchemaSnapshot | None:
+    """The committed snapshot (``None`` without a lock file)."""
     path = lock_path(repo)
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    lock: SchemaSnapshot = json.loads(path.read_text())
+    return lock
 
 
-def write_lock(repo: Path | str) -> dict[str, Any]:
+def write_lock(repo: Path | str) -> SchemaSnapshot:
     """Refresh ``schema.lock.json`` from the definitions (accepts their schema)."""
     snap = definitions_snapshot(repo)
     path = lock_path(repo)

@@ -5,10 +5,13 @@ two never lets values expire between refreshes."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from feature_platform.governance.findings import Finding
 from feature_platform.schedules import TTL_MULTIPLE, schedule_for
+
+if TYPE_CHECKING:
+    from feature_platform.governance.schema import SchemaSnapshot
 
 __all__ = ["check_ttl_rule", "format_duration", "ttl_floor"]
 
@@ -30,7 +33,7 @@ def ttl_floor(view: str) -> timedelta | None:
         return None
 
 
-def check_ttl_rule(snap: dict[str, Any]) -> list[Finding]:
+def check_ttl_rule(snap: SchemaSnapshot) -> list[Finding]:
     """ttl >= TTL_MULTIPLE x materialization interval for every online view."""
     fmt = format_duration
     findings = []
