@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from feast.infra.common.materialization_job import (
     MaterializationJob,
@@ -44,6 +44,9 @@ from feast.infra.compute_engines.base import ComputeEngine
 from feast.repo_config import FeastConfigBaseModel
 
 from feature_platform.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from feature_platform.validation import ValidationSummary
 
 __all__ = [
     "ENGINE_TYPE",
@@ -121,15 +124,19 @@ def _gate(
     tasks: Sequence[MaterializationTask],
     *,
     memory_limit: str | None = None,
-) -> dict[str, Any]:
+) -> ValidationSummary:
     """Validate every task's window; raise ``ValidationFailed`` on a failure."""
-    from feature_platform.validation import format_failures, validate_view_window
+    from feature_platform.validation import (
+        format_failures,
+        summarize,
+        validate_view_window,
+    )
 
     now = datetime.now(UTC)
-    summary: dict[str, Any] = {"sources": {}, "failures": []}
+    reports = {}
     for task in tasks:
         view = task.feature_view
-        report = validate_view_window(
+        reports[view.name] = validate_view_window(
             config,
             offline_store,
             view,
@@ -138,9 +145,7 @@ def _gate(
             now=now,
             memory_limit=memory_limit,
         )
-        summary["sources"][view.name] = report
-        summary["failures"] += [{"source": view.name, **f} for f in report["failures"]]
-    summary["success"] = not summary["failures"]
+    summary = summarize(reports)
     if summary["failures"]:
         raise ValidationFailed(summary, format_failures(summary["failures"]))
     return summary

@@ -33,11 +33,11 @@ object, and a test runs it through GE's own engine and compares the verdicts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from feature_platform.errors import ValidationFailed
 from feature_platform.offline import batch_source
@@ -49,10 +49,14 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from feast import FeatureStore, FeatureView
 
-    from feature_platform.quality.expectations import Expectation
+    from feature_platform.quality.expectations import Expectation, SuiteResult
 
 __all__ = [
+    "ExpectationFailure",
+    "ValidationReport",
+    "ValidationSummary",
     "batch_source",
+    "summarize",
     "SourceRules",
     "rules_for",
     "build_suite",
@@ -81,6 +85,51 @@ class SourceRules:
     )
     max_null_rate: Mapping[str, float] = field(default_factory=dict)
     max_staleness: timedelta = timedelta(days=1)
+
+
+class ExpectationFailure(TypedDict):
+    """One broken expectation (a row of ``format_failures``' table)."""
+
+    source: NotRequired[str]  # the view whose source broke it (in summaries)
+    expectation: str
+    column: str
+    observed: str
+
+
+class ValidationReport(TypedDict):
+    """One source's validation (``validate_data``; ``validate_view_window``
+    adds where it read)."""
+
+    suite: str
+    rows_checked: int
+    evaluated: int
+    success: bool
+    failures: list[ExpectationFailure]
+    validation_result: SuiteResult
+    source: NotRequired[str]  # the batch source's name
+    checked_from: NotRequired[str]  # ISO-8601 UTC start of the rows read
+
+
+class ValidationSummary(TypedDict):
+    """The validation of several sources: what ``validate`` prints, the DAG's
+    validate task returns and ``ValidationFailed.summary`` holds."""
+
+    window: NotRequired[dict[str, str]]  # start, end (ISO-8601 UTC)
+    now: NotRequired[str]
+    sources: dict[str, ValidationReport]
+    failures: list[ExpectationFailure]
+    success: bool
+
+
+def summarize(reports: dict[str, ValidationReport]) -> ValidationSummary:
+    """The reports of several views' sources, their failures gathered (each
+    naming its source); raises nothing."""
+    failures: list[ExpectationFailure] = [
+        {"source": name, **f}
+        for name, report in reports.items()
+        for f in report["failures"]
+    ]
+    return {"sources": reports, "failures": failures, "success": not failures}
 
 
 def _rules() -> dict[str, SourceRules]:
@@ -195,12 +244,12 @@ def build_suite(
 
 def _timezone_failures(
     schema: pa.Schema, columns: Iterable[str]
-) -> list[dict[str, Any]]:
+) -> list[ExpectationFailure]:
     """Timestamp columns that are naive or not UTC (GE 1.x cannot check a tz),
     read from the window's Arrow schema."""
     import pyarrow as pa
 
-    failures = []
+    failures: list[ExpectationFailure] = []
     for col in columns:
         if col not in schema.names:
             continue
@@ -282,7 +331,7 @@ def validate_data(
     end: datetime,
     now: datetime,
     rules: SourceRules | None = None,
-) -> dict[str, Any]:
+) -> ValidationReport:
     """Run ``view``'s suite over ``data`` in one streaming pass; a JSON-able
     report with the failures and GE's validation result.
 
@@ -349,7 +398,7 @@ def validate_frame(
     end: datetime,
     now: datetime,
     rules: SourceRules | None = None,
-) -> dict[str, Any]:
+) -> ValidationReport:
     """``validate_data`` over an in-memory pandas frame or Arrow table."""
     import pyarrow as pa
 
@@ -367,7 +416,7 @@ def validate_frame(
         con.close()
 
 
-def format_failures(failures: list[dict[str, Any]]) -> str:
+def format_failures(failures: Sequence[Mapping[str, Any]]) -> str:
     """Failed expectations as a table: source, expectation, column, observed."""
     headers = ("source", "expectation", "column", "observed")
     rows = [tuple(str(f.get(h, "")) for h in headers) for f in failures]
@@ -407,7 +456,7 @@ def validate_sources(
     now: datetime | None = None,
     views: Iterable[str] | None = None,
     raise_on_failure: bool = True,
-) -> dict[str, Any]:
+) -> ValidationSummary:
     """Validate the slice ``[start, end]`` of each online view's source.
 
     Returns a JSON-able summary; raises :class:`ValidationFailed` (whose message
@@ -426,28 +475,25 @@ def validate_sources(
         raise ValueError(
             f"empty window: start {start.isoformat()} >= end {end.isoformat()}"
         )
-    summary: dict[str, Any] = {
-        "window": {"start": start.isoformat(), "end": end.isoformat()},
-        "now": now.isoformat(),
-        "sources": {},
-        "failures": [],
-    }
     from feature_platform.feast_compat import provider
 
     offline_store = provider(store).offline_store
+    reports: dict[str, ValidationReport] = {}
     for view in online_views(store, views):
-        report = validate_view_window(
+        report = reports[view.name] = validate_view_window(
             store.config, offline_store, view, start=start, end=end, now=now
         )
-        summary["sources"][view.name] = report
-        summary["failures"] += [{"source": view.name, **f} for f in report["failures"]]
         log.info(
             "validated %s: %s rows, %s failed expectation(s)",
             view.name,
             report["rows_checked"],
             len(report["failures"]),
         )
-    summary["success"] = not summary["failures"]
+    summary: ValidationSummary = {
+        "window": {"start": start.isoformat(), "end": end.isoformat()},
+        "now": now.isoformat(),
+        **summarize(reports),
+    }
     if raise_on_failure and not summary["success"]:
         raise ValidationFailed(summary, format_failures(summary["failures"]))
     return summary
@@ -557,7 +603,7 @@ def validate_view_window(
     end: datetime,
     now: datetime,
     memory_limit: str | None = None,
-) -> dict[str, Any]:
+) -> ValidationReport:
     """Validate the rows of ``view``'s source that materializing ``[start, end]``
     reads (extended back to the view's freshness horizon, plus any row stamped
     after ``now``): the gate every materialization path passes through

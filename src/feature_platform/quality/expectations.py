@@ -46,6 +46,8 @@ __all__ = [
     "EXAMPLES",
     "SUPPORTED",
     "Expectation",
+    "ExpectationResult",
+    "SuiteResult",
     "evaluate",
     "expectation",
     "to_gx_suite",
@@ -71,6 +73,48 @@ class Expectation(TypedDict):
 
     type: str
     kwargs: dict[str, Any]
+
+
+class ExceptionInfo(TypedDict):
+    raised_exception: bool
+    exception_traceback: str | None
+    exception_message: str | None
+
+
+class ExpectationConfig(TypedDict):
+    type: str
+    kwargs: dict[str, Any]  # the expectation's own arguments (JSON-able)
+    meta: dict[str, Any]
+
+
+class ExpectationResult(TypedDict):
+    """One expectation's result, as GE serializes it."""
+
+    success: bool
+    expectation_config: ExpectationConfig
+    # GE's per-expectation result: its keys depend on the expectation type
+    # (observed_value, element_count, unexpected_count, ...): free-form
+    result: dict[str, Any]
+    meta: dict[str, Any]
+    exception_info: ExceptionInfo
+
+
+class SuiteStatistics(TypedDict):
+    evaluated_expectations: int
+    successful_expectations: int
+    unsuccessful_expectations: int
+    success_percent: float | None
+
+
+class SuiteResult(TypedDict):
+    """A suite's validation result, as GE serializes it."""
+
+    success: bool
+    results: list[ExpectationResult]
+    suite_name: str
+    suite_parameters: dict[str, Any]
+    statistics: SuiteStatistics
+    meta: dict[str, str]
 
 
 def expectation(type_: str, **kwargs: Any) -> Expectation:
@@ -211,7 +255,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _exception(message: str | None) -> dict[str, Any]:
+def _exception(message: str | None) -> ExceptionInfo:
     return {
         "raised_exception": message is not None,
         "exception_traceback": None,
@@ -297,7 +341,7 @@ def evaluate(
     suite_name: str,
     keys: Sequence[str] = (),
     redact: Iterable[str] = (),
-) -> dict[str, Any]:
+) -> SuiteResult:
     """Run ``suite`` over ``data`` in one pass; GE's validation result (JSON-able).
 
     ``data``: a DuckDB relation, an Arrow table or a pandas frame, whose
@@ -371,9 +415,9 @@ def _add_examples(
 
 def _result(
     step: _Step, row: Sequence[Any], n: int, fields: Mapping[str, pa.Field]
-) -> dict[str, Any]:
+) -> ExpectationResult:
     kind, kw = step.exp["type"], step.exp["kwargs"]
-    out: dict[str, Any] = {
+    out: ExpectationResult = {
         "success": False,
         "expectation_config": {"type": kind, "kwargs": _jsonable(kw), "meta": {}},
         "result": {},
