@@ -127,7 +127,8 @@ def _floor_workload(
     (the dedup ``HGET`` and the ``key_ttl_seconds`` ``EXPIRE`` too); Redis
     is flushed before, so every ``HGET`` reply is one null line."""
     from feature_platform.feast_compat import provider, redis_client
-    from feature_platform.online_store.writer import _RawPipe, hset_payloads
+    from feature_platform.online_store.redis_pipe import RawPipe
+    from feature_platform.online_store.writer import hset_payloads
 
     view = store.get_feature_view("customer_stats")
     batches: list[tuple[int, int, int]] = []
@@ -139,7 +140,7 @@ def _floor_workload(
             batches.append((n, len(payload), replies))
     online = provider(store).online_store
     client = redis_client(online, store.config.online_store)
-    pipe = _RawPipe(client)
+    pipe = RawPipe(client)
     rows = 0
     try:
         with scratch.open("rb") as fh:

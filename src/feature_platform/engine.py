@@ -44,6 +44,7 @@ from feast.infra.compute_engines.base import ComputeEngine
 from feast.repo_config import FeastConfigBaseModel
 
 from feature_platform.errors import ValidationFailed
+from feature_platform.offline import BATCH_ROWS, DUCKDB_MEMORY_LIMIT
 
 if TYPE_CHECKING:
     from feature_platform.validation import ValidationSummary
@@ -72,9 +73,9 @@ class PlatformEngineConfig(FeastConfigBaseModel):
     """Validate each window's source rows before writing (the gate)."""
     streaming: bool = True
     """Stream qualifying views through the vectorized Redis writer."""
-    batch_rows: int = 50_000
+    batch_rows: int = BATCH_ROWS
     """Rows per streamed batch (the writer's memory bound)."""
-    duckdb_memory_limit: str = "384MB"
+    duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT
     """DuckDB's memory limit for the latest-row query (spills beyond it) and
     the validation gate's pass."""
     write_batch_rows: int = 10_000

@@ -4,30 +4,41 @@ One home for "what does materializing ``[start, end]`` read": the offline
 store's ``pull_latest_from_table_or_query`` (latest row per entity with an event
 time in ``[start, end]``, the created timestamp breaking ties), used by the
 batch engine's generic write path, the Spark writer, recovery, governance and
-the online-vs-offline sampler; ``window_rows_job`` reads every row of a window
-(monitoring's drift windows). A low-layer module: it imports nothing of the
-platform but nothing above it.
+the online-vs-offline sampler; ``latest_parquet_batches`` is the same rule for
+a local parquet source as one DuckDB query streamed in Arrow batches (the
+streaming Redis writer reads here); ``window_rows_job`` reads every row of a
+window (monitoring's drift windows). A low-layer module: it imports nothing of
+the platform but nothing above it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from feast import FeatureStore, FeatureView
     from feast.data_source import DataSource
     from feast.infra.offline_stores.offline_store import RetrievalJob
 
 __all__ = [
+    "BATCH_ROWS",
+    "DUCKDB_MEMORY_LIMIT",
     "batch_source",
-    "source_path",
+    "latest_parquet_batches",
     "latest_rows_job",
+    "latest_rows_sql",
     "online_views",
     "pull_latest",
+    "source_path",
     "window_rows_job",
 ]
+
+BATCH_ROWS = 50_000
+DUCKDB_MEMORY_LIMIT = "384MB"
 
 
 def batch_source(view: FeatureView) -> DataSource:
@@ -92,6 +103,101 @@ def latest_rows_job(
     return offline_store.pull_latest_from_table_or_query(
         **_query(config, view, start, end, features)
     )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def latest_rows_sql(
+    key: str,
+    features: list[str],
+    ts: str,
+    created: str | None,
+    *,
+    transforms: Mapping[str, Callable[[str], str]] | None = None,
+) -> str:
+    """DuckDB SQL of the latest row per ``key`` of a parquet window (parameters:
+    path, start, end): ``pull_latest_from_table_or_query``'s rule, an event
+    time in ``[start, end]``, the latest event winning and the ``created``
+    timestamp breaking ties. Columns ``k, <features...>, __ts`` (flat);
+    ``transforms`` maps a feature to the SQL of its value from its column's
+    (applied after the aggregation, e.g. ``pii.mask_sql``)."""
+    cols = ", ".join(f"{_q(f)} := {_q(f)}" for f in features)
+    order = f"struct_pack(t := {_q(ts)}, c := {_q(created)})" if created else _q(ts)
+    transforms = transforms or {}
+    out = ", ".join(
+        (transforms[f](f"r.{_q(f)}") if f in transforms else f"r.{_q(f)}")
+        + f" AS {_q(f)}"
+        for f in features
+    )
+    return (
+        f"SELECT k, {out}, r.__ts AS __ts FROM ("
+        f"SELECT {_q(key)} AS k, "
+        f"arg_max(struct_pack({cols}, __ts := {_q(ts)}), {order}) AS r "
+        f"FROM read_parquet(?) "
+        f"WHERE {_q(ts)}::TIMESTAMPTZ >= ? AND {_q(ts)}::TIMESTAMPTZ <= ? "
+        f"GROUP BY {_q(key)})"
+    )
+
+
+def latest_parquet_batches(
+    view: FeatureView,
+    start: datetime,
+    end: datetime,
+    *,
+    transforms: Mapping[str, Callable[[str], str]] | None = None,
+    batch_rows: int | None = None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """``latest_rows_job`` for a view with a local parquet source
+    (``source_path``), as Arrow record batches of ``batch_rows`` rows:
+    ``k, <features...>, __ts`` (``latest_rows_sql``; ``transforms`` applied).
+
+    One DuckDB query under ``memory_limit`` (spilling to a temporary
+    directory beyond it) on ``threads`` threads (all cores when None), the
+    result streamed, never collected. ``on_total`` first receives the number
+    of distinct entities of the window (the rows to come), for progress."""
+    import duckdb
+
+    path = source_path(view)
+    if path is None:
+        raise ValueError(f"view {view.name!r} has no local parquet source")
+    source = batch_source(view)
+    key = view.entity_columns[0].name
+    ts = source.timestamp_field
+    sql = latest_rows_sql(
+        key,
+        [f.name for f in view.features],
+        ts,
+        source.created_timestamp_column or None,
+        transforms=transforms,
+    )
+    con = duckdb.connect()
+    with tempfile.TemporaryDirectory(prefix="fp_duckdb_") as spill:
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET memory_limit = '{memory_limit or DUCKDB_MEMORY_LIMIT}'")
+            con.execute(f"SET temp_directory = '{spill}'")
+            con.execute("SET preserve_insertion_order = false")
+            if threads:
+                con.execute(f"SET threads = {int(threads)}")
+            if on_total:
+                on_total(
+                    con.execute(
+                        f"SELECT count(DISTINCT {_q(key)}) FROM read_parquet(?) "
+                        f"WHERE {_q(ts)}::TIMESTAMPTZ >= ? "
+                        f"AND {_q(ts)}::TIMESTAMPTZ <= ?",
+                        [path, start, end],
+                    ).fetchall()[0][0]
+                )
+            yield from con.sql(sql, params=[path, start, end]).to_arrow_reader(
+                batch_rows or BATCH_ROWS
+            )
+        finally:
+            con.close()
 
 
 def window_rows_job(

@@ -34,6 +34,7 @@ __all__ = [
     "mask_array",
     "mask_frame",
     "mask_proto_rows",
+    "mask_sql",
     "mask_table",
     "mask_value",
     "mask_values",
@@ -82,6 +83,14 @@ def is_masked(value: Any) -> bool:
     return value is None or (isinstance(value, str) and bool(MASKED.match(value)))
 
 
+def _hmac_key(salt: str) -> bytes:
+    """HMAC's block-sized key (RFC 2104): a long salt hashed, then zero-padded."""
+    key = salt.encode()
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    return key.ljust(64, b"\0")
+
+
 def mask_values(values: Iterable[Any], salt: str | None = None) -> list[str | None]:
     """Mask every value (HMAC-SHA256 with the salt, ``sha256:<hex>``).
 
@@ -90,10 +99,7 @@ def mask_values(values: Iterable[Any], salt: str | None = None) -> list[str | No
     faster on the materialization benchmark's email column (same output,
     tested against ``hmac``).
     """
-    key = (salt if salt is not None else pii_salt()).encode()
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(64, b"\0")
+    key = _hmac_key(salt if salt is not None else pii_salt())
     inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
     outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
     match = MASKED.match
@@ -112,6 +118,26 @@ def mask_values(values: Iterable[Any], salt: str | None = None) -> list[str | No
         o.update(h.digest())
         out.append(MASK_PREFIX + o.hexdigest())
     return out
+
+
+def mask_sql(column: str, salt: str) -> str:
+    """``mask_values`` as a DuckDB SQL expression over a string column: the
+    same HMAC-SHA256 with the salt as ``sha256:<hex>``, nulls and already
+    masked values unchanged.
+
+    DuckDB computes it in C++ on all cores; the Python loop was a quarter of
+    the materialization's wall time on the benchmark's email column (and is
+    kept for non-string pii columns). Tested equal to ``mask_values``.
+    """
+    key = _hmac_key(salt)
+    ipad = bytes(b ^ 0x36 for b in key).hex()
+    opad = bytes(b ^ 0x5C for b in key).hex()
+    pattern = MASKED.pattern.replace("'", "''")
+    return (
+        f"CASE WHEN {column} IS NULL OR regexp_full_match({column}, '{pattern}') "
+        f"THEN {column} ELSE '{MASK_PREFIX}' || sha256(unhex('{opad}') || "
+        f"unhex(sha256(unhex('{ipad}') || encode({column})))) END"
+    )
 
 
 def mask_value(value: Any, *, salt: str | None = None) -> str | None:

@@ -206,16 +206,16 @@ def test_online_store_over_tls_with_password(
         assert got["avg_rating"] == [4.25]
         # The streaming writer over TLS (its sends go inline, not from the
         # sender thread), throttled and not, writes what plain reads find.
-        from feature_platform.online_store import writer
+        from feature_platform.online_store import redis_pipe
 
         sockets: list[tuple[str, bool]] = []
-        send = writer._RawPipe.send
+        send = redis_pipe.RawPipe.send
 
         def spy(pipe: Any, payload: bytes) -> None:
             sockets.append((type(pipe._sock).__name__, pipe._queue is None))
             send(pipe, payload)
 
-        monkeypatch.setattr(writer._RawPipe, "send", spy)
+        monkeypatch.setattr(redis_pipe.RawPipe, "send", spy)
         for throttle in ("0", "5000"):
             monkeypatch.setenv("FP_MATERIALIZE_MAX_ROWS_PER_S", throttle)
             summary = materialize_window(

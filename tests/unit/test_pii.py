@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from feature_platform.definitions import apply_definitions
@@ -214,3 +215,52 @@ def test_training_set_masks_pii_features(tmp_path: Path, sample_repo: Path) -> N
     assert emails.map(is_masked).all()
     flat = df.astype(str).to_numpy().ravel()
     assert not any("@example.com" in v for v in flat)
+
+
+@pytest.mark.parametrize(
+    "salt", ["feature-platform-dev-salt", "", "k" * 64, "long-" * 40, "sälz"]
+)
+def test_mask_array_equals_hmac(salt: str) -> None:
+    import hashlib
+    import hmac
+
+    from feature_platform.pii import mask_array, mask_value
+
+    values = ["ann@example.com", None, "", "ümlaut@x.de", "a" * 500]
+    values.append(mask_value("already@masked.com", salt=salt))  # stays as is
+    arr = pa.array(values, pa.string())
+    got = mask_array(arr, salt).to_pylist()
+    expected = [
+        None
+        if v is None
+        else v
+        if v.startswith("sha256:")
+        else "sha256:" + hmac.new(salt.encode(), v.encode(), hashlib.sha256).hexdigest()
+        for v in values
+    ]
+    assert got == expected
+    assert got[1] is None and got[-1] == values[-1]
+    assert all(v is None or v.startswith("sha256:") for v in got)
+
+
+@pytest.mark.parametrize(
+    "salt", ["feature-platform-dev-salt", "", "k" * 64, "long-" * 40, "sälz'"]
+)
+def test_sql_mask_equals_mask_values(salt: str) -> None:
+    """DuckDB's masking of string pii columns (the streaming writer's) is
+    ``mask_values``."""
+    import duckdb
+
+    from feature_platform.pii import mask_sql, mask_value, mask_values
+
+    values = ["ann@example.com", None, "", "ümlaut@x.de", "a" * 500, "it's"]
+    values += [mask_value("already@masked.com", salt=salt), "sha256:not-a-digest"]
+    con = duckdb.connect()
+    try:
+        con.register("t", pa.table({"v": pa.array(values, pa.string())}))
+        rows = con.execute(f"SELECT {mask_sql('v', salt)} FROM t").fetchall()
+        got = [r[0] for r in rows]
+    finally:
+        con.close()
+    assert got == mask_values(values, salt)
+    assert got[1] is None and got[6] == values[6] and got[7] != values[7]

@@ -6,18 +6,19 @@ pipeline: about 10k rows/s and several GB of RSS per million rows. This module
 writes the *same bytes* to the *same keys* (``codec``) much faster and in
 bounded memory; the batch engine plugin (``feature_platform.engine``) drives it:
 
-* DuckDB reads the parquet source and keeps the latest row per entity in the
-  window (``event_timestamp`` in ``[start, end]``, ties broken by the created
-  timestamp: Feast's ``pull_latest_from_table_or_query`` semantics), under a
-  memory limit with spilling, and hands the result over as a stream of Arrow
-  record batches;
+* the window's latest row per entity comes from ``offline.latest_parquet_batches``
+  (one DuckDB query over the parquet source, Feast's
+  ``pull_latest_from_table_or_query`` semantics, under a memory limit with
+  spilling) as a stream of Arrow record batches; ``pii`` string columns are
+  masked in that query (``pii.mask_sql``);
 * each batch is serialized column by column (numpy and Arrow compute, see
-  ``codec``); ``pii`` string columns are masked in DuckDB's SQL;
+  ``codec``);
 * writes go out as pre-packed RESP ``HSET`` (and ``EXPIRE``) commands on one
-  connection, sent by a sender thread while the next batch is encoded; like
-  Feast's ``online_write_batch`` a row is skipped when the stored event
-  timestamp is the same or newer (a batch's pipelined ``HGET``s go out one
-  batch ahead of its writes); ``max_rows_per_s`` paces small pieces instead.
+  connection (``redis_pipe.RawPipe``), sent by a sender thread while the next
+  batch is encoded; like Feast's ``online_write_batch`` a row is skipped when
+  the stored event timestamp is the same or newer (a batch's pipelined
+  ``HGET``s go out one batch ahead of its writes); ``max_rows_per_s`` paces
+  small pieces instead.
 
 ``write_proto_rows`` is the online store plugin's ``online_write_batch``: the
 same skip rule and bytes for rows that arrive as Feast protos (pushes).
@@ -30,19 +31,17 @@ store's ``online_write_batch``.
 
 from __future__ import annotations
 
-import queue as _queue
-import re
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from feature_platform.offline import source_path
+from feature_platform.offline import latest_parquet_batches, source_path
 from feature_platform.online_store.codec import (
     FEATURE_TAGS,
     VT_INT32,
@@ -62,29 +61,26 @@ from feature_platform.online_store.codec import (
     row_bytes,
     value_parts,
 )
+from feature_platform.online_store.redis_pipe import RawPipe
 
 if TYPE_CHECKING:
     from feast import FeatureView
     from feast.repo_config import RepoConfig
 
 __all__ = [
-    "BATCH_ROWS",
-    "DUCKDB_MEMORY_LIMIT",
+    "PACE_ROWS",
     "hset_payloads",
     "materialize_view_fast",
     "supports",
     "write_proto_rows",
 ]
 
-BATCH_ROWS = 50_000
 # Rows per paced piece when throttled. Measured with the serving benchmark's
 # batch-1 reads at 200/s during a 1M-row materialization throttled to 60k rows/s
 # (idle p99 about 0.2 ms): read p99 1.46 ms with 1,000-row pieces, 0.56-0.63 ms
 # with 200, 0.31-0.36 ms with 50, 0.26 ms with 25. With 50 the paced path tops
 # out near 110k rows/s (one dedup round trip per piece).
 PACE_ROWS = 50
-DUCKDB_MEMORY_LIMIT = "384MB"
-BULK_REPLY_TIMEOUT_S = 60.0
 
 
 def supports(config: RepoConfig, view: FeatureView) -> bool:
@@ -103,242 +99,6 @@ def supports(config: RepoConfig, view: FeatureView) -> bool:
     if any(f.dtype.to_value_type().name not in FEATURE_TAGS for f in view.features):
         return False
     return source_path(view) is not None
-
-
-# --------------------------------------------------------------------- redis
-
-
-class _RawPipe:
-    """A dedicated Redis connection for raw, overlapped RESP pipelining.
-
-    Commands go out with ``send`` and their replies are read later
-    (``line_replies``, ``timestamps``), so Redis executes one batch
-    while Python encodes the next. On a plain TCP socket a sender thread does
-    the ``sendall`` (it blocks while Redis works through a batch, and releases
-    the GIL meanwhile): without it the encoder waited on every batch's send,
-    a third of a 1M-row materialization's wall time. At most two payloads wait
-    for the thread (back pressure: memory stays bounded when Redis is the
-    slower side). TLS sockets send inline (an ``SSLSocket`` is not safe for a
-    concurrent send and receive). The connection is closed afterwards, never
-    returned to the pool half-read.
-    """
-
-    QUEUED = 2
-
-    def __init__(self, client: Any) -> None:
-        import queue
-        import ssl
-        import threading
-
-        from feature_platform.feast_compat import connection_socket
-
-        self._pool = client.connection_pool
-        self._conn = self._pool.get_connection()
-        self._sock = connection_socket(self._conn)
-        # Bulk writes wait longer than a read for their replies (the client's
-        # read timeout is set for reads), but never forever.
-        self._sock.settimeout(BULK_REPLY_TIMEOUT_S)
-        self._rest = b""  # received, not yet counted or parsed
-        self._send_error: BaseException | None = None
-        self._queue: Any = None
-        self._thread: Any = None
-        if not isinstance(self._sock, ssl.SSLSocket):
-            self._queue = queue.Queue(maxsize=self.QUEUED)
-            self._thread = threading.Thread(
-                target=self._sender, name="fp-redis-sender", daemon=True
-            )
-            self._thread.start()
-
-    def _sender(self) -> None:
-        while True:
-            payload = self._queue.get()
-            if payload is None:
-                return
-            try:
-                self._sock.sendall(payload)
-            except BaseException as exc:  # noqa: BLE001 - reported by the next send or read
-                self._send_error = exc
-                return
-
-    def _check_sender(self) -> None:
-        if self._send_error is not None:
-            raise ConnectionError(
-                f"sending to Redis failed: {self._send_error}"
-            ) from self._send_error
-
-    def send(self, payload: bytes) -> None:
-        if not payload:
-            return
-        if self._queue is None:
-            self._sock.sendall(payload)
-            return
-        import queue
-
-        while True:
-            self._check_sender()
-            try:
-                self._queue.put(payload, timeout=0.5)
-                return
-            except queue.Full:
-                if not self._thread.is_alive():
-                    self._check_sender()
-                    raise ConnectionError("the Redis sender thread stopped") from None
-
-    def _recv(self) -> bytes:
-        self._check_sender()
-        chunk = self._sock.recv(1 << 20)
-        if not chunk:
-            self._check_sender()
-            raise ConnectionError("Redis closed the connection")
-        return chunk
-
-    def line_replies(self, count: int) -> None:
-        """Wait for ``count`` one-line replies (``HSET``/``EXPIRE``: integers or
-        errors) without parsing each: count CRLFs in the raw bytes (C speed;
-        hiredis' per-reply Python loop was a tenth of a materialization's wall
-        time). Bytes after them are kept for the next call."""
-        if count <= 0:
-            return
-        chunks: list[bytes] = [self._rest] if self._rest else []
-        seen = self._rest.count(b"\r\n")
-        last = self._rest
-        while seen < count:
-            chunk = self._recv()
-            seen += chunk.count(b"\r\n")
-            seen += last.endswith(b"\r") and chunk.startswith(b"\n")  # split CRLF
-            chunks.append(chunk)
-            last = chunk
-        buf = b"".join(chunks)
-        # The end of the count-th line: smallest end with count CRLFs before it.
-        lo, hi = 0, len(buf)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if buf.count(b"\r\n", 0, mid) >= count:
-                hi = mid
-            else:
-                lo = mid + 1
-        mine, self._rest = buf[:lo], buf[lo:]
-        if mine.startswith(b"-") or b"\n-" in mine:
-            start = 0 if mine.startswith(b"-") else mine.index(b"\n-") + 1
-            line = mine[start : mine.index(b"\r\n", start)]
-            raise RuntimeError(
-                f"Redis rejected a write: {line[1:].decode(errors='replace')}"
-            )
-
-    def timestamps(self, count: int) -> np.ndarray:
-        """Nanoseconds of ``count`` ``HGET <key> _ts:<view>`` replies (``ABSENT``
-        where the key or field is absent), parsed from the raw stream; bytes after
-        them are kept. Runs of absent keys (a first load) are recognized a
-        whole buffer at a time; a stored timestamp costs one decode."""
-        out = np.full(count, ABSENT, np.int64)
-        buf, pos, i = self._rest, 0, 0
-        while i < count:
-            nils = _NILS.match(buf, pos)  # a run of absent keys, in C
-            if nils:
-                run = min(count - i, (nils.end() - pos) // 5)
-                i += run
-                pos += run * 5
-                continue
-            end = buf.find(b"\r\n", pos)
-            if end >= 0 and buf[pos] == 0x5F:  # RESP3 null
-                i += 1
-                pos = end + 2
-                continue
-            if end >= 0 and buf[pos] == 0x24:  # $<size>
-                size = int(buf[pos + 1 : end])
-                stop = end + 2 + max(size, 0) + (2 if size >= 0 else 0)
-                if stop <= len(buf):
-                    if size >= 0:
-                        out[i] = decode_timestamp_nanos(buf[end + 2 : end + 2 + size])
-                    i += 1
-                    pos = stop
-                    continue
-            elif end >= 0:
-                line = buf[pos:end].decode(errors="replace")
-                raise RuntimeError(f"Redis answered a timestamp read with {line!r}")
-            buf = buf[pos:] + self._recv()  # an incomplete reply: read on
-            pos = 0
-        self._rest = buf[pos:]
-        return out
-
-    def close(self) -> None:
-        if self._thread is not None:
-            try:
-                self._queue.put_nowait(None)
-            except _queue.Full:  # the sender is stuck; the disconnect ends it
-                pass
-            if self._send_error is None and self._thread.is_alive():
-                self._thread.join(timeout=0.5)
-        self._conn.disconnect()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._pool.release(self._conn)
-
-
-ABSENT = np.iinfo(np.int64).min  # no stored event time: any row is newer
-# RESP2 null bulk strings (HGET of an absent key or field), 5 bytes each.
-_NILS = re.compile(rb"(?:\$-1\r\n)+")
-
-
-# ------------------------------------------------------------------- driver
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _mask_sql(column: str, salt: str) -> str:
-    """SQL of ``pii.mask_values`` on a string column: HMAC-SHA256 with the salt
-    as ``sha256:<hex>``, nulls and already masked values unchanged.
-
-    DuckDB computes it in C++ on all cores; the Python loop was a quarter of
-    the materialization's wall time on the benchmark's email column (and is
-    kept for non-string pii columns). Tested equal to ``pii.mask_values``.
-    """
-    import hashlib
-
-    from feature_platform.pii import MASK_PREFIX, MASKED
-
-    key = salt.encode()
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    ipad = bytes(b ^ 0x36 for b in key).hex()
-    opad = bytes(b ^ 0x5C for b in key).hex()
-    pattern = MASKED.pattern.replace("'", "''")
-    return (
-        f"CASE WHEN {column} IS NULL OR regexp_full_match({column}, '{pattern}') "
-        f"THEN {column} ELSE '{MASK_PREFIX}' || sha256(unhex('{opad}') || "
-        f"unhex(sha256(unhex('{ipad}') || encode({column})))) END"
-    )
-
-
-def _latest_rows_sql(
-    key: str,
-    features: list[str],
-    ts: str,
-    created: str | None,
-    *,
-    masked: dict[str, str] | None = None,
-) -> str:
-    """Latest row per key of a window: ``k, <features...>, __ts`` (flat), the
-    ``masked`` string features (name -> salt) masked after the aggregation."""
-    cols = ", ".join(f"{_q(f)} := {_q(f)}" for f in features)
-    order = f"struct_pack(t := {_q(ts)}, c := {_q(created)})" if created else _q(ts)
-    masked = masked or {}
-    out = ", ".join(
-        (_mask_sql(f"r.{_q(f)}", masked[f]) if f in masked else f"r.{_q(f)}")
-        + f" AS {_q(f)}"
-        for f in features
-    )
-    return (
-        f"SELECT k, {out}, r.__ts AS __ts FROM ("
-        f"SELECT {_q(key)} AS k, "
-        f"arg_max(struct_pack({cols}, __ts := {_q(ts)}), {order}) AS r "
-        f"FROM read_parquet(?) "
-        f"WHERE {_q(ts)}::TIMESTAMPTZ >= ? AND {_q(ts)}::TIMESTAMPTZ <= ? "
-        f"GROUP BY {_q(key)})"
-    )
 
 
 @dataclass
@@ -362,18 +122,15 @@ def _encoded_batches(
     threads: int | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> Iterator[_Encoded]:
-    """The latest row per entity of ``[start, end]``, encoded batch by batch
-    (DuckDB on ``threads`` threads, all cores when None)."""
-    import duckdb
+    """The latest row per entity of ``[start, end]`` (``offline``'s DuckDB
+    read, on ``threads`` threads, all cores when None), encoded batch by batch."""
     import pyarrow as pa
 
     from feature_platform.feast_compat import feature_field
-    from feature_platform.pii import mask_array, pii_fields, pii_salt
+    from feature_platform.pii import mask_array, mask_sql, pii_fields, pii_salt
 
-    path = source_path(view)
-    if path is None or not supports(config, view):
+    if not supports(config, view):
         raise ValueError(f"view {view.name!r} does not qualify for the fast path")
-    source: Any = view.batch_source
     key_col = view.entity_columns[0]
     vtype = int(key_col.dtype.to_value_type().value)
     features = [f.name for f in view.features]
@@ -386,62 +143,41 @@ def _encoded_batches(
     fields = [feature_field(view.name, name) for name in features]
     # String pii columns are masked by DuckDB, others in Python below.
     sql_masked = {
-        n: salt
+        n: partial(mask_sql, salt=salt)
         for n, t in zip(features, types, strict=True)
         if n in pii and t == "STRING"
     }
-    sql = _latest_rows_sql(
-        key_col.name,
-        features,
-        source.timestamp_field,
-        source.created_timestamp_column or None,
-        masked=sql_masked,
-    )
-    con = duckdb.connect()
-    with tempfile.TemporaryDirectory(prefix="fp_duckdb_") as spill:
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute(f"SET memory_limit = '{memory_limit or DUCKDB_MEMORY_LIMIT}'")
-            con.execute(f"SET temp_directory = '{spill}'")
-            con.execute("SET preserve_insertion_order = false")
-            if threads:
-                con.execute(f"SET threads = {int(threads)}")
-            if on_total:
-                on_total(
-                    con.execute(
-                        f'SELECT count(DISTINCT "{key_col.name}") FROM read_parquet(?) '
-                        f'WHERE "{source.timestamp_field}"::TIMESTAMPTZ >= ? '
-                        f'AND "{source.timestamp_field}"::TIMESTAMPTZ <= ?',
-                        [path, start, end],
-                    ).fetchall()[0][0]
-                )
-            reader = con.sql(sql, params=[path, start, end]).to_arrow_reader(
-                batch_rows or BATCH_ROWS
+    for batch in latest_parquet_batches(
+        view,
+        start,
+        end,
+        transforms=sql_masked,
+        batch_rows=batch_rows,
+        memory_limit=memory_limit,
+        threads=threads,
+        on_total=on_total,
+    ):
+        n = batch.num_rows
+        if n == 0:
+            continue
+        keys = key_parts(batch.column(0), vtype, prefix, project)
+        micros = (
+            batch.column(len(features) + 1)
+            .cast(pa.timestamp("us", tz="UTC"))
+            .cast(pa.int64())
+            .to_numpy(zero_copy_only=False)
+        )
+        values = [
+            value_parts(
+                mask_array(batch.column(i + 1), salt)
+                if name in pii and name not in sql_masked
+                else batch.column(i + 1),
+                t,
             )
-            for batch in reader:
-                n = batch.num_rows
-                if n == 0:
-                    continue
-                keys = key_parts(batch.column(0), vtype, prefix, project)
-                micros = (
-                    batch.column(len(features) + 1)
-                    .cast(pa.timestamp("us", tz="UTC"))
-                    .cast(pa.int64())
-                    .to_numpy(zero_copy_only=False)
-                )
-                values = [
-                    value_parts(
-                        mask_array(batch.column(i + 1), salt)
-                        if name in pii and name not in sql_masked
-                        else batch.column(i + 1),
-                        t,
-                    )
-                    for i, (name, t) in enumerate(zip(features, types, strict=True))
-                ]
-                hset = encode_hset_batch(keys, ts_field, micros, fields, values)
-                yield _Encoded(n, keys, micros, hset)
-        finally:
-            con.close()
+            for i, (name, t) in enumerate(zip(features, types, strict=True))
+        ]
+        hset = encode_hset_batch(keys, ts_field, micros, fields, values)
+        yield _Encoded(n, keys, micros, hset)
 
 
 def _hget(enc: _Encoded, view: FeatureView) -> list[Any]:
@@ -569,6 +305,131 @@ def _at_low_priority(work: Callable[[], int]) -> int:
     return int(result["rows"])
 
 
+@dataclass(eq=False)
+class _Replies:
+    """Replies of one send, not read yet: ``count`` one-line replies
+    (``HSET``/``EXPIRE``), or ``count`` ``HGET`` timestamps (``stored``)."""
+
+    count: int
+    timestamps: bool
+    stored: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+
+class _ViewWrites:
+    """One view's writes on one ``RawPipe``: the commands sent and, in the
+    order they were sent, the replies not read yet (``_Replies``)."""
+
+    def __init__(
+        self,
+        pipe: RawPipe,
+        view: FeatureView,
+        *,
+        dedup: bool,
+        ttl: bytes,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> None:
+        self.pipe = pipe
+        self.view = view
+        self.dedup = dedup  # Feast's skip rule: read stored event times first
+        self.ttl = ttl  # EXPIRE's argument (key_ttl_seconds), b"" for none
+        self.progress = progress
+        self.written = 0  # rows done (written or skipped as not newer)
+        self.total = 0  # rows to come (the window's entities), for progress
+        self.t0 = time.perf_counter()  # the pace's origin
+        self._unread: deque[_Replies] = deque()
+
+    def set_total(self, count: int) -> None:
+        self.total = count
+
+    def ask_timestamps(self, payload: bytes, count: int) -> _Replies:
+        """Send ``count`` pipelined ``HGET``s of stored event times; their
+        replies arrive in ``stored`` once read through."""
+        self.pipe.send(payload)
+        replies = _Replies(count, timestamps=True)
+        self._unread.append(replies)
+        return replies
+
+    def read_through(self, replies: _Replies | None = None) -> None:
+        """Read every reply up to ``replies`` (all of them when None)."""
+        while self._unread:
+            head = self._unread.popleft()
+            if head.timestamps:
+                head.stored = self.pipe.timestamps(head.count)
+            else:
+                self.pipe.line_replies(head.count)
+            if head is replies:
+                return
+
+    def _newer(self, micros: np.ndarray, replies: _Replies) -> np.ndarray | None:
+        """Rows (indices) newer than their stored event time, None for all:
+        Feast's rule, the same or an older event is skipped."""
+        self.read_through(replies)
+        newer = micros * 1000 > replies.stored
+        return None if newer.all() else np.flatnonzero(newer)
+
+    def _send_writes(
+        self, hset: Any, expire: Any, rows: np.ndarray | None = None
+    ) -> None:
+        """HSETs (and EXPIREs) of the joined rows (only ``rows`` if given)."""
+        import pyarrow as pa
+
+        if rows is not None:
+            if not len(rows):
+                return
+            take = pa.array(rows, pa.int64())
+            hset = hset.take(take)
+            expire = expire.take(take) if expire is not None else None
+        payload = row_bytes(hset)
+        if expire is not None:
+            payload += row_bytes(expire)
+        self.pipe.send(payload)
+        count = len(hset) * (2 if expire is not None else 1)
+        self._unread.append(_Replies(count, timestamps=False))
+
+    def _done(self, enc: _Encoded) -> None:
+        self.written += enc.n
+        if self.progress:
+            self.progress(self.view.name, self.written, self.total)
+
+    def write(self, enc: _Encoded, stored: _Replies | None) -> None:
+        """Send a batch's writes, skipping the rows whose stored event time
+        (``stored``, the batch's ``HGET`` replies) is the same or newer."""
+        keep = self._newer(enc.micros, stored) if stored is not None else None
+        if keep is None or len(keep):
+            hset = assemble_rows(enc.hset, keep)
+            expire = assemble_rows(_expire(enc, self.ttl), keep) if self.ttl else None
+            self._send_writes(hset, expire)
+        self._done(enc)
+
+    def write_paced(self, enc: _Encoded, rate: float) -> None:
+        """Throttled: the batch in pieces of ``PACE_ROWS`` rows, each piece's
+        timestamps read (one round trip) and its writes sent at the allowed
+        rate. Whole batches at once, reads and writes alike, kept Redis busy
+        for their length and the reads of the serving benchmark waited behind
+        them (see ``PACE_ROWS``)."""
+        hget = assemble_rows(_hget(enc, self.view)) if self.dedup else None
+        hset = assemble_rows(enc.hset)
+        expire = assemble_rows(_expire(enc, self.ttl)) if self.ttl else None
+        for lo in range(0, enc.n, PACE_ROWS):
+            hi = min(enc.n, lo + PACE_ROWS)
+            rows: np.ndarray | None = None
+            if hget is not None:
+                stored = self.ask_timestamps(row_bytes(hget, lo, hi), hi - lo)
+                keep = self._newer(enc.micros[lo:hi], stored)
+                rows = lo + keep if keep is not None else None
+            ahead = (self.written + lo) / rate - (time.perf_counter() - self.t0)
+            if ahead > 0:  # never ahead of the allowed rate
+                time.sleep(ahead)
+            if rows is None:
+                self._send_writes(
+                    hset.slice(lo, hi - lo),
+                    expire.slice(lo, hi - lo) if expire is not None else None,
+                )
+            else:
+                self._send_writes(hset, expire, rows)
+        self._done(enc)
+
+
 def _materialize_view(
     config: RepoConfig,
     client: Any,
@@ -581,108 +442,20 @@ def _materialize_view(
     memory_limit: str | None,
     max_rows_per_s: float | None,
 ) -> int:
-    import pyarrow as pa
-
-    dedup = _dedup(config)
-    ttl = _key_ttl(config)
-    total = 0
-
-    def on_total(count: int) -> None:
-        nonlocal total
-        total = count
-
-    pipe = _RawPipe(client)
-    # Replies not read yet, in the order their commands were sent:
-    # [kind, count, parsed] with kind "lines" (HSET/EXPIRE) or "ts" (HGET).
-    stream: deque[list[Any]] = deque()
-
-    def read_through(entry: list[Any]) -> None:
-        while stream:
-            head = stream.popleft()
-            if head[0] == "lines":
-                pipe.line_replies(head[1])
-            else:
-                head[2] = pipe.timestamps(head[1])
-            if head is entry:
-                return
-
-    written = 0
-    t0 = time.perf_counter()
-
-    def send_writes(hset: Any, expire: Any, rows: np.ndarray | None = None) -> None:
-        """HSETs (and EXPIREs) of the joined rows (only ``rows`` if given)."""
-        if rows is not None:
-            if not len(rows):
-                return
-            take = pa.array(rows, pa.int64())
-            hset = hset.take(take)
-            expire = expire.take(take) if expire is not None else None
-        payload = row_bytes(hset)
-        if expire is not None:
-            payload += row_bytes(expire)
-        pipe.send(payload)
-        stream.append(["lines", len(hset) * (2 if expire is not None else 1), None])
-
-    def write(enc: _Encoded, stored: list[Any] | None) -> None:
-        """Send a batch's writes, skipping the rows whose stored event time is
-        the same or newer (Feast's rule)."""
-        nonlocal written
-        keep: Any = None
-        if stored is not None:
-            read_through(stored)
-            newer = enc.micros * 1000 > stored[2]
-            if not newer.all():
-                keep = np.flatnonzero(newer)
-        if keep is None or len(keep):
-            hset = assemble_rows(enc.hset, keep)
-            expire = assemble_rows(_expire(enc, ttl), keep) if ttl else None
-            send_writes(hset, expire)
-        written += enc.n
-        if progress:
-            progress(view.name, written, total)
-
-    def write_paced(enc: _Encoded, rate: float) -> None:
-        """Throttled: the batch in pieces of ``PACE_ROWS`` rows, each piece's
-        timestamps read (one round trip) and its writes sent at the allowed
-        rate. Whole batches at once, reads and writes alike, kept Redis busy
-        for their length and the reads of the serving benchmark waited behind
-        them (see ``PACE_ROWS``)."""
-        nonlocal written
-        hget = assemble_rows(_hget(enc, view)) if dedup else None
-        hset = assemble_rows(enc.hset)
-        expire = assemble_rows(_expire(enc, ttl)) if ttl else None
-        for lo in range(0, enc.n, PACE_ROWS):
-            hi = min(enc.n, lo + PACE_ROWS)
-            rows: np.ndarray | None = None
-            if hget is not None:
-                pipe.send(row_bytes(hget, lo, hi))
-                entry: list[Any] = ["ts", hi - lo, None]
-                stream.append(entry)
-                read_through(entry)
-                newer = enc.micros[lo:hi] * 1000 > entry[2]
-                if not newer.all():
-                    rows = lo + np.flatnonzero(newer)
-            ahead = (written + lo) / rate - (time.perf_counter() - t0)
-            if ahead > 0:  # never ahead of the allowed rate
-                time.sleep(ahead)
-            if rows is None:
-                send_writes(
-                    hset.slice(lo, hi - lo),
-                    expire.slice(lo, hi - lo) if expire is not None else None,
-                )
-            else:
-                send_writes(hset, expire, rows)
-        written += enc.n
-        if progress:
-            progress(view.name, written, total)
-
+    writes = _ViewWrites(
+        RawPipe(client),
+        view,
+        dedup=_dedup(config),
+        ttl=_key_ttl(config),
+        progress=progress,
+    )
     try:
         # With the dedup rule a batch's timestamps (HGET) go out as soon as it
         # is encoded and its writes one batch later, so Redis always has the
         # previous batch's writes to work on while these replies are read.
         # Keys are unique within a window (latest row per entity), so a batch's
         # reads never depend on the writes of the batch before it.
-        held: tuple[_Encoded, list[Any] | None] | None = None
+        held: tuple[_Encoded, _Replies] | None = None
         for enc in _encoded_batches(
             config,
             view,
@@ -694,26 +467,23 @@ def _materialize_view(
             # them it starved the serving process sharing the host (the slow
             # reads of the serving benchmark fell in that phase).
             threads=1 if max_rows_per_s else None,
-            on_total=on_total if progress else None,
+            on_total=writes.set_total if progress else None,
         ):
             if max_rows_per_s:
-                write_paced(enc, max_rows_per_s)
-            elif not dedup:
-                write(enc, None)
+                writes.write_paced(enc, max_rows_per_s)
+            elif not writes.dedup:
+                writes.write(enc, None)
             else:
-                pipe.send(assemble(_hget(enc, view)))
-                stored: list[Any] = ["ts", enc.n, None]
-                stream.append(stored)
+                stored = writes.ask_timestamps(assemble(_hget(enc, view)), enc.n)
                 if held is not None:
-                    write(*held)
+                    writes.write(*held)
                 held = (enc, stored)
         if held is not None:
-            write(*held)
-        if stream:
-            read_through(stream[-1])
+            writes.write(*held)
+        writes.read_through()
     finally:
-        pipe.close()
-    return written
+        writes.pipe.close()
+    return writes.written
 
 
 def write_proto_rows(

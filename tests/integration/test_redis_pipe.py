@@ -19,7 +19,7 @@ def test_line_replies_counts_exactly_and_reports_errors(redis_available) -> None
     import redis
 
     from feature_platform.online_store.codec import command as _resp
-    from feature_platform.online_store.writer import _RawPipe
+    from feature_platform.online_store.redis_pipe import RawPipe
 
     client = redis.Redis(
         host=os.environ.get("FP_REDIS_HOST", "127.0.0.1"),
@@ -28,7 +28,7 @@ def test_line_replies_counts_exactly_and_reports_errors(redis_available) -> None
     prefix = f"fp_test_line_replies:{uuid.uuid4().hex}:".encode()
     keys = [prefix + b"%d" % i for i in range(30_000)]
     stamps = [Timestamp(seconds=1_700_000_000 + i) for i in range(len(keys))]
-    pipe = _RawPipe(client)
+    pipe = RawPipe(client)
     try:
         pipe.send(
             b"".join(
@@ -66,7 +66,7 @@ def test_timestamps_parses_absent_runs_stored_values_and_errors(
     import redis
 
     from feature_platform.online_store.codec import command as _resp
-    from feature_platform.online_store.writer import ABSENT, _RawPipe
+    from feature_platform.online_store.redis_pipe import ABSENT, RawPipe
 
     client = redis.Redis(
         host=os.environ.get("FP_REDIS_HOST", "127.0.0.1"),
@@ -88,7 +88,7 @@ def test_timestamps_parses_absent_runs_stored_values_and_errors(
         for k, v in stored.items():
             p.hset(k, b"_ts:v", v)
         p.execute()
-    pipe = _RawPipe(client)
+    pipe = RawPipe(client)
     try:
         pipe.send(b"".join(_resp(b"HGET", k, b"_ts:v") for k in keys))
         pipe.send(_resp(b"HSET", keys[1], b"f", b"v"))  # a reply after them
@@ -110,12 +110,12 @@ def test_pipe_reports_a_dead_redis_and_stops_its_sender(redis_available) -> None
     import time
 
     from feature_platform.online_store.codec import command as _resp
-    from feature_platform.online_store.writer import _RawPipe
+    from feature_platform.online_store.redis_pipe import RawPipe
     from tests.integration.faults import RedisServer
 
     server = RedisServer().start()
     try:
-        pipe = _RawPipe(server.client())
+        pipe = RawPipe(server.client())
         big = b"".join(
             _resp(b"HSET", b"k%d" % i, b"f", b"x" * 100) for i in range(300_000)
         )
