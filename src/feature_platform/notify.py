@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NotRequired, TypedDict
 
 from feature_platform.errors import NotifyError
 from feature_platform.redact import redact_url
@@ -24,6 +25,9 @@ from feature_platform.redact import redact_url
 __all__ = [
     "CONN_ID",
     "ENV_VAR",
+    "Delivery",
+    "FailureDetails",
+    "Message",
     "NotifyError",
     "airflow_dag_failure_callback",
     "airflow_failure_callback",
@@ -66,6 +70,36 @@ def _url_from_connection(conn_id: str) -> str | None:
     return f"{scheme}://{host}{port}/{path}"
 
 
+class Delivery(TypedDict):
+    """What posting a message did (``post_message``): the DAGs' notify tasks
+    return it."""
+
+    sent: bool
+    target: str | None  # the webhook URL, redacted; None when none is set
+    status: NotRequired[int]  # the webhook's HTTP status
+
+
+class FailureDetails(TypedDict):
+    """The ``feature_platform`` part of a failure or retry alert."""
+
+    event: str  # "failure" | "retry"
+    dag_id: str
+    task_id: str | None
+    run_id: str | None
+    try_number: int | None
+    exception: str
+    log_url: str | None
+
+
+class Message(TypedDict):
+    """A webhook message: Slack-style ``text`` plus the event's details for
+    machines (a failure's ``FailureDetails``, or the event name beside the
+    summary of the task it reports: free-form, each task has its own)."""
+
+    text: str
+    feature_platform: Mapping[str, Any]
+
+
 def resolve_webhook_url(*, conn_id: str = CONN_ID) -> str | None:
     """The webhook URL from the Airflow connection or the environment, else None."""
     from feature_platform.settings import settings
@@ -74,11 +108,11 @@ def resolve_webhook_url(*, conn_id: str = CONN_ID) -> str | None:
 
 
 def post_message(
-    payload: dict[str, Any],
+    payload: Message,
     *,
     url: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
-) -> dict[str, Any]:
+) -> Delivery:
     """POST ``payload`` as JSON; returns ``{"sent": bool, "target": redacted url}``.
 
     Raises :class:`NotifyError` when a configured webhook fails or times out.
@@ -91,7 +125,7 @@ def post_message(
             "no webhook configured (%s / connection %s); message: %s",
             ENV_VAR,
             CONN_ID,
-            payload.get("text", ""),
+            payload["text"],
         )
         return {"sent": False, "target": None}
     target = redact_url(url)
@@ -119,7 +153,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
-def summary_message(title: str, summary: dict[str, Any]) -> dict[str, Any]:
+def summary_message(title: str, summary: Mapping[str, Any]) -> Message:
     """A completion message: one line per feature view with the rows written."""
     lines = [f":white_check_mark: {title}"]
     window = summary.get("window") or {}
@@ -156,7 +190,7 @@ def failure_message(
     try_number: int | None = None,
     event: str = "failure",
     log_url: str | None = None,
-) -> dict[str, Any]:
+) -> Message:
     """An alert naming the DAG, task, run and the exception."""
     error = (
         f"{type(exception).__name__}: {exception}"
@@ -170,21 +204,19 @@ def failure_message(
         + (f", try {try_number}" if try_number else "")
         + f")\n```{error}```"
     )
-    return {
-        "text": _clip(text),
-        "feature_platform": {
-            "event": event,
-            "dag_id": dag_id,
-            "task_id": task_id,
-            "run_id": run_id,
-            "try_number": try_number,
-            "exception": _clip(error),
-            "log_url": log_url,
-        },
+    details: FailureDetails = {
+        "event": event,
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "run_id": run_id,
+        "try_number": try_number,
+        "exception": _clip(error),
+        "log_url": log_url,
     }
+    return {"text": _clip(text), "feature_platform": details}
 
 
-def _message_from_context(context: Any, event: str) -> dict[str, Any]:
+def _message_from_context(context: Any, event: str) -> Message:
     ti = context.get("ti") or context.get("task_instance")
     dag = context.get("dag")
     dag_run = context.get("dag_run")

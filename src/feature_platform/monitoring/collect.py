@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from feature_platform.freshness import is_stale
 from feature_platform.monitoring.window import as_utc
@@ -27,10 +27,56 @@ from feature_platform.quality.sampling import sample_online
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
-__all__ = ["FRESHNESS_FRACTION", "freshness", "latency_percentiles", "online_health"]
+__all__ = [
+    "FRESHNESS_FRACTION",
+    "Latency",
+    "OnlineHealth",
+    "ViewFreshness",
+    "ViewHealth",
+    "freshness",
+    "latency_percentiles",
+    "online_health",
+]
 
 log = logging.getLogger(__name__)
 FRESHNESS_FRACTION = 3  # flag when older than ttl / 3
+
+
+class ViewFreshness(TypedDict):
+    """One view's freshness (``freshness``); times ISO-8601 UTC."""
+
+    last_materialized_end: str | None
+    age_seconds: float | None
+    ttl_seconds: float
+    threshold_seconds: float | None
+    stale: bool
+    source_newest_event: str | None  # None: the offline store cannot say
+    source_lag_seconds: float | None
+
+
+class Latency(TypedDict):
+    """Read latency percentiles in milliseconds (None without reads)."""
+
+    reads: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: NotRequired[float]
+
+
+class ViewHealth(TypedDict):
+    """One view's probe reads (``online_health``)."""
+
+    entities_sampled: int
+    null_rate: NotRequired[dict[str, float]]  # feature -> rate (with a sample)
+    expired_rate: NotRequired[dict[str, float]]
+    latency_ms: Latency
+    latency_samples_ms: list[float]
+
+
+class OnlineHealth(TypedDict):
+    views: dict[str, ViewHealth]
+    latency_ms: Latency  # over every view's reads
 
 
 def freshness(
@@ -39,13 +85,15 @@ def freshness(
     *,
     now: datetime,
     max_age: Mapping[str, timedelta | None] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, dict[str, Any]]:
     """Per view: last materialized end, its age, ttl, and the stale flag (older
-    than the view's ``max_age`` from ``operations.MONITORING``, else ttl/3)."""
+    than the view's ``max_age`` from ``operations.MONITORING``, else ttl/3).
+    Each entry is a ``ViewFreshness``; the return type says so once
+    ``MonitorReport.freshness`` (monitor.py) does."""
     from feature_platform.feast_compat import provider
 
     offline = provider(store).offline_store
-    out: dict[str, Any] = {}
+    out: dict[str, dict[str, Any]] = {}
     for view in views:
         ttl = view.ttl or timedelta(0)
         threshold = (max_age or {}).get(view.name) or (
@@ -56,13 +104,6 @@ def freshness(
         stale = age is None or (
             threshold is not None and age > threshold.total_seconds()
         )
-        entry: dict[str, Any] = {
-            "last_materialized_end": end.isoformat() if end else None,
-            "age_seconds": round(age, 1) if age is not None else None,
-            "ttl_seconds": ttl.total_seconds(),
-            "threshold_seconds": threshold.total_seconds() if threshold else None,
-            "stale": bool(stale),
-        }
         try:  # Feast's monitoring hook; not every offline store implements it
             newest = as_utc(
                 offline.get_monitoring_max_timestamp(
@@ -74,15 +115,22 @@ def freshness(
         except Exception as exc:  # noqa: BLE001 - NotImplementedError, assertions
             log.debug("no source max timestamp for %s: %s", view.name, exc)
             newest = None
-        entry["source_newest_event"] = newest.isoformat() if newest else None
-        entry["source_lag_seconds"] = (
-            round((now - newest).total_seconds(), 1) if newest else None
-        )
-        out[view.name] = entry
+        entry: ViewFreshness = {
+            "last_materialized_end": end.isoformat() if end else None,
+            "age_seconds": round(age, 1) if age is not None else None,
+            "ttl_seconds": ttl.total_seconds(),
+            "threshold_seconds": threshold.total_seconds() if threshold else None,
+            "stale": bool(stale),
+            "source_newest_event": newest.isoformat() if newest else None,
+            "source_lag_seconds": (
+                round((now - newest).total_seconds(), 1) if newest else None
+            ),
+        }
+        out[view.name] = dict(entry)
     return out
 
 
-def latency_percentiles(samples_ms: Sequence[float]) -> dict[str, Any]:
+def latency_percentiles(samples_ms: Sequence[float]) -> Latency:
     import numpy as np
 
     if not samples_ms:
@@ -107,7 +155,7 @@ def online_health(
     latency_reads: int = 100,
     time_budget_s: float = 10.0,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> OnlineHealth:
     """Null and expired rates of a sample of online values, and read latency.
 
     The sample is the entities with a source row within the view's ttl (what
@@ -120,7 +168,7 @@ def online_health(
     """
     from feature_platform.online import read_online
 
-    out: dict[str, Any] = {}
+    out: dict[str, ViewHealth] = {}
     all_ms: list[float] = []
     for view in views:
         got = sample_online(
@@ -128,12 +176,17 @@ def online_health(
         )
         keys = got.entities
         refs = [f"{view.name}:{f.name}" for f in view.features]
-        entry: dict[str, Any] = {"entities_sampled": len(keys)}
+        entry: ViewHealth = {
+            "entities_sampled": len(keys),
+            "latency_ms": latency_percentiles([]),
+            "latency_samples_ms": [],
+        }
         if keys:
             expired = [
                 is_stale(s, view.ttl, now) for s in got.online_event_seconds or []
             ]
-            null_rate, expired_rate = {}, {}
+            null_rate: dict[str, float] = {}
+            expired_rate: dict[str, float] = {}
             for name in got.kinds:
                 cells = got.cells[name]
                 nulls = sum(

@@ -27,6 +27,7 @@ from feature_platform.monitoring.traffic import ServerCounters
 
 if TYPE_CHECKING:
     from feature_platform.monitoring.monitor import MonitorReport
+    from feature_platform.notify import Delivery, Message
 
 __all__ = [
     "MonitorSummary",
@@ -122,7 +123,7 @@ def previous_counters(out_dir: Path | str | None = None) -> ServerCounters | Non
     return ServerCounters.from_dict(raw)
 
 
-def alert_message(summary: MonitorSummary) -> dict[str, Any]:
+def alert_message(summary: MonitorSummary) -> Message:
     """One notifier message listing every alert of a run (its summary)."""
     lines = [
         f":warning: feature monitoring ({summary['project']}): "
@@ -153,7 +154,7 @@ def monitor_and_publish(
     return summary
 
 
-def send_alerts(summary: MonitorSummary) -> dict[str, Any]:
+def send_alerts(summary: MonitorSummary) -> Delivery:
     """Post the run's alerts through the notifier; nothing when there are none."""
     from feature_platform.notify import post_message
 
