@@ -4,8 +4,9 @@ On the services profile (Redis, the platform's plugin and server), a read of
 ``churn_prediction_service_v2`` (stored features + ``checkout_value``) should be
 answered by the platform's fast path, as v1 is: ``PlatformOnlineResponse`` from
 ``FeatureStore.get_online_features`` and a body from the server's
-``FastReads`` (the stored inputs read on the fast path, the outputs computed by
-Feast's own transform; the values: tests/*/test_on_demand_equality.py).
+``FastReads`` (the stored inputs read on the fast path, the outputs computed
+from the decoded columns by the view's own transformation, no response proto;
+the values: tests/*/test_on_demand_equality.py, tests/unit/test_on_demand_fast.py).
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ def test_on_demand_features_take_the_fast_path_sdk(ready, batch: int) -> None:
     rows = [{"customer_id": c, "cart_value": 42.0} for c in ids[:batch]]
     response = _read(store, "churn_prediction_service_v2", rows)
     assert isinstance(response, PlatformOnlineResponse)
+    # computed from the decoded columns (online_store.on_demand), not by
+    # Feast's transform over a response proto
+    assert response.plan.on_demand_plan is not None
+    assert [r.plan.name for r in response.on_demand] == ["checkout_value"]
     got = response.to_dict()
     # The service's columns only: request data and inputs dropped, as Feast does.
     assert set(got) == {

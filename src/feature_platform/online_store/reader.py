@@ -57,6 +57,11 @@ from feature_platform.online_store.codec import (
     encode_entity_value,
     entity_key_prefix,
 )
+from feature_platform.online_store.on_demand import (
+    OnDemandOutputs,
+    OnDemandPlan,
+    plan_on_demand,
+)
 from feature_platform.utc import ensure_utc
 
 if TYPE_CHECKING:
@@ -119,15 +124,6 @@ class ViewPlan:
     command_tail: bytes  # packed HMGET field list (features + _ts)
     nargs: int
     ttl_s: float | None
-
-
-@dataclass(frozen=True)
-class OnDemandOutputs:
-    """The requested outputs of one on-demand view of a request."""
-
-    name: str  # projection.name_to_use()
-    features: tuple[str, ...]  # requested features, the request's order
-    outputs: tuple[str, ...]  # output column per feature
 
 
 @dataclass
@@ -211,14 +207,24 @@ class ReadPlan:
         self.context = context
         self.entity_types: Mapping[str, Any] = context.entity_types if context else {}
         self.known_join_keys: Any = context.join_keys if context else set()
-        # On-demand views of the request (computed from the read by Feast's
-        # transform) and the request data columns they take.
+        # On-demand views of the request and the request data columns they
+        # take; computed from the read's columns (``on_demand``), or by
+        # Feast's transform over the proto where ``on_demand_plan`` is None.
         self.on_demand: tuple[Any, ...] = (
             tuple(context.on_demand_views) if context else ()
         )
         self.request_data: Any = context.request_data if context else set()
+        self.on_demand_plan: OnDemandPlan | None = (
+            plan_on_demand(
+                context,
+                [o for p in self.views for o in p.outputs],
+                full_feature_names=full_feature_names,
+            )
+            if context is not None and self.on_demand
+            else None
+        )
         # Per on-demand view: its requested features and their output columns
-        # (what ``serving.metrics`` counts nulls of in the response).
+        # (what ``serving.metrics`` counts nulls of on Feast's transform path).
         self.on_demand_outputs: list[OnDemandOutputs] = []
         for odfv in self.on_demand:
             name = odfv.projection.name_to_use()
@@ -395,8 +401,9 @@ def plan_read(
     Raises ``UnsupportedRead`` for what the fast path does not cover
     (entityless views, join key maps, on-demand views written to the online
     store, ...), and Feast's own errors for unknown services, views or
-    features. On-demand views read their sources here; Feast's transform
-    computes them from the read (``response``).
+    features. On-demand views read their sources here and are computed from
+    the decoded columns (``on_demand``; Feast's transform where that module
+    says).
     """
     from feature_platform.feast_compat import online_request_context
 
@@ -404,8 +411,8 @@ def plan_read(
     if context.entityless:
         raise UnsupportedRead("entityless views")
     for odfv in context.on_demand_views:
-        # Computed from the read by Feast's own transform (response.py); the
-        # ones Feast writes to the online store or aggregates stay on its path.
+        # Computed from the read (on_demand.py); the ones Feast writes to the
+        # online store or aggregates stay on its path.
         if odfv.write_to_online_store or getattr(odfv, "aggregations", None):
             raise UnsupportedRead(
                 f"on-demand view {odfv.name!r} is written to the online store "

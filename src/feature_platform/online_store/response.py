@@ -15,32 +15,20 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from feast.online_response import TIMESTAMP_POSTFIX, OnlineResponse
 
 from feature_platform.online_store.codec import STATUS_PRESENT
-
-
-@dataclass
-class OnDemandRead:
-    """The served columns of one on-demand view (computed by Feast's
-    transform), shaped as ``reader.ViewRead`` for ``serving.metrics``: no ttl of
-    its own (``stale`` all False; a stale input gives the transform a null)."""
-
-    plan: Any  # reader.OnDemandOutputs (reader imports this module)
-    values: list[list[Any]]  # [feature][row], as the response's JSON has them
-    stale: list[bool]
-
+from feature_platform.online_store.on_demand import OnDemandRead
 
 # ``plan`` is a ``reader.ReadPlan``, ``reads`` its ``reader.ViewRead`` list: the
 # reader builds responses, so this module does not import it back.
 ReadPlan = Any
 ViewRead = Any
 
-__all__ = ["PlatformOnlineResponse", "json_body", "timestamp_json"]
+__all__ = ["OnDemandRead", "PlatformOnlineResponse", "json_body", "timestamp_json"]
 
 _EPOCH = "1970-01-01T00:00:00Z"
 
@@ -65,7 +53,18 @@ class PlatformOnlineResponse(OnlineResponse):
         self._feature_types = plan.feature_types
         self._proto: Any = None
         self._feast_dict: dict[str, Any] | None = None  # of ``_proto``
-        if plan.on_demand:
+        # On-demand outputs computed from the columns (``on_demand``), and the
+        # stored columns read only as their inputs (not served).
+        self.on_demand: list[OnDemandRead] = []
+        self.hidden: frozenset[str] = frozenset()
+        fast = plan.on_demand_plan if plan.on_demand else None
+        if fast is not None:
+            self.on_demand = fast.compute(entity_columns, reads)
+            self.hidden = fast.hidden
+            self.entity_columns = fast.served_entities(
+                entity_columns, plan.known_join_keys
+            )
+        elif plan.on_demand:
             # Feast's own on-demand transform over the proto (as Feast's read
             # computes it after filling the stored views), unrequested inputs
             # and request data dropped; every method reads the proto.
@@ -86,7 +85,12 @@ class PlatformOnlineResponse(OnlineResponse):
         """Feast's ``/get-online-features`` JSON of this read: ``json_body``
         from the columns, or Feast's own conversion once there is a proto."""
         if self._proto is None:
-            return json_body(self.entity_columns, self.reads)
+            return json_body(
+                self.entity_columns,
+                self.reads,
+                on_demand=self.on_demand,
+                hidden=self.hidden,
+            )
         return _dumps(self._json_dict())
 
     def _json_dict(self) -> dict[str, Any]:
@@ -104,6 +108,8 @@ class PlatformOnlineResponse(OnlineResponse):
         ``to_json_bytes`` sends (converted once)."""
         if not self.plan.on_demand:
             return []
+        if self.plan.on_demand_plan is not None:
+            return [r for r in self.on_demand if r.values]
         body = self._json_dict()
         index = {name: i for i, name in enumerate(body["metadata"]["feature_names"])}
         results = body["results"]
@@ -162,6 +168,8 @@ class PlatformOnlineResponse(OnlineResponse):
             ]
             statuses = [FieldStatus.Value(s) for s in view.statuses]
             for j, name in enumerate(view.plan.outputs):
+                if name in self.hidden:
+                    continue
                 names.append(name)
                 values = [
                     Value() if stale or reply[j] is None else Value.FromString(reply[j])
@@ -169,6 +177,22 @@ class PlatformOnlineResponse(OnlineResponse):
                 ]
                 response.results.append(
                     vector(values=values, statuses=statuses, event_timestamps=stamps)
+                )
+        for computed in self.on_demand:
+            n = len(computed.stale)
+            for name, column, vtype in zip(
+                computed.plan.outputs,
+                computed.values,
+                computed.plan.value_types,
+                strict=True,
+            ):
+                names.append(name)
+                response.results.append(
+                    vector(
+                        values=python_values_to_proto_values(column, vtype),
+                        statuses=[FieldStatus.PRESENT] * n,
+                        event_timestamps=[empty_ts] * n,
+                    )
                 )
         return response
 
@@ -180,13 +204,23 @@ class PlatformOnlineResponse(OnlineResponse):
             out[key] = list(values)
             if include_event_timestamps:
                 out[key + TIMESTAMP_POSTFIX] = [0] * len(values)
+        hidden = self.hidden
         for view in self.reads:
             for name, column in zip(view.plan.outputs, view.values, strict=True):
+                if name in hidden:
+                    continue
                 out[name] = list(column)
                 if include_event_timestamps:
                     out[name + TIMESTAMP_POSTFIX] = [
                         s[0] if s else 0 for s in view.stamps
                     ]
+        for computed in self.on_demand:
+            for name, column in zip(
+                computed.plan.outputs, computed.values, strict=True
+            ):
+                out[name] = list(column)
+                if include_event_timestamps:
+                    out[name + TIMESTAMP_POSTFIX] = [0] * len(column)
         return out
 
 
@@ -213,13 +247,22 @@ def _float_json(value: Any) -> Any:
     return value
 
 
-def json_body(entity_columns: dict[str, list[Any]], reads: list[ViewRead]) -> bytes:
+def json_body(
+    entity_columns: dict[str, list[Any]],
+    reads: list[ViewRead],
+    *,
+    on_demand: list[OnDemandRead] | None = None,
+    hidden: frozenset[str] = frozenset(),
+) -> bytes:
     """The body of Feast's ``/get-online-features`` answer for a read.
 
     ``metadata.feature_names``, then per column ``values``/``statuses``/
     ``event_timestamps``; entity columns first in request order, the statuses
     of ``ViewRead.statuses`` (a stale value ``null`` with its event time kept),
-    encoded as Starlette's ``JSONResponse`` encodes Feast's answer.
+    then the on-demand outputs (``PRESENT``, no event time, as Feast's
+    transform adds them); stored columns in ``hidden`` (read only as on-demand
+    inputs) left out. Encoded as Starlette's ``JSONResponse`` encodes Feast's
+    answer.
     """
     names: list[str] = list(entity_columns)
     results: list[dict[str, Any]] = []
@@ -236,12 +279,25 @@ def json_body(entity_columns: dict[str, list[Any]], reads: list[ViewRead]) -> by
         stamps = [timestamp_json(*p) if p else _EPOCH for p in view.stamps]
         statuses = view.statuses
         for name, column in zip(view.plan.outputs, view.values, strict=True):
+            if name in hidden:
+                continue
             names.append(name)
             results.append(
                 {
                     "values": [_float_json(v) for v in column],
                     "statuses": statuses,
                     "event_timestamps": stamps,
+                }
+            )
+    for computed in on_demand or ():
+        n = len(computed.stale)
+        for name, column in zip(computed.plan.outputs, computed.values, strict=True):
+            names.append(name)
+            results.append(
+                {
+                    "values": [_float_json(v) for v in column],
+                    "statuses": [STATUS_PRESENT] * n,
+                    "event_timestamps": [_EPOCH] * n,
                 }
             )
     return _dumps({"results": results, "metadata": {"feature_names": names}})
