@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from feast.infra.offline_stores.bigquery import (
     BigQueryOfflineStore,
@@ -40,6 +40,7 @@ __all__ = [
     "OFFLINE_STORE_TYPE",
     "PlatformBigQueryOfflineStore",
     "PlatformBigQueryOfflineStoreConfig",
+    "LoadSummary",
     "PlatformBigQueryRetrievalJob",
     "load_sources",
 ]
@@ -188,9 +189,22 @@ def _bigquery_sources(store: FeatureStore) -> dict[str, tuple[Any, list[str]]]:
     return tables
 
 
-def load_sources(
-    store: FeatureStore, *, data: Path | str | None = None
-) -> dict[str, Any]:
+class TableLoad(TypedDict):
+    rows: int
+    source: str  # the parquet file loaded
+    partitioned_by: str
+    clustered_by: list[str]
+    job_id: str
+
+
+class LoadSummary(TypedDict):
+    """What ``load`` prints: the BigQuery project and each table loaded."""
+
+    project: str
+    tables: dict[str, TableLoad]
+
+
+def load_sources(store: FeatureStore, *, data: Path | str | None = None) -> LoadSummary:
     """Load ``<data>/<table>.parquet`` into each BigQuery source table of the
     definitions (created when missing: partitioned by day on the event
     timestamp, clustered by the entity keys; its rows replaced otherwise).
@@ -213,7 +227,7 @@ def load_sources(
     if not sources:
         raise ValueError("the definitions have no BigQuery sources to load")
     client = bigquery.Client(project=config.project_id, location=config.location)
-    summary: dict[str, Any] = {"project": client.project, "tables": {}}
+    summary: LoadSummary = {"project": client.project, "tables": {}}
     for table, (source, keys) in sorted(sources.items()):
         path = folder / f"{table.rsplit('.', 1)[-1]}.parquet"
         if not path.is_file():

@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from feature_platform.errors import BadInput
 from feature_platform.freshness import is_stale
@@ -118,6 +118,8 @@ class FeatureCatalog:
         return [f for view in self.views for f in view.features]
 
     def as_dict(self) -> dict[str, Any]:
+        """The catalog as JSON (``dataclasses.asdict``): its shape is these
+        dataclasses', which stay the one declaration of it."""
         return asdict(self)
 
 
@@ -264,7 +266,7 @@ def build_catalog(
                     models=tuple(dict.fromkeys(lookup(ref, services))),
                 )
             )
-        inputs = _on_demand_inputs(view) if on_demand else {}
+        inputs = _on_demand_inputs(view) if on_demand else OnDemandInputs()
         views.append(
             ViewEntry(
                 **inputs,
@@ -303,7 +305,16 @@ def build_catalog(
     )
 
 
-def _on_demand_inputs(view: Any) -> dict[str, Any]:
+class OnDemandInputs(TypedDict, total=False):
+    """The ``ViewEntry`` fields only an on-demand view fills."""
+
+    sources: tuple[str, ...]
+    request_fields: dict[str, str]
+    mode: str
+    transformation: str | None
+
+
+def _on_demand_inputs(view: Any) -> OnDemandInputs:
     """Sources, request fields and transformation of an on-demand view."""
     transformation = view.feature_transformation
     return {

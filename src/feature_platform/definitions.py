@@ -16,7 +16,7 @@ import contextlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from feature_platform.errors import BadInput
 from feature_platform.feature_refs import view_of
@@ -28,11 +28,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApplyResult",
+    "ApplySummary",
     "apply_definitions",
     "check_apply",
     "load_definitions",
     "plan_definitions",
 ]
+
+
+class ApplySummary(TypedDict):
+    """What ``apply`` prints: the project and the objects it holds (and, for
+    an apply allowed to break, the breaking changes and new view versions)."""
+
+    project: str
+    objects: dict[str, list[str]]  # kind -> names
+    breaking_changes: NotRequired[list[str]]
+    versions: NotRequired[dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -44,8 +55,8 @@ class ApplyResult:
     breaking_changes: tuple[str, ...] = ()  # applied with --allow-breaking
     versions: dict[str, str] | None = None
 
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"project": self.project, "objects": self.objects}
+    def summary(self) -> ApplySummary:
+        out: ApplySummary = {"project": self.project, "objects": self.objects}
         if self.breaking_changes:
             out["breaking_changes"] = list(self.breaking_changes)
             out["versions"] = self.versions or {}

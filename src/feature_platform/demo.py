@@ -6,13 +6,17 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from feature_platform.profiles import data_dir, get_store
-from feature_platform.sample_data import SampleSpec, write_sample_data
+from feature_platform.sample_data import (
+    SampleDataSummary,
+    SampleSpec,
+    write_sample_data,
+)
 from feature_platform.utc import utc_now
 
-__all__ = ["ensure_sample_data", "run_demo"]
+__all__ = ["DemoSummary", "ensure_sample_data", "run_demo"]
 
 # Regenerate the sample data when it is this much older than a fresh run would
 # be, so the online store is never demonstrated with values past the 6 h ttl.
@@ -24,7 +28,7 @@ def ensure_sample_data(
     spec: SampleSpec | None = None,
     *,
     max_age: timedelta = MAX_DATA_AGE,
-) -> dict[str, Any] | None:
+) -> SampleDataSummary | None:
     """Generate the sources if missing or stale; return the summary if generated."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -36,6 +40,14 @@ def ensure_sample_data(
         if utc_now() - newest.as_py() < max_age + timedelta(hours=2):
             return None
     return write_sample_data(directory, spec)
+
+
+class DemoSummary(TypedDict):
+    """What ``make demo`` prints: per step its seconds beside what the step's
+    own function returned (free-form: each step's summary type differs)."""
+
+    steps: dict[str, dict[str, Any]]
+    seconds_total: float
 
 
 def _shown(location: Path | str) -> str:
@@ -63,7 +75,7 @@ def run_demo(
     *,
     spec: SampleSpec | None = None,
     say: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> DemoSummary:
     """Run the whole job and return its summary (what ``make demo`` prints)."""
     import pandas as pd
 
@@ -77,11 +89,11 @@ def run_demo(
     )
 
     t0 = time.monotonic()
-    summary: dict[str, Any] = {"steps": {}}
+    steps: dict[str, dict[str, Any]] = {}
 
     def step(name: str, started: float, info: Any) -> None:
         seconds = round(time.monotonic() - started, 2)
-        summary["steps"][name] = {"seconds": seconds, **(info or {})}
+        steps[name] = {"seconds": seconds, **(info or {})}
 
     t = time.monotonic()
     directory = data_dir()
@@ -169,7 +181,10 @@ def run_demo(
         f"-> churn p={scored['churn_probability']:.3f}"
     )
     step("checkout", t, {"request": request, "prediction": scored, **checkout})
-    summary["seconds_total"] = round(time.monotonic() - t0, 2)
+    summary: DemoSummary = {
+        "steps": steps,
+        "seconds_total": round(time.monotonic() - t0, 2),
+    }
     say(
         f"done in {summary['seconds_total']} s; "
         f"model registry {_shown(reg['tracking_uri'])}"

@@ -103,6 +103,7 @@ class ModelVersionLineage:
         return f"{self.name} v{self.version}{alias}"
 
     def as_dict(self) -> dict[str, Any]:
+        """As JSON (``dataclasses.asdict``): the fields above are its shape."""
         return asdict(self)
 
 

@@ -72,7 +72,8 @@ def dag_default_args(*, retries: int = 3) -> dict[str, Any]:
     read where the DAG is parsed: the dag-processor's environment (the stack's
     env file sets it for every component; tests shorten it).
     ``notify`` imports only the standard library at module level, so DAG files
-    can reference its callbacks at parse time.
+    can reference its callbacks at parse time. A plain dict: Airflow's
+    ``default_args`` is one (any operator argument may appear in it).
     """
     from feature_platform.notify import airflow_failure_callback, airflow_retry_callback
 

@@ -25,7 +25,7 @@ import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from feature_platform.errors import BadInput
 from feature_platform.utc import ensure_utc, utc_now
@@ -38,6 +38,7 @@ __all__ = [
     "CATEGORIES",
     "MIN_DAYS",
     "PII_COLUMNS",
+    "SampleDataSummary",
     "SampleSpec",
     "generate_customers",
     "generate_drivers",
@@ -282,9 +283,18 @@ def generate_drivers(spec: SampleSpec) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+class SampleDataSummary(TypedDict):
+    """What ``write_sample_data`` wrote."""
+
+    spec: dict[str, Any]  # the SampleSpec's fields (JSON-able)
+    rows: dict[str, int]  # per source table
+    churn_rate: float
+    window: dict[str, str]  # start, end (ISO-8601 UTC)
+
+
 def write_sample_data(
     data_dir: Path | str, spec: SampleSpec | None = None
-) -> dict[str, Any]:
+) -> SampleDataSummary:
     """Generate all sources into ``data_dir`` as parquet; return a small summary.
 
     The generators play the upstream system (raw personal data); writing the

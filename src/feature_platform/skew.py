@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from feature_platform.errors import BadInput, SkewCheckFailed
 from feature_platform.quality.sampling import (
@@ -37,10 +37,45 @@ from feature_platform.utc import ensure_utc, stored_utc
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
-__all__ = ["SkewCheckFailed", "SkewSummary", "check_online_skew", "values_match"]
+__all__ = [
+    "SkewCheckFailed",
+    "SkewSummary",
+    "ViewSkew",
+    "check_online_skew",
+    "values_match",
+]
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
+
+
+class SkewExample(TypedDict):
+    entity: Any  # the entity's key value(s), as sampled
+    feature: str
+    offline: Any  # the two values that differ, as read
+    online: Any
+
+
+class FeatureSkew(TypedDict):
+    mismatches: int
+    mismatch_rate: float
+    null_rate: float
+
+
+class ViewSkew(TypedDict):
+    """One view's sample: counts, rates, per-feature rates and a few examples."""
+
+    candidates: int
+    sampled: int
+    compared: int
+    mismatches: int
+    mismatch_rate: float
+    null_rate: float
+    by_feature: dict[str, FeatureSkew]
+    examples: list[SkewExample]
+    skipped: NotRequired[str]  # why the view was not sampled (backfills)
+    widened: NotRequired[str]  # sampled within ttl: no source row in the window
+    failed: NotRequired[str]  # why nothing was compared
 
 
 class SkewSummary(TypedDict):
@@ -50,7 +85,7 @@ class SkewSummary(TypedDict):
     end: str  # ISO-8601 UTC
     start: str | None
     max_mismatch_rate: float
-    views: dict[str, dict[str, Any]]
+    views: dict[str, ViewSkew]
     compared: int
     mismatches: int
     mismatch_rate: float
@@ -82,7 +117,7 @@ def _describe(summary: SkewSummary) -> str:
     return "\n".join(lines)
 
 
-def _empty_report() -> dict[str, Any]:
+def _empty_report() -> ViewSkew:
     return {
         "candidates": 0,
         "sampled": 0,
@@ -102,10 +137,11 @@ def _materialized_after(view: FeatureView, end: datetime) -> datetime | None:
     return newest if newest is not None and newest > end else None
 
 
-def _view_report(sample: OnlineSample) -> dict[str, Any]:
+def _view_report(sample: OnlineSample) -> ViewSkew:
     """Mismatch and online null rates of one view's sample, with a few examples."""
     n = sample.sampled
-    report = {**_empty_report(), "candidates": sample.candidates, "sampled": n}
+    report = _empty_report()
+    report["candidates"], report["sampled"] = sample.candidates, n
     if not n:
         return report
     total_nulls = 0
@@ -182,11 +218,11 @@ def check_online_skew(
         if newer is not None:
             # A later window was materialized already (a backfill of the past):
             # the online store rightly holds newer values than "as of end".
-            summary["views"][view.name] = {
-                **_empty_report(),
-                "skipped": f"online store holds data materialized up to "
-                f"{newer.isoformat()}, after {end.isoformat()}",
-            }
+            skipped = summary["views"][view.name] = _empty_report()
+            skipped["skipped"] = (
+                f"online store holds data materialized up to "
+                f"{newer.isoformat()}, after {end.isoformat()}"
+            )
             continue
         sample = sample_online(
             store,
