@@ -1,5 +1,7 @@
 """``feature-platform``: the project's own commands (thin wrappers, JSON output).
 
+Each command is one ``@command`` naming its help and its options (``arg(...)``
+specs, or a function for groups and sub-commands) right above its handler.
 Imports of feast/sklearn happen inside the commands so ``--help`` stays fast.
 """
 
@@ -9,23 +11,29 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from feature_platform.errors import BadInput, PlatformError
+from feature_platform.sample_data import MIN_DAYS  # stdlib-only at import
 
 __all__ = ["main"]
 
 
 Handler = Callable[[argparse.Namespace], int]
-Options = Callable[[argparse.ArgumentParser], None]
+Arg = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's flags and keywords
+Option = Arg | Callable[[argparse.ArgumentParser], None]
 # name -> (help, options, handler), in the order --help lists them
-_COMMANDS: dict[str, tuple[str, Options | None, Handler]] = {}
+_COMMANDS: dict[str, tuple[str, tuple[Option, ...], Handler]] = {}
 
 
-def command(
-    name: str, help_: str, options: Options | None = None
-) -> Callable[[Handler], Handler]:
+def arg(*flags: str, **kwargs: Any) -> Arg:
+    """One ``add_argument`` call, declared in a command's ``@command``."""
+    return flags, kwargs
+
+
+def command(name: str, help_: str, *options: Option) -> Callable[[Handler], Handler]:
     """Register a subcommand: its help, its options (declared right above the
     handler) and the handler."""
 
@@ -40,6 +48,12 @@ def _print(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
+def _done(obj: Any) -> int:
+    """Print a command's JSON result; exit status 0."""
+    _print(obj)
+    return 0
+
+
 def _store(args: argparse.Namespace, *, applied: bool = True):
     """The profile's store; with ``applied`` (every command that reads the
     definitions) a registry that was never applied is a clear error."""
@@ -49,6 +63,14 @@ def _store(args: argparse.Namespace, *, applied: bool = True):
     if applied:
         require_applied(store)
     return store
+
+
+def _when(args: argparse.Namespace, option: str) -> datetime | None:
+    """The UTC time given as ``--<option>`` (None when not given)."""
+    from feature_platform.utc import parse_utc
+
+    text = getattr(args, option.replace("-", "_"))
+    return parse_utc(text, f"--{option}") if text else None
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -85,49 +107,49 @@ def _positive(text: str) -> float:
     return value
 
 
-def _generate_options(p: argparse.ArgumentParser) -> None:
-    from feature_platform.sample_data import MIN_DAYS  # stdlib-only at import
-
-    p.add_argument("--customers", type=_at_least(1), default=10_000)
-    p.add_argument("--drivers", type=_at_least(1), default=1_000)
-    p.add_argument(
-        "--days",
-        type=_at_least(MIN_DAYS),
-        default=90,
-        help=f"days of history (>= {MIN_DAYS})",
-    )
-    p.add_argument("--seed", type=_at_least(0), default=42)
-    p.add_argument("--end", help="newest timestamp (UTC ISO); default now")
-    p.add_argument("--out", help="output directory; default the profile's data dir")
+# Options several commands share.
+VIEWS = arg("--views", nargs="+", help="feature views (default: all online)")
+START = arg("--start")
+END_NOW = arg("--end", help="default now (UTC)")
+VERSION = arg("--version", default="champion", help="alias or version number")
+CUSTOMER_IDS = arg("--customer-id", type=int, nargs="+")
+# The request-time input of the on-demand view ``checkout_value``.
+CART_VALUES = arg(
+    "--cart-value",
+    type=float,
+    nargs="+",
+    help="request data of a model on churn_prediction_service_v2: the cart "
+    "value (EUR) at checkout, one per --customer-id",
+)
 
 
 @command(
     "generate",
     "Generate deterministic sample sources + labels.",
-    _generate_options,
+    arg("--customers", type=_at_least(1), default=10_000),
+    arg("--drivers", type=_at_least(1), default=1_000),
+    arg(
+        "--days",
+        type=_at_least(MIN_DAYS),
+        default=90,
+        help=f"days of history (>= {MIN_DAYS})",
+    ),
+    arg("--seed", type=_at_least(0), default=42),
+    arg("--end", help="newest timestamp (UTC ISO); default now"),
+    arg("--out", help="output directory; default the profile's data dir"),
 )
 def cmd_generate(args: argparse.Namespace) -> int:
     from feature_platform.profiles import data_dir
     from feature_platform.sample_data import SampleSpec, write_sample_data
-    from feature_platform.utc import parse_utc
 
     spec = SampleSpec(
         customers=args.customers,
         drivers=args.drivers,
         days=args.days,
         seed=args.seed,
-        end=parse_utc(args.end, "--end") if args.end else None,
+        end=_when(args, "end"),
     )
-    _print(write_sample_data(args.out or data_dir(), spec))
-    return 0
-
-
-def _load_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--from",
-        dest="source",
-        help="directory of <table>.parquet files; default the profile's data dir",
-    )
+    return _done(write_sample_data(args.out or data_dir(), spec))
 
 
 @command(
@@ -135,13 +157,16 @@ def _load_options(p: argparse.ArgumentParser) -> None:
     "Load the parquet sources into the profile's BigQuery source tables "
     "(created partitioned by event day, clustered by entity key; rows "
     "replaced). Run before the first apply on the production profile.",
-    _load_options,
+    arg(
+        "--from",
+        dest="source",
+        help="directory of <table>.parquet files; default the profile's data dir",
+    ),
 )
 def cmd_load(args: argparse.Namespace) -> int:
     from feature_platform.bigquery import load_sources
 
-    _print(load_sources(_store(args, applied=False), data=args.source))
-    return 0
+    return _done(load_sources(_store(args, applied=False), data=args.source))
 
 
 @command("plan", "Show what apply would change in the registry.")
@@ -152,20 +177,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--allow-breaking",
-        action="store_true",
-        help="apply breaking changes anyway (needs --reason; audit-logged)",
-    )
-    p.add_argument("--reason", help="why the breaking change is safe, who agreed")
-
-
 @command(
     "apply",
     "Apply feature_repo/ definitions to the SQL registry; refuses breaking "
     "changes to what the registry holds (docs/governance.md).",
-    _apply_options,
+    arg(
+        "--allow-breaking",
+        action="store_true",
+        help="apply breaking changes anyway (needs --reason; audit-logged)",
+    ),
+    arg("--reason", help="why the breaking change is safe, who agreed"),
 )
 def cmd_apply(args: argparse.Namespace) -> int:
     from feature_platform.definitions import apply_definitions
@@ -176,33 +197,26 @@ def cmd_apply(args: argparse.Namespace) -> int:
         reason=args.reason,
     )
     print(result.registry_changes, file=sys.stderr)
-    _print(result.summary())
-    return 0
-
-
-def _materialize_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start")
-    p.add_argument("--end", help="default now (UTC); never in the future")
-    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument(
-        "--skip-validation",
-        action="store_true",
-        help="write without validating the sources first (logged as a warning)",
-    )
+    return _done(result.summary())
 
 
 @command(
     "materialize",
     "Materialize into the online store: incremental up to --end, or an "
     "explicit --start/--end window.",
-    _materialize_options,
+    START,
+    arg("--end", help="default now (UTC); never in the future"),
+    VIEWS,
+    arg(
+        "--skip-validation",
+        action="store_true",
+        help="write without validating the sources first (logged as a warning)",
+    ),
 )
 def cmd_materialize(args: argparse.Namespace) -> int:
     from feature_platform.materialize import materialize_incremental, materialize_window
-    from feature_platform.utc import parse_utc
 
-    end = parse_utc(args.end, "--end") if args.end else None
-    start = parse_utc(args.start, "--start") if args.start else None
+    end, start = _when(args, "end"), _when(args, "start")
     if start is not None and end is None:
         raise BadInput("--start needs --end (an explicit UTC window)")
     validate = False if args.skip_validation else None  # None: the engine's config
@@ -215,8 +229,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         result = materialize_incremental(
             store, end, views=args.views, validate=validate
         )
-    _print(result)
-    return 0
+    return _done(result)
 
 
 def _feast_command(feast_args: list[str]) -> str | None:
@@ -231,15 +244,11 @@ def _feast_command(feast_args: list[str]) -> str | None:
     return None
 
 
-def _feast_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("feast_args", nargs=argparse.REMAINDER, help="feast arguments")
-
-
 @command(
     "feast",
     "Run the plain feast CLI on the profile (its yaml, .env defaults, repo dir), "
     "e.g. feature-platform --profile services feast plan",
-    _feast_options,
+    arg("feast_args", nargs=argparse.REMAINDER, help="feast arguments"),
 )
 def cmd_feast(args: argparse.Namespace) -> int:
     import os
@@ -256,28 +265,23 @@ def cmd_feast(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
-def _train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--labels", help="parquet of entity rows with the label")
-    p.add_argument("--model-dir", help="also write the model here (MLflow format)")
-    p.add_argument("--feature-service", default="churn_prediction_service")
-    p.add_argument("--start")
-    p.add_argument("--end")
-    p.add_argument("--n-estimators", type=_at_least(1), default=200)
-    p.add_argument("--threshold", type=float, default=0.75, help="publish gate")
-
-
 @command(
     "train",
     "PIT training set -> GBC -> metrics -> MLflow run + registered model "
     "version (alias champion if ROC AUC >= --threshold).",
-    _train_options,
+    arg("--labels", help="parquet of entity rows with the label"),
+    arg("--model-dir", help="also write the model here (MLflow format)"),
+    arg("--feature-service", default="churn_prediction_service"),
+    START,
+    arg("--end"),
+    arg("--n-estimators", type=_at_least(1), default=200),
+    arg("--threshold", type=float, default=0.75, help="publish gate"),
 )
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from feature_platform.profiles import data_dir
     from feature_platform.training import run_training
-    from feature_platform.utc import parse_utc
 
     path = Path(args.labels) if args.labels else data_dir() / "churn_labels.parquet"
     if not path.is_file():
@@ -288,38 +292,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         labels,
         model_dir=args.model_dir,
         feature_service=args.feature_service,
-        start=parse_utc(args.start, "--start") if args.start else None,
-        end=parse_utc(args.end, "--end") if args.end else None,
+        start=_when(args, "start"),
+        end=_when(args, "end"),
         n_estimators=args.n_estimators,
         threshold=args.threshold,
     )
-    _print(result)
-    return 0
-
-
-def _cart_value_option(p: argparse.ArgumentParser) -> None:
-    """The request-time input of the on-demand view ``checkout_value``."""
-    p.add_argument(
-        "--cart-value",
-        type=float,
-        nargs="+",
-        help="request data of a model on churn_prediction_service_v2: the cart "
-        "value (EUR) at checkout, one per --customer-id",
-    )
-
-
-def _predict_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="churn_prediction_service")
-    p.add_argument("--version", default="champion", help="alias or version number")
-    p.add_argument("--customer-id", type=int, nargs="+")
-    _cart_value_option(p)
+    return _done(result)
 
 
 @command(
     "predict",
     "Churn probability for customers: the registered model (alias or version) "
     "over online features read through its feature service.",
-    _predict_options,
+    arg("--model", default="churn_prediction_service"),
+    VERSION,
+    CUSTOMER_IDS,
+    CART_VALUES,
 )
 def cmd_predict(args: argparse.Namespace) -> int:
     from feature_platform.training import load_registered_model, predict_online
@@ -337,33 +325,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
             )
         for row, cart in zip(rows, args.cart_value, strict=True):
             row["cart_value"] = cart
-    _print(
+    return _done(
         {
             "model": f"{args.model} {args.version}",
             "feature_service": bundle.metadata["feature_service"],
             "predictions": predict_online(store, bundle, rows),
         }
     )
-    return 0
 
 
-def _lineage_options(p: argparse.ArgumentParser) -> None:
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "--consumers-of",
-        metavar="REF",
-        help="feature ref (customer_stats:lifetime_value), view or service",
-    )
-    group.add_argument("--model", help="registered model name")
-    p.add_argument("--version", default="champion", help="alias or version number")
-    p.add_argument("--json", action="store_true", help="full records")
+def _one_of(*options: Arg) -> Callable[[argparse.ArgumentParser], None]:
+    """Options of which exactly one must be given."""
+
+    def add(p: argparse.ArgumentParser) -> None:
+        group = p.add_mutually_exclusive_group(required=True)
+        for flags, kwargs in options:
+            group.add_argument(*flags, **kwargs)
+
+    return add
 
 
 @command(
     "lineage",
     "Model lineage (MLflow registry): which registered models consume a "
     "feature, view or service (exit 1: none), or what a model version needs.",
-    _lineage_options,
+    _one_of(
+        arg(
+            "--consumers-of",
+            metavar="REF",
+            help="feature ref (customer_stats:lifetime_value), view or service",
+        ),
+        arg("--model", help="registered model name"),
+    ),
+    VERSION,
+    arg("--json", action="store_true", help="full records"),
 )
 def cmd_lineage(args: argparse.Namespace) -> int:
     from feature_platform.lineage import model_lineage, models_consuming
@@ -377,19 +372,16 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0 if found else 1
 
 
-def _online_options(p: argparse.ArgumentParser) -> None:
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--feature-service")
-    group.add_argument("--features", nargs="+", help="view:feature references")
-    p.add_argument("--customer-id", type=int, nargs="+")
-    _cart_value_option(p)
-    p.add_argument("--driver-id", type=int, nargs="+")
-
-
 @command(
     "online",
     "Read online features for entities.",
-    _online_options,
+    _one_of(
+        arg("--feature-service"),
+        arg("--features", nargs="+", help="view:feature references"),
+    ),
+    CUSTOMER_IDS,
+    CART_VALUES,
+    arg("--driver-id", type=int, nargs="+"),
 )
 def cmd_online(args: argparse.Namespace) -> int:
     from feature_platform.online import read_online
@@ -405,7 +397,7 @@ def cmd_online(args: argparse.Namespace) -> int:
             rows[i][key] = value
     if not rows:
         raise BadInput("entity_rows is empty: give --customer-id and/or --driver-id")
-    _print(
+    return _done(
         read_online(
             _store(args),
             rows,
@@ -413,7 +405,6 @@ def cmd_online(args: argparse.Namespace) -> int:
             features=args.features,
         )
     )
-    return 0
 
 
 def _serve_options(p: argparse.ArgumentParser) -> None:
@@ -433,26 +424,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
-def _recover_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--end", help="end of the ttl window (UTC ISO); default now")
-    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument("--sample", type=_at_least(1), default=200, help="entities per view")
-    p.add_argument("--force", action="store_true", help="re-materialize every view")
-    p.add_argument("--check", action="store_true", help="only report health")
-
-
 @command(
     "recover",
     "Check the online store against the offline store (sampled entities) and "
     "re-materialize the last ttl window of every view with missing or stale "
     "values (e.g. after a Redis restart). Exit 1 if still unhealthy.",
-    _recover_options,
+    arg("--end", help="end of the ttl window (UTC ISO); default now"),
+    VIEWS,
+    arg("--sample", type=_at_least(1), default=200, help="entities per view"),
+    arg("--force", action="store_true", help="re-materialize every view"),
+    arg("--check", action="store_true", help="only report health"),
 )
 def cmd_recover(args: argparse.Namespace) -> int:
     from feature_platform.recovery import Health, Recovery, online_health, recover
-    from feature_platform.utc import parse_utc
 
-    end = parse_utc(args.end, "--end") if args.end else None
+    end = _when(args, "end")
     store = _store(args)
     report: Health | Recovery
     if args.check:
@@ -465,30 +451,24 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0 if report["healthy"] else 1
 
 
-def _check_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--repo", help="feature repo directory (default feature_repo/)")
-    p.add_argument(
-        "--registry", action="store_true", help="also compare with the registry"
-    )
-    p.add_argument(
-        "--data",
-        action="store_true",
-        help="also read data: UTC source timestamps, pii served unmasked online",
-    )
-    p.add_argument(
-        "--update-lock",
-        action="store_true",
-        help="accept the current definitions: rewrite schema.lock.json first",
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="show info lines")
-
-
 @command(
     "check",
     "Governance check: ttl >= 3x schedule, breaking changes vs "
     "feature_repo/schema.lock.json (and the registry with --registry), pii "
     "tags. Exit 1 on any error.",
-    _check_options,
+    arg("--repo", help="feature repo directory (default feature_repo/)"),
+    arg("--registry", action="store_true", help="also compare with the registry"),
+    arg(
+        "--data",
+        action="store_true",
+        help="also read data: UTC source timestamps, pii served unmasked online",
+    ),
+    arg(
+        "--update-lock",
+        action="store_true",
+        help="accept the current definitions: rewrite schema.lock.json first",
+    ),
+    arg("-v", "--verbose", action="store_true", help="show info lines"),
 )
 def cmd_check(args: argparse.Namespace) -> int:
     from feature_platform.governance import run_check, write_lock
@@ -510,48 +490,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _audit_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=_at_least(1), default=20)
-    p.add_argument("--project", help="default: the profile's project")
-
-
 @command(
     "audit",
     "List the audit log of applies (newest first).",
-    _audit_options,
+    arg("--limit", type=_at_least(1), default=20),
+    arg("--project", help="default: the profile's project"),
 )
 def cmd_audit(args: argparse.Namespace) -> int:
     from feature_platform.audit import list_audit
 
-    _print(
+    return _done(
         list_audit(_store(args, applied=False), limit=args.limit, project=args.project)
-    )
-    return 0
-
-
-def _monitor_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", help="report directory (default artifacts/monitoring)")
-    p.add_argument(
-        "--server-url",
-        help="feature server whose /metrics give served null rates and latency "
-        "(default $FP_MONITOR_SERVER_URL; without one: probe reads)",
-    )
-    p.add_argument(
-        "--notify", action="store_true", help="post the alerts to the webhook"
-    )
-    p.add_argument("--reference-start", help="default: the model's training window")
-    p.add_argument("--reference-end")
-    p.add_argument("--current-start", help="default: the last 24 hours")
-    p.add_argument("--current-end")
-    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument(
-        "--sample", type=_at_least(1), default=200, help="entities read per view"
-    )
-    p.add_argument(
-        "--latency-reads", type=_at_least(1), default=100, help="timed reads per view"
-    )
-    p.add_argument(
-        "--fail-on-alert", action="store_true", help="exit 1 when anything is flagged"
     )
 
 
@@ -559,29 +508,39 @@ def _monitor_options(p: argparse.ArgumentParser) -> None:
     "monitor",
     "Freshness, served null rate, drift (PSI) and read latency; writes "
     "monitor.json + monitor.html (and a timestamped copy under history/).",
-    _monitor_options,
+    arg("--out", help="report directory (default artifacts/monitoring)"),
+    arg(
+        "--server-url",
+        help="feature server whose /metrics give served null rates and latency "
+        "(default $FP_MONITOR_SERVER_URL; without one: probe reads)",
+    ),
+    arg("--notify", action="store_true", help="post the alerts to the webhook"),
+    arg("--reference-start", help="default: the model's training window"),
+    arg("--reference-end"),
+    arg("--current-start", help="default: the last 24 hours"),
+    arg("--current-end"),
+    VIEWS,
+    arg("--sample", type=_at_least(1), default=200, help="entities read per view"),
+    arg("--latency-reads", type=_at_least(1), default=100, help="timed reads per view"),
+    arg("--fail-on-alert", action="store_true", help="exit 1 when anything is flagged"),
 )
 def cmd_monitor(args: argparse.Namespace) -> int:
     from feature_platform.monitoring import Window, monitor_and_publish
-    from feature_platform.utc import parse_utc
 
-    def window(start: str | None, end: str | None, name: str) -> Window | None:
-        if not start and not end:
+    def window(name: str) -> Window | None:
+        start, end = _when(args, f"{name}-start"), _when(args, f"{name}-end")
+        if start is None and end is None:
             return None
-        if not (start and end):
+        if start is None or end is None:
             raise BadInput(f"--{name}-start needs --{name}-end and vice versa")
-        return Window(
-            parse_utc(start, f"--{name}-start"),
-            parse_utc(end, f"--{name}-end"),
-            "--" + name,
-        )
+        return Window(start, end, "--" + name)
 
     summary = monitor_and_publish(
         _store(args),
         out_dir=args.out,
         notify=args.notify,
-        reference=window(args.reference_start, args.reference_end, "reference"),
-        current=window(args.current_start, args.current_end, "current"),
+        reference=window("reference"),
+        current=window("current"),
         views=args.views,
         sample=args.sample,
         latency_reads=args.latency_reads,
@@ -591,41 +550,32 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 1 if (args.fail_on_alert and not summary["ok"]) else 0
 
 
-def _validate_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start", help="default: --end minus --hours")
-    p.add_argument("--end", help="default now (UTC)")
-    p.add_argument(
-        "--hours", type=_positive, default=4, help="window length (default 4)"
-    )
-    p.add_argument("--views", nargs="+", help="feature views (default: all online)")
-    p.add_argument("--json", action="store_true", help="print the JSON summary")
-
-
 @command(
     "validate",
     "Validate source data (Great Expectations suites) for a window; "
     "prints a table, exits 1 on failure.",
-    _validate_options,
+    arg("--start", help="default: --end minus --hours"),
+    END_NOW,
+    arg("--hours", type=_positive, default=4, help="window length (default 4)"),
+    VIEWS,
+    arg("--json", action="store_true", help="print the JSON summary"),
 )
 def cmd_validate(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from feature_platform.utc import parse_utc, utc_now
+    from feature_platform.utc import utc_now
     from feature_platform.validation import format_failures, validate_sources
 
-    end = parse_utc(args.end, "--end") if args.end else utc_now()
-    start = (
-        parse_utc(args.start, "--start")
-        if args.start
-        else end - timedelta(hours=args.hours)
-    )
+    end = _when(args, "end") or utc_now()
+    start = _when(args, "start") or end - timedelta(hours=args.hours)
     summary = validate_sources(
         _store(args), start=start, end=end, views=args.views, raise_on_failure=False
     )
     if args.json:
         _print(summary)
         return 0 if summary["success"] else 1
-    print(f"window {summary['window']['start']} .. {summary['window']['end']}")
+    window = summary.get("window", {})
+    print(f"window {window.get('start')} .. {window.get('end')}")
     for name, report in summary["sources"].items():
         status = "ok" if report["success"] else f"FAILED ({len(report['failures'])})"
         print(
@@ -637,8 +587,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if summary["success"] else 1
 
 
-def _catalog_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+def _catalog_search(p: argparse.ArgumentParser) -> None:
     csub = p.add_subparsers(dest="catalog_command")
     s = csub.add_parser(
         "search",
@@ -656,7 +605,8 @@ def _catalog_options(p: argparse.ArgumentParser) -> None:
     "Feature catalog: every feature view and feature with owner, team, "
     "description, tags, dtype, ttl, cadence, watermark, freshness, feature "
     "services and consuming models; `catalog search TEXT` finds features.",
-    _catalog_options,
+    arg("--json", action="store_true", help="print JSON"),
+    _catalog_search,
 )
 def cmd_catalog(args: argparse.Namespace) -> int:
     from dataclasses import asdict
@@ -686,14 +636,10 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0 if matches else 1
 
 
-def _demo_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="also print the full summary")
-
-
 @command(
     "demo",
     "Run the whole job end to end on the profile.",
-    _demo_options,
+    arg("--json", action="store_true", help="also print the full summary"),
 )
 def cmd_demo(args: argparse.Namespace) -> int:
     from feature_platform.demo import run_demo
@@ -721,8 +667,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_, options, handler) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=handler)
-        if options is not None:
-            options(p)
+        for option in options:
+            if callable(option):
+                option(p)
+            else:
+                flags, kwargs = option
+                p.add_argument(*flags, **kwargs)
     return parser
 
 
