@@ -59,7 +59,11 @@ def record_demo() -> dict[str, Any]:
                 {
                     "run": kind,
                     "wall_s": round(time.perf_counter() - t0, 1),
-                    "output": proc.stdout.replace(f"{ROOT}/", ""),
+                    # Paths relative to the demo's directory and the checkout
+                    # (a warning names its file): no machine's directories.
+                    "output": proc.stdout.replace(f"{tmp}/", "").replace(
+                        f"{ROOT}/", ""
+                    ),
                 }
             )
     return {
