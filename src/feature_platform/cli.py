@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -73,38 +74,31 @@ def _when(args: argparse.Namespace, option: str) -> datetime | None:
     return parse_utc(text, f"--{option}") if text else None
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer >= ``minimum`` (argparse names the option)."""
+def _checked(
+    convert: Callable[[str], Any], ok: Callable[[Any], bool], what: str
+) -> Callable[[str], Any]:
+    """An argparse ``type``: ``convert(text)`` when ``ok`` (argparse names the
+    option in its error), else "must be <what>"."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"must be an integer >= {minimum}, got {text!r}"
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"must be an integer >= {minimum}, got {value}"
-            )
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
         return value
 
     return parse
 
 
-def _positive(text: str) -> float:
-    """An argparse ``type``: a finite number > 0."""
-    import math
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An integer >= ``minimum``."""
+    return _checked(int, lambda v: v >= minimum, f"an integer >= {minimum}")
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a number > 0, got {text!r}"
-        ) from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
+
+# A finite number > 0.
+_positive = _checked(float, lambda v: v > 0 and math.isfinite(v), "a number > 0")
 
 
 # Options several commands share.

@@ -248,33 +248,41 @@ class Stack:
             else:
                 raise BadInput(f"unknown init step {step!r} (one of {INIT_STEPS})")
 
-    def _run(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        log = self.logs / f"{name}.log"
-        with log.open("ab") as out:
-            done = subprocess.run(
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        own_group: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the repo root, its output appended to logs/<name>.log."""
+        with (self.logs / f"{name}.log").open("ab") as log:
+            return subprocess.Popen(
                 argv,
                 env=env,
                 cwd=self.root,
-                stdout=out,
+                stdout=log,
                 stderr=subprocess.STDOUT,
-                timeout=900,
-                check=False,
+                stdin=subprocess.DEVNULL,
+                start_new_session=own_group,
             )
-        if done.returncode != 0:
-            raise StackError(f"{name} failed (exit {done.returncode}):\n{_tail(log)}")
+
+    def _run(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        proc = self._spawn(name, argv, env)
+        try:
+            code = proc.wait(timeout=900)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        if code != 0:
+            log = self.logs / f"{name}.log"
+            raise StackError(f"{name} failed (exit {code}):\n{_tail(log)}")
 
     def _start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        log = (self.logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=self.root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: down stops the tree
-        )
-        log.close()
+        # its own process group: down stops the tree
+        proc = self._spawn(name, argv, env, own_group=True)
         (self.pids / f"{name}.pid").write_text(str(proc.pid))
 
     def _wait_healthy(self, env: dict[str, str], deadline: float) -> None:

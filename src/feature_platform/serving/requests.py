@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -131,6 +131,26 @@ def _check_fields(payload: Any, model: str) -> dict[str, Any]:
     return payload
 
 
+def _table(payload: dict[str, Any], field: str, keys: str, max_rows: int) -> Any:
+    """The required column table ``field`` of a body (``keys`` -> value lists)."""
+    if field not in payload:
+        raise _bad(f"{field} is required: an object of {keys} -> list of values")
+    return _columns(payload[field], what=field, max_rows=max_rows)[0]
+
+
+def _snapshot_naming(
+    snapshot_for: Callable[[bool], RegistrySnapshot],
+    names: Iterable[str],
+    table: Callable[[RegistrySnapshot], Collection[str]],
+) -> RegistrySnapshot:
+    """The cached registry snapshot, refreshed once when its ``table`` lacks
+    one of ``names`` (it may have been applied since the cache was built)."""
+    catalog = snapshot_for(False)
+    if any(name not in table(catalog) for name in names):
+        catalog = snapshot_for(True)
+    return catalog
+
+
 def check_read(
     payload: Any, snapshot_for: Callable[[bool], RegistrySnapshot], max_rows: int
 ) -> None:
@@ -145,18 +165,14 @@ def check_read(
             "pass a feature_service name or a non-empty features list "
             "('<feature_view>:<feature>' references)"
         )
-    if "entities" not in payload:
-        raise _bad("entities is required: an object of join key -> list of values")
-    entities, _rows = _columns(payload["entities"], what="entities", max_rows=max_rows)
+    entities = _table(payload, "entities", "join key", max_rows)
 
-    catalog = snapshot_for(False)
     # (view, features, join key map) triples being read.
     reads: list[tuple[str, list[str], dict[str, str]]]
     if service is not None:
         if not isinstance(service, str):
             raise _bad(f"feature_service must be a string, got {json.dumps(service)}")
-        if service not in catalog.services:
-            catalog = snapshot_for(True)
+        catalog = _snapshot_naming(snapshot_for, [service], lambda c: c.services)
         if service not in catalog.services:
             raise _not_found(
                 f"unknown feature service {service!r}; available: "
@@ -176,8 +192,7 @@ def check_read(
             except InvalidFeatureReference as exc:
                 raise _bad(str(exc), "invalid_feature_reference") from None
             by_view.setdefault(view_name, []).append(feature)
-        if any(v not in catalog.views for v in by_view):
-            catalog = snapshot_for(True)
+        catalog = _snapshot_naming(snapshot_for, by_view, lambda c: c.views)
         for view_name, names in by_view.items():
             view = catalog.views.get(view_name)
             if view is None:
@@ -260,12 +275,8 @@ def check_push(
     mode = payload.get("to", "online")
     if mode not in _PUSH_MODES:
         raise _bad(f"to must be one of {list(_PUSH_MODES)}, got {json.dumps(mode)}")
-    if "df" not in payload:
-        raise _bad("df is required: an object of column -> list of values")
-    df, _rows = _columns(payload["df"], what="df", max_rows=max_rows)
-    catalog = snapshot_for(False)
-    if name not in catalog.push_sources:
-        catalog = snapshot_for(True)
+    df = _table(payload, "df", "column", max_rows)
+    catalog = _snapshot_naming(snapshot_for, [name], lambda c: c.push_sources)
     source = catalog.push_sources.get(name)
     if source is None:
         raise _not_found(
@@ -348,7 +359,7 @@ def _check_view_names(
         raise _bad(
             f"feature_views must be a list of view names, got {json.dumps(names)}"
         )
-    catalog = snapshot_for(False)
+    catalog = _snapshot_naming(snapshot_for, names, lambda c: c.views)
     materializable = {n for n, v in catalog.views.items() if not v.on_demand}
     unknown = sorted(set(names) - materializable)
     if unknown:
@@ -406,12 +417,8 @@ def check_write(
     name = payload.get("feature_view_name")
     if not isinstance(name, str) or not name:
         raise _bad("feature_view_name is required (a string)")
-    if "df" not in payload:
-        raise _bad("df is required: an object of column -> list of values")
-    df, _rows = _columns(payload["df"], what="df", max_rows=max_rows)
-    catalog = snapshot_for(False)
-    if name not in catalog.views:
-        catalog = snapshot_for(True)
+    df = _table(payload, "df", "column", max_rows)
+    catalog = _snapshot_naming(snapshot_for, [name], lambda c: c.views)
     view = catalog.views.get(name)
     if view is None or view.on_demand:
         writable = [n for n, v in catalog.views.items() if not v.on_demand]
