@@ -128,5 +128,12 @@ MONITORING = {
             },
             "max_psi": {"*": 0.2, "total_trips": None},
         },
+        # On-demand: no stored window; drift of the served outputs against the
+        # outputs of the same transformation over the labelled checkouts
+        # (customer_id, event_timestamp, cart_value) of the reference window.
+        "checkout_value": {
+            "max_psi": {"*": 0.2},
+            "reference_requests": "churn_labels.parquet",
+        },
     },
 }

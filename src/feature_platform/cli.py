@@ -513,7 +513,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     arg("--reference-end"),
     arg("--current-start", help="default: the last 24 hours"),
     arg("--current-end"),
-    VIEWS,
+    arg("--views", nargs="+", help="feature views, on-demand ones too (default: all)"),
     arg("--sample", type=_at_least(1), default=200, help="entities read per view"),
     arg("--latency-reads", type=_at_least(1), default=100, help="timed reads per view"),
     arg("--fail-on-alert", action="store_true", help="exit 1 when anything is flagged"),

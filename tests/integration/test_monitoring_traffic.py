@@ -294,3 +294,99 @@ def test_metrics_add_up_every_worker(served, tmp_path: Path) -> None:
             assert counters.nulls["driver_stats"] == {"total_trips": 40.0}
     finally:
         stop_process(proc)
+
+
+def _checkout_reads(
+    url: str, repo: Path, *, scale: float, rows: int = 300, batch: int = 30
+) -> dict[str, list[Any]]:
+    """v2 reads of labelled checkouts (customer and recorded cart value, the
+    cart times ``scale``); returns each output's served values."""
+    labels = pd.read_parquet(repo / "data" / "churn_labels.parquet")
+    labels = labels.sample(rows, random_state=11)
+    served: dict[str, list[Any]] = {name: [] for name in ON_DEMAND_OUTPUTS}
+    with httpx.Client(base_url=url, timeout=15) as client:
+        for i in range(0, rows, batch):
+            part = labels.iloc[i : i + batch]
+            response = client.post(
+                "/get-online-features",
+                json={
+                    "feature_service": "churn_prediction_service_v2",
+                    "entities": {
+                        "customer_id": [int(c) for c in part["customer_id"]],
+                        "cart_value": [
+                            round(float(c) * scale, 2) for c in part["cart_value"]
+                        ],
+                    },
+                },
+            )
+            assert response.status_code == 200, response.text
+            for name, values in _columns(response).items():
+                if name in served:
+                    served[name] += values
+    return served
+
+
+def test_on_demand_outputs_drift_from_served_traffic(
+    served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The on-demand view's outputs have no stored window: the monitor
+    compares the values the server served (binned in /metrics) with the outputs
+    of the same transformation over the labelled checkouts of the reference
+    window. Carts as recorded: no drift; carts tripled: the cart ratios
+    drift, the first-order flag (no cart in it) does not."""
+    from feature_platform.monitoring import (
+        ServerCounters,
+        parse_metrics,
+        run_monitor,
+        scrape,
+    )
+    from feature_platform.monitoring.window import Window
+    from feature_platform.serving.metrics import output_bin_counts
+
+    url, store, repo = served
+    monkeypatch.setenv("FEATURE_PLATFORM_DATA_DIR", str(repo / "data"))
+    # the labelled checkouts span the sample's last days
+    reference = Window(TEST_END - pd.Timedelta(days=8), TEST_END, "labelled checkouts")
+    current = Window(TEST_END - pd.Timedelta(days=1), TEST_END)
+
+    def monitor(previous: ServerCounters) -> dict[str, Any]:
+        return run_monitor(
+            store,
+            now=TEST_END,
+            views=["checkout_value"],  # an on-demand view, named
+            server_url=url,
+            previous=previous,
+            reference=reference,
+            current=current,
+        )
+
+    before = parse_metrics(scrape(url))
+    calm = _checkout_reads(url, repo, scale=1.0)
+    report = monitor(before)
+    assert set(report["drift"]) == {"checkout_value"}
+    drift = report["drift"]["checkout_value"]
+    assert set(drift) == set(ON_DEMAND_OUTPUTS)
+    entry = report["online"]["checkout_value"]
+    for name in ON_DEMAND_OUTPUTS:
+        # the server's bins and nulls are exactly what the responses carried
+        assert entry["bins"][name] == output_bin_counts(calm[name]), name
+        assert entry["nulls"][name] == calm[name].count(None), name
+        d = drift[name]
+        assert d["rows"]["current"] == 300 and d["rows"]["reference"] > 300, d
+        assert d["psi"] is not None and d["psi"] < 0.2 and not d["drifted"], (name, d)
+    assert not any(a.startswith("drift:") for a in report["alerts"]), report["alerts"]
+    print("PSI, carts as recorded:", {n: d["psi"] for n, d in drift.items()})
+
+    previous = ServerCounters.from_dict(report["served"]["counters"])
+    _checkout_reads(url, repo, scale=3.0)
+    report = monitor(previous)
+    drift = report["drift"]["checkout_value"]
+    for name in ("cart_to_avg_ratio", "cart_share_of_lifetime"):
+        assert drift[name]["drifted"] and drift[name]["psi"] > 1.0, (name, drift[name])
+        assert any(
+            a.startswith(f"drift: checkout_value:{name} PSI") for a in report["alerts"]
+        ), report["alerts"]
+    print("PSI, carts tripled:", {n: d["psi"] for n, d in drift.items()})
+    first = drift["is_first_order"]
+    assert first["psi"] < 0.2 and not first["drifted"], first
+    assert first["rows"]["current"] == 300  # this run's traffic only

@@ -397,8 +397,14 @@ def test_policy_from_operations_covers_every_online_view() -> None:
     from tests.conftest import REPO_SRC
 
     policy = load_policy()
-    online = {v.name: v for v in load_definitions(REPO_SRC).feature_views if v.online}
-    assert set(policy.views) == set(online)
+    definitions = load_definitions(REPO_SRC)
+    online = {v.name: v for v in definitions.feature_views if v.online}
+    on_demand = {v.name for v in definitions.on_demand_feature_views}
+    assert set(policy.views) == set(online) | on_demand
+    for name in on_demand:
+        # drift from served traffic against the labelled checkouts the sample
+        # data writes (request values with their keys and times)
+        assert policy.view(name).reference_requests == "churn_labels.parquet"
     intervals = {
         v: s.interval for s in load_schedules().values() for v in s.feature_views
     }
@@ -417,6 +423,10 @@ def test_policy_from_operations_covers_every_online_view() -> None:
         ({"views": {"v": {"max_age": 3}}}, r"\['v'\]\['max_age'\] must be a positive"),
         ({"views": {"v": {"max_null_rate": {"a": -1}}}}, r"\['a'\] = -1 must be >= 0"),
         ({"views": {"v": {"max_psi": [0.2]}}}, r"max_psi'\] must be a mapping"),
+        (
+            {"views": {"v": {"reference_requests": 3}}},
+            r"reference_requests'\] must be a file name",
+        ),
     ],
 )
 def test_bad_thresholds_are_named(entry: dict, message: str) -> None:
@@ -444,3 +454,147 @@ def test_two_sample_tests_from_scipy() -> None:
     assert chi2 is not None and chi2["test"] == "chi2_contingency"
     assert chi2["pvalue"] < 1e-10
     assert two_sample_test(pd.Series([None]), moved, "categorical") is None
+
+
+def _on_demand_read(name: str, columns: dict[str, list]):
+    from feast.value_type import ValueType
+
+    from feature_platform.online_store.on_demand import OnDemandOutputs, OnDemandRead
+
+    features = tuple(columns)
+    plan = OnDemandOutputs(
+        name, features, features, tuple(ValueType.DOUBLE for _ in features)
+    )
+    n = len(next(iter(columns.values())))
+    return OnDemandRead(plan, list(columns.values()), [False] * n)
+
+
+def test_output_bins_are_le_bounds() -> None:
+    from feature_platform.serving.metrics import OUTPUT_BINS, output_bin_counts
+
+    assert list(OUTPUT_BINS) == sorted(OUTPUT_BINS) and 0.0 in OUTPUT_BINS
+    assert output_bin_counts([0.0, 1.0, 1.0000001, 0.5, None, 5000.0, -1e9]) == {
+        "0.0": 1,
+        "1.0": 1,
+        "1.5": 1,
+        "0.5": 1,
+        "+Inf": 1,
+        "-1000.0": 1,
+    }
+    assert output_bin_counts([None, None]) == {}
+
+
+def test_served_output_values_round_trip_through_the_exposition() -> None:
+    """An on-demand view's served values: binned by the server, parsed by the
+    monitor, subtracted between runs."""
+    from feature_platform.monitoring import parse_metrics, served_traffic
+    from feature_platform.serving.metrics import ServingMetrics
+
+    metrics = ServingMetrics()
+    zero = _baseline(metrics, {"odv": ("r", "s")})
+    metrics.observe_view(
+        _on_demand_read("odv", {"r": [0.3, 0.3, None, 2.5], "s": [1.0, 0.0, 0.0, 9]})
+    )
+    counters = parse_metrics(metrics.exposition()[0].decode()).minus(zero)
+    assert counters is not None
+    assert counters.rows == {"odv": {"r,s": 4.0}}
+    assert counters.nulls == {"odv": {"r": 1.0, "s": 0.0}}
+    got = {
+        f: {b: n for b, n in bins.items() if n}
+        for f, bins in counters.values["odv"].items()
+    }
+    assert got == {
+        "r": {"0.3": 2.0, "3.0": 1.0},
+        "s": {"1.0": 1.0, "0.0": 2.0, "10.0": 1.0},
+    }
+    report = served_traffic(
+        counters, previous=None, features={"odv": ["r", "s"]}, url="x"
+    )
+    assert report["views"]["odv"]["bins"] == {
+        "r": {"0.3": 2, "3.0": 1},
+        "s": {"1.0": 1, "0.0": 2, "10.0": 1},
+    }
+    metrics.observe_view(_on_demand_read("odv", {"r": [0.3], "s": [None]}))
+    later = parse_metrics(metrics.exposition()[0].decode()).minus(zero)
+    assert later is not None
+    delta = served_traffic(
+        later, previous=counters, features={"odv": ["r", "s"]}, url="x"
+    )
+    assert delta["views"]["odv"]["bins"] == {"r": {"0.3": 1}, "s": {}}
+    assert delta["views"]["odv"]["nulls"] == {"r": 0, "s": 1}
+    # stored views have no bins
+    assert (
+        "bins"
+        not in served_traffic(later, previous=None, features={"v": ["a"]}, url="x")[
+            "views"
+        ]["v"]
+    )
+
+
+def _served_entry(values: list) -> dict:
+    from feature_platform.serving.metrics import output_bin_counts
+
+    return {
+        "bins": {"x": output_bin_counts(values)},
+        "nulls": {"x": values.count(None)},
+        "values": {"x": len(values)},
+    }
+
+
+def test_on_demand_drift_compares_served_bins_with_reference_outputs() -> None:
+    from feature_platform.monitoring.drift import NULL_BIN, on_demand_drift
+
+    ratios = RNG.lognormal(0.0, 0.5, 5_000)
+    reference = pd.DataFrame({"x": np.append(ratios, [np.nan] * 100)})
+    same = RNG.lognormal(0.0, 0.5, 2_000).tolist() + [None] * 40
+    shifted = (3 * RNG.lognormal(0.0, 0.5, 2_000)).tolist() + [None] * 40
+    more_nulls = RNG.lognormal(0.0, 0.5, 1_000).tolist() + [None] * 1_000
+
+    calm = on_demand_drift(reference, _served_entry(same), ["x"])["x"]
+    assert calm["psi"] < 0.05 and not calm["drifted"]
+    assert calm["rows"] == {"reference": 5_100, "current": 2_040}
+    assert calm["bins"][-1] == NULL_BIN
+    assert calm["reference"][-1] == round(100 / 5_100, 6)
+    assert calm["reference_stats"]["mean"] == pytest.approx(np.mean(ratios), rel=1e-4)
+    assert calm["current_stats"] == {"null_rate": round(40 / 2_040, 6)}
+    drifted = on_demand_drift(reference, _served_entry(shifted), ["x"])["x"]
+    assert drifted["psi"] > 1.0 and drifted["drifted"]
+    # nulls are a bin of their own: a jump in them is drift too
+    assert on_demand_drift(reference, _served_entry(more_nulls), ["x"])["x"]["drifted"]
+    # nothing served, or no reference: no PSI (not 0)
+    idle = on_demand_drift(reference, _served_entry([]), ["x"])["x"]
+    assert idle["psi"] is None and not idle["drifted"]
+    blind = on_demand_drift(pd.DataFrame(), _served_entry(same), ["x"], note="none")
+    assert blind["x"]["psi"] is None and blind["x"]["note"] == "none"
+
+
+def test_run_monitor_takes_on_demand_view_names(applied_local_store) -> None:
+    """``views`` may name an on-demand view: its outputs are monitored from
+    served traffic only (no server here: nothing of it in drift); an unknown
+    name is still refused."""
+    store = applied_local_store
+    window = dict(
+        reference=Window(TEST_END - timedelta(days=8), TEST_END - timedelta(days=1)),
+        current=Window(TEST_END - timedelta(days=1), TEST_END),
+    )
+    report = run_monitor(
+        store,
+        now=TEST_END,
+        views=["checkout_value"],
+        sample=5,
+        latency_reads=5,
+        **window,
+    )
+    assert report["freshness"] == {} and report["drift"] == {}
+    assert report["online_source"]["kind"] == "probes"
+    both = run_monitor(
+        store,
+        now=TEST_END,
+        views=["checkout_value", "driver_stats"],
+        sample=5,
+        latency_reads=5,
+        **window,
+    )
+    assert set(both["freshness"]) == {"driver_stats"}
+    with pytest.raises(ValueError, match="unknown feature view"):
+        run_monitor(store, now=TEST_END, views=["nope"], **window)

@@ -12,12 +12,20 @@ are not in the lock and pull in far more than one formula. scipy's two-sample
 tests (``ks_2samp``, ``chi2_contingency``) are reported beside it
 (``two_sample_test``). ``pii``-tagged features are never profiled (their
 distributions would leak).
+
+An on-demand view's outputs have no stored window: ``on_demand_drift``
+compares the values the feature server served (binned in its ``/metrics``,
+``serving.metrics.OUTPUT_BINS``) with the outputs the same transformation
+gives offline over the view's reference requests (recorded request values
+with their entity keys and times, ``operations.MONITORING``'s
+``reference_requests``) in the reference window: PSI on those shared bins
+(``psi_bins``), nulls a bin of their own.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +36,14 @@ from feature_platform.pii import pii_fields
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    from feast import FeatureStore, FeatureView
+    from feast import FeatureStore, FeatureView, OnDemandFeatureView
 
 __all__ = [
     "MAX_ROWS_PER_WINDOW",
     "PSI_THRESHOLD",
     "drift",
+    "on_demand_drift",
+    "psi_bins",
     "psi_categorical",
     "psi_numeric",
     "two_sample_test",
@@ -131,6 +141,30 @@ def psi_categorical(
     return {
         "psi": round(_psi(np.asarray(r), np.asarray(c)), 6),
         "bins": [str(x) for x in r.index],
+        "reference": [round(float(x), 6) for x in r],
+        "current": [round(float(x), 6) for x in c],
+    }
+
+
+def psi_bins(
+    reference: Mapping[str, float],
+    current: Mapping[str, float],
+    *,
+    order: Sequence[str],
+) -> dict[str, Any]:
+    """PSI of two distributions already counted per bin label (``order``: every
+    label, in order; bins empty in both windows left out)."""
+    import numpy as np
+
+    ref_total, cur_total = sum(reference.values()), sum(current.values())
+    if not ref_total or not cur_total:
+        return {"psi": None, "bins": [], "reference": [], "current": []}
+    labels = [b for b in order if reference.get(b) or current.get(b)]
+    r = np.array([reference.get(b, 0) for b in labels], dtype="float64") / ref_total
+    c = np.array([current.get(b, 0) for b in labels], dtype="float64") / cur_total
+    return {
+        "psi": round(_psi(r, c), 6),
+        "bins": labels,
         "reference": [round(float(x), 6) for x in r],
         "current": [round(float(x), 6) for x in c],
     }
@@ -280,4 +314,90 @@ def drift(
                 "current_stats": _stats(cur, name, kind) if len(cur) else {},
             }
         out[view.name] = per
+    return out
+
+
+def reference_outputs(
+    store: FeatureStore,
+    view: OnDemandFeatureView,
+    requests: pd.DataFrame,
+    window: Window,
+    *,
+    max_rows: int = MAX_ROWS_PER_WINDOW,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The view's outputs over its reference requests in ``window``: the rows'
+    entity keys, ``event_timestamp`` and request fields through Feast's
+    ``get_historical_features`` (the same function, the stored inputs as of
+    each row's time: what a training set of the view holds)."""
+    from feature_platform.utc import ensure_utc_column
+
+    keys: list[str] = []
+    for projection in view.source_feature_view_projections.values():
+        for column in store.get_feature_view(projection.name).entity_columns:
+            if column.name not in keys:
+                keys.append(column.name)
+    fields = [
+        f.name for source in view.source_request_sources.values() for f in source.schema
+    ]
+    columns = [*keys, "event_timestamp", *fields]
+    missing = [c for c in columns if c not in requests.columns]
+    if missing:
+        raise ValueError(
+            f"reference requests of {view.name!r} lack column(s) {missing}"
+        )
+    rows = ensure_utc_column(requests[columns], "event_timestamp")
+    ts = rows["event_timestamp"]
+    rows = rows[(ts >= window.start) & (ts < window.end)]
+    if len(rows) > max_rows:
+        rows = rows.sample(max_rows, random_state=seed)
+    outputs = [f.name for f in view.features]
+    if rows.empty:
+        return rows.assign(**{o: [] for o in outputs})
+    return store.get_historical_features(
+        entity_df=rows.reset_index(drop=True),
+        features=[f"{view.name}:{o}" for o in outputs],
+    ).to_df()
+
+
+def on_demand_drift(
+    reference: pd.DataFrame,
+    served: Mapping[str, Any],
+    features: Sequence[str],
+    *,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """PSI per output between ``reference`` (``reference_outputs``) and the
+    served traffic's entry of the view (``traffic.served_traffic``: ``bins``
+    and ``nulls`` per output), on ``serving.metrics.OUTPUT_BINS`` plus a null
+    bin. No reference or no served value: PSI ``None`` (``note`` says why)."""
+    from feature_platform.serving.metrics import OUTPUT_BIN_LABELS, output_bin_counts
+
+    order = [*OUTPUT_BIN_LABELS, NULL_BIN]
+    out: dict[str, Any] = {}
+    for name in features:
+        values = [
+            None if v is None or v != v else v
+            for v in (reference[name].tolist() if name in reference else [])
+        ]
+        ref_counts: dict[str, float] = dict(output_bin_counts(values))
+        ref_counts[NULL_BIN] = values.count(None)
+        cur_counts: dict[str, float] = dict(served.get("bins", {}).get(name, {}))
+        cur_counts[NULL_BIN] = served.get("nulls", {}).get(name, 0)
+        result = psi_bins(ref_counts, cur_counts, order=order)
+        current = int(served.get("values", {}).get(name, 0))
+        out[name] = {
+            "kind": "numeric",
+            **result,
+            "drifted": result["psi"] is not None and result["psi"] > PSI_THRESHOLD,
+            "rows": {"reference": len(values), "current": current},
+            "reference_stats": _stats(reference, name, "numeric") if values else {},
+            # served values are counted per bin, not kept: no mean or quantiles
+            "current_stats": {"null_rate": round(cur_counts[NULL_BIN] / current, 6)}
+            if current
+            else {},
+            "current_source": "served traffic (feature server /metrics)",
+        }
+        if note:
+            out[name]["note"] = note
     return out

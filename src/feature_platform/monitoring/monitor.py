@@ -3,6 +3,7 @@ with the alerts of ``operations.MONITORING``'s thresholds."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
@@ -12,6 +13,8 @@ from feature_platform.monitoring.drift import (
     MAX_ROWS_PER_WINDOW,
     PSI_THRESHOLD,
     drift,
+    on_demand_drift,
+    reference_outputs,
 )
 from feature_platform.monitoring.thresholds import Policy, load_policy
 from feature_platform.monitoring.traffic import (
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView, OnDemandFeatureView
 
 __all__ = ["MonitorReport", "alerts", "run_monitor"]
+
+log = logging.getLogger(__name__)
 
 
 class MonitorReport(TypedDict):
@@ -73,6 +78,11 @@ def run_monitor(
     ``server_url`` (default ``FP_MONITOR_SERVER_URL``): the traffic since
     ``previous`` (the last run's counters) or since the server started. With
     no server, from probe reads (``online_health``), and the report says so.
+
+    ``views`` names stored and on-demand views. An on-demand view's outputs
+    are monitored from served traffic only: their null rate, and their drift
+    (``drift.on_demand_drift``: the served values' bins against the outputs of
+    its reference requests in the reference window).
     """
     from feature_platform.offline import online_views
     from feature_platform.settings import settings
@@ -82,7 +92,14 @@ def run_monitor(
     server_url = server_url or settings().monitor_server_url
     store.refresh_registry()
     wanted = None if views is None else set(views)
-    selected = online_views(store, wanted)
+    on_demand = [
+        v
+        for v in store.list_on_demand_feature_views()
+        if wanted is None or v.name in wanted
+    ]
+    selected = online_views(
+        store, None if wanted is None else wanted - {v.name for v in on_demand}
+    )
     if reference is None or current is None:
         ref_default, cur_default = default_windows(now=now, store=store)
         reference = reference or ref_default
@@ -103,13 +120,6 @@ def run_monitor(
         seed=seed,
         newest=newest,
     )
-    for view, feats in drifts.items():
-        for name, d in feats.items():
-            ceiling = policy.view(view).psi_ceiling(name)
-            d["threshold"] = ceiling
-            d["drifted"] = bool(
-                ceiling is not None and d["psi"] is not None and d["psi"] > ceiling
-            )
     for name, entry in fresh.items():
         # Feast's DuckDB hook needs file_format=ParquetFormat() on the source;
         # otherwise the newest event of the current window stands in.
@@ -120,13 +130,19 @@ def run_monitor(
             entry["source_lag_seconds"] = round((now - ts).total_seconds(), 1)
     served: dict[str, Any] | None = None
     if server_url:
-        # On-demand views too: their outputs' nulls are counted as served.
-        on_demand = [
-            v
-            for v in store.list_on_demand_feature_views()
-            if wanted is None or v.name in wanted
-        ]
+        # On-demand views too: their outputs' nulls and values are counted as
+        # served.
         served = _served_from_server([*selected, *on_demand], server_url, previous)
+        for odfv in on_demand:
+            drifts[odfv.name] = _on_demand_drift(
+                store,
+                odfv,
+                served["views"].get(odfv.name, {}),
+                reference,
+                policy,
+                max_rows=max_rows,
+                seed=seed,
+            )
         online_source = {
             "kind": "server",
             "note": f"served traffic of {served['url']} since {served['since']}",
@@ -143,6 +159,13 @@ def run_monitor(
         )
         online_source = {"kind": "probes", "note": _NO_SERVER}
         online, latency = probes["views"], probes["latency_ms"]
+    for view, feats in drifts.items():
+        for name, d in feats.items():
+            ceiling = policy.view(view).psi_ceiling(name)
+            d["threshold"] = ceiling
+            d["drifted"] = bool(
+                ceiling is not None and d["psi"] is not None and d["psi"] > ceiling
+            )
     report: MonitorReport = {
         "generated_at": now.isoformat(),
         "project": store.project,
@@ -168,6 +191,45 @@ def _profiled(view: FeatureView | OnDemandFeatureView) -> list[str]:
 
     pii = set(pii_fields(view))
     return [f.name for f in view.features if f.name not in pii]
+
+
+def _on_demand_drift(
+    store: FeatureStore,
+    view: OnDemandFeatureView,
+    served: dict[str, Any],
+    reference: Window,
+    policy: Policy,
+    *,
+    max_rows: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Drift of an on-demand view's numeric outputs from served traffic; none
+    without reference requests (``operations.MONITORING``)."""
+    import pandas as pd
+    from feast.monitoring.metrics_calculator import MetricsCalculator
+
+    from feature_platform.profiles import data_dir
+
+    source = policy.view(view.name).reference_requests
+    if source is None:
+        return {}
+    profiled = set(_profiled(view))
+    names = [
+        f.name
+        for f in view.features
+        if f.name in profiled
+        and MetricsCalculator.classify_feature(f.dtype) == "numeric"
+    ]
+    path = data_dir() / source
+    if not path.is_file():  # reported (no PSI), not a failed monitor run
+        log.warning("%s: reference requests %s not found", view.name, path)
+        return on_demand_drift(
+            pd.DataFrame(), served, names, note=f"reference requests {path} not found"
+        )
+    outputs = reference_outputs(
+        store, view, pd.read_parquet(path), reference, max_rows=max_rows, seed=seed
+    )
+    return on_demand_drift(outputs, served, names)
 
 
 def _served_from_server(

@@ -26,6 +26,10 @@ class ViewThresholds:
     max_age: timedelta | None = None  # None: ttl / 3
     max_null_rate: Mapping[str, float | None] = field(default_factory=dict)
     max_psi: Mapping[str, float | None] = field(default_factory=dict)
+    # An on-demand view's reference requests: a parquet file (relative to the
+    # data directory) of recorded request values with their entity keys and
+    # ``event_timestamp``; the monitor computes the reference outputs from it.
+    reference_requests: str | None = None
 
     def null_ceiling(self, feature: str) -> float | None:
         return _ceiling(self.max_null_rate, feature, None)
@@ -53,6 +57,12 @@ def _check_rates(where: str, table: Any) -> dict[str, float | None]:
     return dict(table)
 
 
+def _check_path(where: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise BadInput(f"{where} must be a file name (str) or None")
+    return value
+
+
 def load_policy(entry: Mapping[str, Any] | None = None) -> Policy:
     """The thresholds of ``operations.MONITORING`` (or ``entry``), checked."""
     if entry is None:
@@ -73,6 +83,9 @@ def load_policy(entry: Mapping[str, Any] | None = None) -> Policy:
                 f"{where}['max_null_rate']", raw.get("max_null_rate", {})
             ),
             max_psi=_check_rates(f"{where}['max_psi']", raw.get("max_psi", {})),
+            reference_requests=_check_path(
+                f"{where}['reference_requests']", raw.get("reference_requests")
+            ),
         )
     latency = (entry.get("latency_ms") or {}).get("p99")
     return Policy(

@@ -4,7 +4,9 @@
 exposes (Prometheus text, parsed with prometheus_client's parser);
 ``served_traffic`` turns two scrapes (the previous run's and this one) into
 what the monitor reports for the interval between them: requests by status,
-p50/p95/p99 read latency and the null rate per served feature.
+p50/p95/p99 read latency, the null rate per served feature and, per output
+of an on-demand view, the served values per bin (``bins``: what
+``drift.on_demand_drift`` compares with the reference outputs).
 
 Percentiles come from the latency histogram's buckets the way Prometheus'
 ``histogram_quantile`` computes them (linear interpolation inside the bucket
@@ -46,6 +48,8 @@ class ServerCounters:
     rows: dict[str, dict[str, float]] = field(default_factory=dict)
     nulls: dict[str, dict[str, float]] = field(default_factory=dict)
     expired: dict[str, float] = field(default_factory=dict)
+    # on-demand view -> output -> bin label -> non-null values served
+    values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +66,10 @@ class ServerCounters:
             rows={k: dict(v) for k, v in raw.get("rows", {}).items()},
             nulls={k: dict(v) for k, v in raw.get("nulls", {}).items()},
             expired=dict(raw.get("expired", {})),
+            values={
+                v: {f: dict(bins) for f, bins in fs.items()}
+                for v, fs in raw.get("values", {}).items()
+            },
         )
 
     def minus(self, before: ServerCounters) -> ServerCounters | None:
@@ -106,6 +114,16 @@ class ServerCounters:
                 },
                 expired={
                     v: sub(n, before.expired.get(v)) for v, n in self.expired.items()
+                },
+                values={
+                    v: {
+                        f: {
+                            b: sub(n, before.values.get(v, {}).get(f, {}).get(b))
+                            for b, n in bins.items()
+                        }
+                        for f, bins in fs.items()
+                    }
+                    for v, fs in self.values.items()
                 },
             )
         except _Reset:
@@ -166,6 +184,10 @@ def parse_metrics(text: str) -> ServerCounters:
                 )
             elif s.name == _P + "expired_total":
                 out.expired[labels["feature_view"]] = value
+            elif s.name == _P + "output_values_total":
+                out.values.setdefault(labels["feature_view"], {}).setdefault(
+                    labels["feature"], {}
+                )[labels["bin"]] = value
     out.latency_buckets = {e: sorted(b.items()) for e, b in buckets.items()}
     return out
 
@@ -236,6 +258,11 @@ def served_traffic(
             },
             "expired_rate": round(c.expired.get(view, 0) / rows, 4) if rows else None,
         }
+        if view in c.values:  # an on-demand view: its outputs' served values
+            views[view]["bins"] = {
+                f: {b: int(n) for b, n in c.values[view].get(f, {}).items() if n}
+                for f in names
+            }
     return {
         "source": "feature server metrics",
         "url": redact_url(url),

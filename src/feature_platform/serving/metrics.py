@@ -14,10 +14,18 @@ What the monitor reads (``feature_platform.monitoring.traffic`` scrapes it):
   those the values served null (missing entity, null in the store, or past the
   view's ttl) and the rows nulled by the ttl rule, counted on
   the platform's read path (``FastReads``) from the columns it already decoded
-  (an on-demand view's outputs from the response's JSON columns, as computed
-  by Feast's transform: a null input or an unknown entity can give a null):
+  (an on-demand view's outputs from the columns the read computed them into,
+  ``online_store.on_demand``: a null input or an unknown entity can give a
+  null):
   ``list.count(None)`` and ``sum(stale)`` run in C, one counter increment per
   view and one per feature that had a null (nothing per value in Python);
+* ``fp_serving_output_values_total{feature_view,feature,bin}``: the non-null
+  values of each on-demand output served, by ``bin`` (the upper bound of
+  ``OUTPUT_BINS`` the value falls under, ``+Inf`` above the last; not
+  cumulative): the served distribution the monitor compares with the outputs
+  the same transformation gives over its reference rows (drift of values that
+  have no stored window). One ``bisect`` per value (C) and one increment per
+  non-empty bin;
 * ``fp_serving_fast_path_fallbacks_total{reason}``: reads the fast path handed
   to Feast's endpoint (``unsupported``, ``feast_error``, ``error``: a fault).
 
@@ -37,18 +45,25 @@ uvicorn workers one directory, so any worker answers with their total.
 
 from __future__ import annotations
 
+import bisect
+import functools
+import operator
 import time
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from feature_platform.online_store.on_demand import OnDemandRead
     from feature_platform.online_store.reader import ViewRead
-    from feature_platform.online_store.response import OnDemandRead
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "OUTPUT_BINS",
+    "OUTPUT_BIN_LABELS",
+    "output_bin_counts",
     "PREFIX",
     "TIMED_ENDPOINTS",
     "MetricsMiddleware",
@@ -65,6 +80,36 @@ LATENCY_BUCKETS = (
     0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075,
     0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+
+
+def _ladder() -> tuple[float, ...]:
+    steps = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    positive = [round(s * 10.0**k, 6) for k in range(-3, 3) for s in steps] + [1000.0]
+    return (*(-x for x in reversed(positive)), 0.0, *positive)
+
+
+# Upper bounds of the bins of an on-demand output's served values: 0 and a
+# 1-1.5-2-3-5-7 ladder from 0.001 to 1000 each side of it (a ratio, a share, a
+# flag, an amount all spread over several bins), then +Inf. Fixed, so every
+# worker and every scrape bins alike; the monitor bins the reference outputs
+# with the same bounds (``output_bin_counts``) and compares bin shares (PSI).
+OUTPUT_BINS: tuple[float, ...] = _ladder()
+OUTPUT_BIN_LABELS: tuple[str, ...] = (*(repr(b) for b in OUTPUT_BINS), "+Inf")
+# Output dtypes binned (numbers; a bool is 0/1).
+_BINNED = frozenset({"DOUBLE", "FLOAT", "INT64", "INT32", "BOOL"})
+_bin_of = functools.partial(bisect.bisect_left, OUTPUT_BINS)
+_not_none = functools.partial(operator.is_not, None)
+
+
+def output_bin_counts(values: Any) -> dict[str, int]:
+    """Numeric ``values`` counted per bin label (``OUTPUT_BINS``:
+    ``lo < v <= bound``); ``None`` is not counted (a served output is never
+    NaN: Feast's cast makes it null; give a NaN as ``None``)."""
+    present = filter(_not_none, values) if None in values else values
+    counts = Tally(map(_bin_of, present))
+    labels = OUTPUT_BIN_LABELS
+    return {labels[i]: n for i, n in counts.items()}
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -110,6 +155,13 @@ class ServingMetrics:
             PREFIX + "expired_total",
             "Rows served null because their value was older than the view's ttl",
             ["feature_view"],
+            registry=self.registry,
+        )
+        self.output_values = Counter(
+            PREFIX + "output_values_total",
+            "Non-null values served per on-demand output, by bin (upper bound; "
+            "not cumulative)",
+            ["feature_view", "feature", "bin"],
             registry=self.registry,
         )
         self.fallbacks = Counter(
@@ -163,6 +215,16 @@ class ServingMetrics:
             count = column.count(None)
             if count:
                 child.inc(count)
+        types = getattr(plan, "value_types", None)
+        if types:  # an on-demand view's outputs: their served distribution
+            self._observe_values(plan, types, view.values)
+
+    def _observe_values(self, plan: Any, types: Any, columns: Any) -> None:
+        for feature, vtype, column in zip(plan.features, types, columns, strict=True):
+            if getattr(vtype, "name", None) not in _BINNED:
+                continue
+            for label, n in output_bin_counts(column).items():
+                self._child(self.output_values, plan.name, feature, label).inc(n)
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text format of this app's metrics (all workers')."""
