@@ -65,14 +65,16 @@ class PlatformBigQueryOfflineStoreConfig(BigQueryOfflineStoreConfig):
         return value.strip() or None if value is not None else None
 
 
+def _read_endpoint(config: Any) -> str | None:
+    return getattr(config.offline_store, "storage_read_endpoint", None)
+
+
 class PlatformBigQueryRetrievalJob(BigQueryRetrievalJob):
-    """Feast's BigQuery job, reading its result from ``storage_read_endpoint``
-    when one is configured."""
+    """Feast's BigQuery job reading its result from ``storage_read_endpoint``
+    (a job becomes one only when the profile sets it: ``_platform_job``)."""
 
     def _read_client(self) -> Any:
-        endpoint = getattr(self.config.offline_store, "storage_read_endpoint", None)
-        if not endpoint:
-            return None  # the library's default client (Google's endpoint)
+        endpoint = _read_endpoint(self.config)
         import grpc
         from google.cloud.bigquery_storage_v1 import BigQueryReadClient
         from google.cloud.bigquery_storage_v1.services.big_query_read.transports import (  # noqa: E501
@@ -82,26 +84,22 @@ class PlatformBigQueryRetrievalJob(BigQueryRetrievalJob):
         channel = grpc.insecure_channel(endpoint)
         return BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel))
 
+    # RetrievalJob's two read methods, which each job class implements.
     def _to_df_internal(self, timeout: int | None = None) -> Any:
-        client = self._read_client()
-        if client is None:
-            return super()._to_df_internal(timeout)
         with feast_compat.bigquery_query_job(self, timeout) as job:
-            return job.to_dataframe(bqstorage_client=client)
+            return job.to_dataframe(bqstorage_client=self._read_client())
 
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
-        client = self._read_client()
-        if client is None:
-            return super()._to_arrow_internal(timeout)
         with feast_compat.bigquery_query_job(self, timeout) as job:
-            return job.to_arrow(bqstorage_client=client)
+            return job.to_arrow(bqstorage_client=self._read_client())
 
 
 def _platform_job(job: RetrievalJob) -> RetrievalJob:
     """Feast's job as a ``PlatformBigQueryRetrievalJob`` (same state, the read
-    methods above): the subclass adds no state, so the object is re-typed
-    rather than rebuilt from Feast's private attributes."""
-    if type(job) is BigQueryRetrievalJob:
+    methods above) when the profile sets ``storage_read_endpoint``; otherwise
+    Feast's job, reading from Google's endpoint. The subclass adds no state, so
+    the object is re-typed rather than rebuilt from Feast's private attributes."""
+    if type(job) is BigQueryRetrievalJob and _read_endpoint(job.config):
         job.__class__ = PlatformBigQueryRetrievalJob
     return job
 

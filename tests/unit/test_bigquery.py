@@ -71,3 +71,26 @@ def test_storage_read_endpoint_is_off_unless_set() -> None:
     assert empty.storage_read_endpoint is None
     set_ = PlatformBigQueryOfflineStoreConfig(storage_read_endpoint="127.0.0.1:9060")
     assert set_.storage_read_endpoint == "127.0.0.1:9060"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "platform"), [(None, False), ("127.0.0.1:9060", True)]
+)
+def test_jobs_read_through_the_platform_only_with_an_endpoint(
+    endpoint: str | None, platform: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from feast.infra.offline_stores.bigquery import BigQueryRetrievalJob
+
+    from feature_platform.bigquery import (
+        PlatformBigQueryRetrievalJob,
+        _platform_job,
+    )
+
+    job = object.__new__(BigQueryRetrievalJob)  # state is not read here
+    job.config = SimpleNamespace(
+        offline_store=PlatformBigQueryOfflineStoreConfig(storage_read_endpoint=endpoint)
+    )
+    assert _platform_job(job) is job
+    assert (type(job) is PlatformBigQueryRetrievalJob) is platform
