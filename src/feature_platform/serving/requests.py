@@ -40,8 +40,17 @@ def _model_fields(model: str) -> tuple[frozenset[str], frozenset[str]]:
 # ------------------------------------------------------------------- validation
 
 
-def _names(values: Sequence[str]) -> str:
+def _names(values: Iterable[str]) -> str:
     return ", ".join(sorted(values)) or "(none)"
+
+
+def _unknown(kind: str, name: object, available: Iterable[str]) -> RequestError:
+    """404 for a name the registry does not hold, listing what it holds (code
+    ``unknown_<kind>``, e.g. ``unknown_feature_view``)."""
+    return _not_found(
+        f"unknown {kind} {name}; available: {_names(available)}",
+        "unknown_" + kind.replace(" ", "_").removesuffix("(s)"),
+    )
 
 
 def _check_value(value: Any, kind: str, *, where: str, nullable: bool) -> None:
@@ -174,11 +183,7 @@ def check_read(
             raise _bad(f"feature_service must be a string, got {json.dumps(service)}")
         catalog = _snapshot_naming(snapshot_for, [service], lambda c: c.services)
         if service not in catalog.services:
-            raise _not_found(
-                f"unknown feature service {service!r}; available: "
-                f"{_names(list(catalog.services))}",
-                "unknown_feature_service",
-            )
+            raise _unknown("feature service", repr(service), catalog.services)
         reads = catalog.services[service]
     else:
         if not isinstance(features, list) or not all(
@@ -196,11 +201,7 @@ def check_read(
         for view_name, names in by_view.items():
             view = catalog.views.get(view_name)
             if view is None:
-                raise _not_found(
-                    f"unknown feature view {view_name!r}; available: "
-                    f"{_names(list(catalog.views))}",
-                    "unknown_feature_view",
-                )
+                raise _unknown("feature view", repr(view_name), catalog.views)
             missing = [n for n in names if n not in view.features]
             if missing:
                 raise _not_found(
@@ -279,11 +280,7 @@ def check_push(
     catalog = _snapshot_naming(snapshot_for, [name], lambda c: c.push_sources)
     source = catalog.push_sources.get(name)
     if source is None:
-        raise _not_found(
-            f"unknown push source {name!r}; available: "
-            f"{_names(list(catalog.push_sources))}",
-            "unknown_push_source",
-        )
+        raise _unknown("push source", repr(name), catalog.push_sources)
     _check_rows(
         df,
         [catalog.views[view_name] for view_name in source.views],
@@ -363,11 +360,7 @@ def _check_view_names(
     materializable = {n for n, v in catalog.views.items() if not v.on_demand}
     unknown = sorted(set(names) - materializable)
     if unknown:
-        raise _not_found(
-            f"unknown feature view(s) {unknown}; available: "
-            f"{_names(list(materializable))}",
-            "unknown_feature_view",
-        )
+        raise _unknown("feature view(s)", unknown, materializable)
 
 
 def _check_materialize_fields(payload: Any, model: str) -> dict[str, Any]:
@@ -422,10 +415,7 @@ def check_write(
     view = catalog.views.get(name)
     if view is None or view.on_demand:
         writable = [n for n, v in catalog.views.items() if not v.on_demand]
-        raise _not_found(
-            f"unknown feature view {name!r}; available: {_names(writable)}",
-            "unknown_feature_view",
-        )
+        raise _unknown("feature view", repr(name), writable)
     _check_rows(
         df,
         [view],
