@@ -28,6 +28,7 @@ __all__ = [
     "BATCH_ROWS",
     "DUCKDB_MEMORY_LIMIT",
     "batch_source",
+    "growing_batches",
     "latest_parquet_batches",
     "latest_rows_job",
     "latest_rows_sql",
@@ -151,15 +152,19 @@ def latest_parquet_batches(
     memory_limit: str | None = None,
     threads: int | None = None,
     on_total: Callable[[int], None] | None = None,
+    first_batch_rows: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """``latest_rows_job`` for a view with a local parquet source
-    (``source_path``), as Arrow record batches of ``batch_rows`` rows:
+    (``source_path``), as Arrow record batches of at most ``batch_rows`` rows:
     ``k, <features...>, __ts`` (``latest_rows_sql``; ``transforms`` applied).
 
     One DuckDB query under ``memory_limit`` (spilling to a temporary
     directory beyond it) on ``threads`` threads (all cores when None), the
     result streamed, never collected. ``on_total`` first receives the number
-    of distinct entities of the window (the rows to come), for progress."""
+    of distinct entities of the window (the rows to come), for progress.
+    ``first_batch_rows``: the first batch that small and each next one twice
+    as large, up to ``batch_rows`` (``growing_batches``), so that a consumer
+    which pipelines its work starts it sooner."""
     import duckdb
 
     path = source_path(view)
@@ -193,11 +198,32 @@ def latest_parquet_batches(
                         [path, start, end],
                     ).fetchall()[0][0]
                 )
-            yield from con.sql(sql, params=[path, start, end]).to_arrow_reader(
-                batch_rows or BATCH_ROWS
-            )
+            most = batch_rows or BATCH_ROWS
+            first = min(first_batch_rows or most, most)
+            reader = con.sql(sql, params=[path, start, end]).to_arrow_reader(first)
+            yield from growing_batches(reader, first, most) if first < most else reader
         finally:
             con.close()
+
+
+def growing_batches(
+    batches: Iterable[pa.RecordBatch], first: int, most: int
+) -> Iterator[pa.RecordBatch]:
+    """``batches`` regrouped: ``first`` rows, then twice as many each time up
+    to ``most`` (the last one what is left)."""
+    import pyarrow as pa
+
+    size, pending, have = first, [], 0
+    for batch in batches:
+        pending.append(batch)
+        have += batch.num_rows
+        while have >= size:
+            whole = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+            yield whole.slice(0, size)
+            pending, have = [whole.slice(size)], have - size
+            size = min(size * 2, most)
+    if have:
+        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
 
 
 def window_rows_job(

@@ -75,6 +75,7 @@ def test_fast_materialize_writes_what_feast_writes(
 
     engine = batch_engine(services_store)
     monkeypatch.setattr(engine.engine_config, "batch_rows", 97)  # many batches
+    monkeypatch.setattr(writer, "FIRST_BATCH_ROWS", 5)  # 5, 10, ... 80, 97, 97
     assert type(batch_engine(feast_store)).__name__ == "LocalComputeEngine"
 
     start = TEST_END - timedelta(days=4)

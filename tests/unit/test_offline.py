@@ -103,3 +103,31 @@ def test_latest_rows_sql_applies_transforms_after_the_aggregation() -> None:
     assert (
         'arg_max(struct_pack("a" := "a", "q""x" := "q""x", __ts := "ts"), "ts")' in sql
     )
+
+
+def test_growing_batches_regroup_without_losing_a_row() -> None:
+    from feature_platform.offline import growing_batches
+
+    sizes = [3, 1, 0, 7, 2, 9, 9, 9, 1]
+    start = 0
+    batches = []
+    for n in sizes:
+        batches.append(
+            pa.record_batch({"v": pa.array(range(start, start + n), pa.int64())})
+        )
+        start += n
+    out = list(growing_batches(batches, 2, 10))
+    assert [b.num_rows for b in out] == [2, 4, 8, 10, 10, 7]
+    assert pa.Table.from_batches(out).column("v").to_pylist() == list(range(start))
+
+
+def test_latest_parquet_batches_start_small(applied_local_store) -> None:
+    view = applied_local_store.get_feature_view("customer_stats")
+    start, end = TEST_END - timedelta(days=3), TEST_END
+    whole = pa.Table.from_batches(list(latest_parquet_batches(view, start, end)))
+    grown = list(
+        latest_parquet_batches(view, start, end, batch_rows=20, first_batch_rows=3)
+    )
+    sizes = [b.num_rows for b in grown]
+    assert sizes[:4] == [3, 6, 12, 20] and max(sizes) == 20
+    assert pa.Table.from_batches(grown).sort_by("k").equals(whole.sort_by("k"))
