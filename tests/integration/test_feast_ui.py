@@ -173,8 +173,8 @@ def test_feast_ui_lists_views_and_services(feast_ui: UI, tmp_path: Path) -> None
         assert f'href="/p/{feast_ui.project}/feature-service/{name}"' in services_dom
 
     # The on-demand view's page: its inputs (the stored view, the request
-    # source and its field), outputs and the transformation's source. (Feast's
-    # UI shows neither owner nor tags of an on-demand view: the catalog does.)
+    # source and its field with the field's description and unit tag), outputs,
+    # the transformation's source and the service consuming it.
     odfv_dom = _browse(
         f"{base}/feature-view/checkout_value", tmp_path / "c4", "--dump-dom"
     )
@@ -182,10 +182,24 @@ def test_feast_ui_lists_views_and_services(feast_ui: UI, tmp_path: Path) -> None
         "customer_stats",
         "checkout_request",
         "cart_value",
+        "Value of the cart at checkout, EUR",
+        '"tags":{"unit":"EUR"}',
         "cart_share_of_lifetime",
         "lifetimes",  # a name only the function body uses (highlighted code)
     ):
         assert text in odfv_dom, (text, odfv_dom[-3000:])
+    service = "churn_prediction_service_v2"  # consuming it, linked
+    assert f'href="/p/{feast_ui.project}/feature-service/{service}"' in odfv_dom
+    # Its tags: the project page groups the feature views by tag, the on-demand
+    # view among them: version v1 is driver_stats and checkout_value (the
+    # services carry no v1 tag), team growth customer_stats and checkout_value.
+    # Feast 0.67 shows no more of an on-demand view's metadata: its page has no
+    # owner, description or tags panel (a stored view's has) and the list's tag
+    # filter skips it. The registry holds them
+    # (tests/unit/test_transformations.py); `feature-platform catalog` shows them.
+    home = _browse(base, tmp_path / "c5", "--dump-dom")
+    for badge in ("v1 (2)", "v2 (1)", "growth (2)", "logistics (1)"):
+        assert f'title="{badge}"' in home, (badge, home[-3000:])
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "feast-ui-feature-views.png"
