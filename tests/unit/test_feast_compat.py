@@ -156,6 +156,35 @@ def test_install_registry_snapshot(applied_local_store) -> None:
     assert registry.is_cache_valid()
 
 
+def test_snapshot_check_follows_feasts_cache_rule(applied_local_store) -> None:
+    """True while ``is_cache_valid`` holds for the snapshot it was made on: false
+    past the ttl, for a newer snapshot, and from the start when not valid."""
+    import time
+    from datetime import timedelta
+
+    registry = applied_local_store.registry
+    saved = registry.cached_registry_proto_ttl
+    try:
+        registry.cached_registry_proto_ttl = timedelta(seconds=0.3)
+        feast_compat.install_registry_snapshot(registry, registry.proto())
+        current = feast_compat.snapshot_check(registry)
+        assert registry.is_cache_valid() and current(registry)
+        time.sleep(0.4)
+        assert not registry.is_cache_valid() and not current(registry)
+        feast_compat.install_registry_snapshot(registry, registry.proto())
+        assert registry.is_cache_valid() and not current(registry)  # a new one
+        registry.cached_registry_proto_ttl = timedelta(0)  # never expires
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(time, "time", lambda: 4e9)  # in 2096
+            assert feast_compat.snapshot_check(registry)(registry)
+        registry.cached_registry_proto_created = None
+        assert not registry.is_cache_valid()
+        assert not feast_compat.snapshot_check(registry)(registry)
+    finally:
+        registry.cached_registry_proto_ttl = saved
+        feast_compat.install_registry_snapshot(registry, registry.proto())
+
+
 def test_remove_feast_route(applied_local_store) -> None:
     from feast.feature_server import get_app
 

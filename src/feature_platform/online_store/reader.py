@@ -207,6 +207,10 @@ class ReadPlan:
         self.context = context
         self.entity_types: Mapping[str, Any] = context.entity_types if context else {}
         self.known_join_keys: Any = context.join_keys if context else set()
+        # The ValueType name of each join key the read uses (entity_columns).
+        self._key_kinds = {
+            k: t.name for k, t in self.entity_types.items() if t is not None
+        }
         # On-demand views of the request and the request data columns they
         # take; computed from the read's columns (``on_demand``), or by
         # Feast's transform over the proto where ``on_demand_plan`` is None.
@@ -245,15 +249,22 @@ class ReadPlan:
             for name, vtype in zip(p.features, p.value_types, strict=True):
                 self.feature_types[name] = vtype
                 self.feature_types[f"{p.name}__{name}"] = vtype
+        self._frames = [_int64_frame(p, self.project) for p in self.views]
 
-    def _keys(self, plan: ViewPlan, values: Sequence[Any]) -> list[bytes]:
-        prefix, project = plan.prefix, self.project
+    def _commands(
+        self, plan: ViewPlan, frame: tuple[bytes, bytes] | None, values: Sequence[Any]
+    ) -> list[bytes]:
+        """The HMGET command of each entity value (an int64 key: the plan's
+        frame around the packed value, the same bytes ``bulk`` frames)."""
         try:
-            if plan.value_type == VT_INT64:
+            if frame is not None:
+                pre, post = frame
                 pack = _PACK_I64
-                return [prefix + _I64_SIZE + pack(v) + project for v in values]
+                return [pre + pack(v) + post for v in values]
+            head, tail = command_head(b"HMGET", plan.nargs), plan.command_tail
+            prefix, project, vtype = plan.prefix, self.project, plan.value_type
             return [
-                prefix + encode_entity_value(v, plan.value_type) + project
+                head + bulk(prefix + encode_entity_value(v, vtype) + project) + tail
                 for v in values
             ]
         except (struct.error, TypeError, ValueError) as exc:
@@ -273,29 +284,33 @@ class ReadPlan:
         columns = _as_columns(entity_rows)
         out: dict[str, list[Any]] = {}
         request: dict[str, list[Any]] = {}  # after the join keys, as Feast does
+        kinds = self._key_kinds
         for key, values in columns.items():
             if key in self.request_data:
                 request[key] = values
                 continue
             if key not in self.known_join_keys:
                 continue  # Feast skips keys that are not join keys
-            vtype = self.entity_types.get(key)
-            name = getattr(vtype, "name", None)
-            if vtype is None:  # a join key this read does not use: as given
+            kind = kinds.get(key)
+            if kind is None:  # a join key this read does not use: as given
                 out[key] = values
-            elif name in ("INT64", "INT32"):
-                if not all(
-                    isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                    for v in values
-                ):
-                    raise UnsupportedRead(f"{key}: not all integers")
-                out[key] = [int(v) for v in values]
-            elif name == "STRING":
+            elif kind in ("INT64", "INT32"):
+                if not all(type(v) is int for v in values):  # else: as native ints
+                    if not all(
+                        isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                        for v in values
+                    ):
+                        raise UnsupportedRead(f"{key}: not all integers")
+                    values = [int(v) for v in values]
+                out[key] = values
+            elif kind == "STRING":
                 if not all(isinstance(v, str) for v in values):
                     raise UnsupportedRead(f"{key}: not all strings")
                 out[key] = values
             else:
-                raise UnsupportedRead(f"{key}: entity type {vtype}")
+                raise UnsupportedRead(f"{key}: entity type {self.entity_types[key]}")
+        if not self.request_data:
+            return out
         missing = set(self.request_data) - set(request)
         if missing:  # Feast's path raises its error naming them
             raise UnsupportedRead(f"request data {sorted(missing)} not sent")
@@ -307,13 +322,10 @@ class ReadPlan:
         if n == 0:
             raise ValueError("no entity rows")
         commands: list[bytes] = []
-        for plan in self.views:
+        for plan, frame in zip(self.views, self._frames, strict=True):
             if plan.join_key not in columns:
                 raise ValueError(f"entities lack join key {plan.join_key!r}")
-            head = command_head(b"HMGET", plan.nargs)
-            tail = plan.command_tail
-            for k in self._keys(plan, columns[plan.join_key]):
-                commands.append(head + bulk(k) + tail)
+            commands += self._commands(plan, frame, columns[plan.join_key])
         replies = round_trip(client, commands)
         return [replies[i * n : (i + 1) * n] for i in range(len(self.views))]
 
@@ -348,6 +360,18 @@ class ReadPlan:
         return out
 
 
+def _int64_frame(plan: ViewPlan, project: bytes) -> tuple[bytes, bytes] | None:
+    """An int64-keyed view's HMGET command split around the key's 8 value
+    bytes (``None`` for other key types): a read then frames each key with two
+    concatenations (3x faster than framing each command at batch 100)."""
+    if plan.value_type != VT_INT64:
+        return None
+    key = bulk(plan.prefix + _I64_SIZE + bytes(8) + project)
+    at = len(key) - 2 - len(project) - 8  # bulk: header, key, CRLF
+    head = command_head(b"HMGET", plan.nargs)
+    return head + key[:at], key[at + 8 :] + plan.command_tail
+
+
 def _as_columns(entity_rows: Any) -> dict[str, list[Any]]:
     """A list of row dicts or a mapping of columns, as equal-length columns."""
     if isinstance(entity_rows, list):
@@ -358,12 +382,16 @@ def _as_columns(entity_rows: Any) -> dict[str, list[Any]]:
             columns = {k: [row[k] for row in entity_rows] for k in keys}
         except KeyError as exc:
             raise UnsupportedRead("ragged entity rows") from exc
-        if any(len(row) != len(keys) for row in entity_rows):
+        if len(entity_rows) > 1 and any(len(row) != len(keys) for row in entity_rows):
             raise UnsupportedRead("ragged entity rows")
+        if keys:
+            return columns  # equal, non-zero lengths
     elif isinstance(entity_rows, Mapping):
         columns = {}
         for k, v in entity_rows.items():
-            if not isinstance(v, Sequence) or isinstance(v, str | bytes):
+            if type(v) is not list and (
+                not isinstance(v, Sequence) or isinstance(v, str | bytes)
+            ):
                 raise UnsupportedRead(f"entity column {k!r} is not a list")
             columns[k] = list(v)
     else:
@@ -436,7 +464,7 @@ def plan_read(
 @dataclass(frozen=True)
 class _Planned:
     registry: weakref.ref[Any]
-    stamp: Any
+    current: Callable[[Any], bool]  # feast_compat.snapshot_check of the snapshot
     plan: ReadPlan | None
     reason: str  # why not covered (plan None)
 
@@ -463,11 +491,6 @@ def cached_plan(
     Raises ``UnsupportedRead`` when the fast path does not cover the request
     (remembered for the snapshot), and Feast's errors for unknown names.
     """
-    from feature_platform.feast_compat import (
-        registry_snapshot_stamp,
-        version_registry_snapshots,
-    )
-
     if isinstance(features, str):
         wanted: Any = ("__fs__", features)
     else:
@@ -475,18 +498,12 @@ def cached_plan(
         wanted = ("__fs__", name) if name is not None else tuple(features)
     key = (id(registry), project, wanted, full_feature_names)
     hit = _PLANS.get(key)
-    stamp = registry_snapshot_stamp(registry)
-    if (
-        hit is not None
-        and stamp is not None
-        and hit.stamp == stamp
-        and hit.registry() is registry
-        and registry is not None
-        and registry.is_cache_valid()
-    ):
+    if hit is not None and hit.registry() is registry and hit.current(registry):
         if hit.plan is None:
             raise UnsupportedRead(hit.reason)
         return hit.plan
+    from feature_platform.feast_compat import snapshot_check, version_registry_snapshots
+
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()
     version_registry_snapshots(registry)
@@ -508,7 +525,7 @@ def cached_plan(
     finally:  # planned, or found not coverable, for this snapshot
         if plan is not None or reason:
             _PLANS[key] = _Planned(
-                weakref.ref(registry), registry_snapshot_stamp(registry), plan, reason
+                weakref.ref(registry), snapshot_check(registry), plan, reason
             )
     assert plan is not None
     return plan
@@ -534,6 +551,7 @@ class FastOnlineReader:
         clock: Callable[[], float] = time.time,
     ) -> None:
         from feature_platform.feast_compat import provider, redis_client
+        from feature_platform.online_store.response import PlatformOnlineResponse
 
         if (feature_service is None) == (features is None):
             raise ValueError("pass exactly one of feature_service and features")
@@ -545,6 +563,7 @@ class FastOnlineReader:
         )
         self._enforce_ttl = enforce_ttl
         self._clock = clock
+        self._response = PlatformOnlineResponse  # (response imports Feast)
         plan = self._plan()  # unsupported or unknown: raises here
         self.join_keys = plan.join_keys
         self.feature_names = plan.feature_names
@@ -554,22 +573,6 @@ class FastOnlineReader:
     def _plan(self) -> ReadPlan:
         store = self._store
         return cached_plan(store.config, store.registry, store.project, self._request)
-
-    @property
-    def views(self) -> list[tuple[str, tuple[str, ...], float | None]]:
-        """``(output view name, output columns, ttl seconds or None)`` per view."""
-        return [(p.name, p.outputs, p.ttl_s) for p in self._plan().views]
-
-    def read_views(
-        self, columns: Mapping[str, Sequence[Any]], *, now_s: float | None = None
-    ) -> list[ViewRead]:
-        """Decoded ``ViewRead`` per view for entity columns (freshness applied)."""
-        return self._plan().read(
-            self._client,
-            columns,
-            now_s=self._clock() if now_s is None else now_s,
-            enforce_ttl=self._enforce_ttl,
-        )
 
     def read(
         self,
@@ -581,25 +584,31 @@ class FastOnlineReader:
         """Feature values for ``entity_rows`` (``to_dict()`` of the plugin's
         response). With ``include_status`` a ``"__status__"`` entry maps each
         feature column to its per-row status names (``ViewRead.statuses``)."""
-        from feature_platform.online_store.response import PlatformOnlineResponse
-
         if not entity_rows:
             raise ValueError("entity_rows is empty")
         plan = self._plan()
-        for key in plan.join_keys:
-            if any(key not in row for row in entity_rows):
-                raise ValueError(f"entity row lacks join key {key!r}")
+        rows = entity_rows if isinstance(entity_rows, list) else list(entity_rows)
         try:
-            columns = plan.entity_columns(list(entity_rows))
+            columns = plan.entity_columns(rows)
         except UnsupportedRead as exc:
+            _check_join_keys(plan, rows)
             raise ValueError(f"entity rows the fast reader cannot read: {exc}") from exc
+        for key in plan.join_keys:
+            if key not in columns:  # no row has it
+                _check_join_keys(plan, rows)
         now_s = ensure_utc(now, "now").timestamp() if now is not None else self._clock()
         reads = plan.read(
             self._client, columns, now_s=now_s, enforce_ttl=self._enforce_ttl
         )
-        result = PlatformOnlineResponse(plan, columns, reads).to_dict()
+        result = self._response(plan, columns, reads).to_dict()
         if include_status:
             result["__status__"] = {  # type: ignore[assignment]
                 name: view.statuses for view in reads for name in view.plan.outputs
             }
         return result
+
+
+def _check_join_keys(plan: ReadPlan, rows: Sequence[Mapping[str, Any]]) -> None:
+    for key in plan.join_keys:
+        if any(key not in row for row in rows):
+            raise ValueError(f"entity row lacks join key {key!r}")

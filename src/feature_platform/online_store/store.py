@@ -47,6 +47,7 @@ from feature_platform.feast_compat import (
     FailFastRedisClient,
     redis_client,
 )
+from feature_platform.freshness import now_seconds
 from feature_platform.online_store.reader import (
     UnsupportedRead,
     cached_plan,
@@ -222,7 +223,7 @@ class _FreshReads(AfterViewReads):
         """``online_read`` rows with values past the view's ttl nulled."""
         from feast.protos.feast.types.Value_pb2 import Value
 
-        from feature_platform.freshness import is_stale_epoch, now_seconds, ttl_seconds
+        from feature_platform.freshness import is_stale_epoch, ttl_seconds
 
         ttl_s = ttl_seconds(table.ttl)
         if ttl_s is None or not _enforcing(config):
@@ -347,8 +348,6 @@ class PlatformRedisOnlineStore(_FreshReads, FailFastRedisClient, RedisOnlineStor
         judged at ``now_s`` (default ``freshness.now_seconds()``), enforced
         unless ``enforce_ttl`` (default the config's) is off.
         """
-        from feature_platform.freshness import now_seconds
-
         plan = cached_plan(
             config, registry, project, features, full_feature_names=full_feature_names
         )

@@ -54,11 +54,16 @@ class FastReads:
         enforce_ttl: bool = True,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        from feast.errors import FeastError
+
         from feature_platform.feast_compat import provider
         from feature_platform.online_store.reader import (
             UnsupportedRead,
             check_store_config,
         )
+
+        # What ``respond`` catches (imported here: the module loads at --help).
+        self._unsupported, self._feast_error = UnsupportedRead, FeastError
 
         auth = getattr(store.config.auth_config, "type", "no_auth")
         self._online = provider(store).online_store
@@ -84,16 +89,11 @@ class FastReads:
         self, payload: dict[str, Any], catalog: RegistrySnapshot
     ) -> bytes | None:
         """The response body for a validated read, or ``None`` for Feast's path."""
-        from feast.errors import FeastError
-
-        from feature_platform.online_store.reader import UnsupportedRead
-
         if not self.enabled:
             return None
         service = payload.get("feature_service")
         features = payload.get("features") or []
         request: Any = service if service is not None else features
-        shape = ("service", service) if service is not None else tuple(features)
         try:
             self._check_covered(payload, service, features, catalog)
             store = self._store
@@ -107,16 +107,16 @@ class FastReads:
                 now_s=None if self._clock is None else self._clock(),
                 enforce_ttl=self._enforce_ttl,
             )
-        except UnsupportedRead as exc:
-            self._fallback(UNSUPPORTED, shape, exc)
+        except self._unsupported as exc:
+            self._fallback(UNSUPPORTED, payload, exc)
             return None
-        except FeastError as exc:
-            self._fallback(FEAST_ERROR, shape, exc)
+        except self._feast_error as exc:
+            self._fallback(FEAST_ERROR, payload, exc)
             return None
         except Exception as exc:
             if is_unavailable(exc):
                 raise  # the online store is down: a 503, on any path
-            self._fallback(ERROR, shape, exc)
+            self._fallback(ERROR, payload, exc)
             return None
         body = response.to_json_bytes()
         if self.observe is not None:
@@ -133,26 +133,31 @@ class FastReads:
         features: list[str],
         catalog: RegistrySnapshot,
     ) -> None:
-        from feature_platform.online_store.reader import UnsupportedRead
-
+        unsupported = self._unsupported
         if payload.get("full_feature_names"):
-            raise UnsupportedRead("full feature names")
+            raise unsupported("full feature names")
         if payload.get("include_feature_view_version_metadata"):
-            raise UnsupportedRead("feature view version metadata")
+            raise unsupported("feature view version metadata")
         if service is not None:
-            views = [v for v, _f, _m in catalog.services.get(service, [])]
+            views = [v for v, _f, _m in catalog.services.get(service, ())]
         else:
             if len(set(features)) != len(features):
-                raise UnsupportedRead("duplicate feature references")
+                raise unsupported("duplicate feature references")
             views = [view_of(ref) for ref in features]
         for name in views:
             view = catalog.views.get(name)
             if view is not None and not view.servable:
                 # Disabled, or materializing without
                 # serve_features_while_materializing: Feast answers its error.
-                raise UnsupportedRead(f"view {name!r} is not servable now")
+                raise unsupported(f"view {name!r} is not servable now")
 
-    def _fallback(self, reason: str, shape: Any, exc: BaseException) -> None:
+    def _fallback(self, reason: str, payload: dict[str, Any], exc: Exception) -> None:
+        service = payload.get("feature_service")
+        shape: Any = (
+            ("service", service)
+            if service is not None
+            else tuple(payload.get("features") or [])
+        )
         if self.on_fallback is not None:
             self.on_fallback(reason)
         with self._lock:
