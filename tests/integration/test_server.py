@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import PROJECT, TEST_END, make_repo
+from tests.error_bodies import error_body
 from tests.integration.faults import stop_process
 from tests.integration.served import wait_healthy
 from tests.reference import latest_offline_values
@@ -454,11 +455,40 @@ def _send(server: Server, path: str, body: Any) -> httpx.Response:
 def test_bad_request_gets_a_clear_4xx(
     server: Server, path: str, body: Any, status: int, code: str, text: str
 ) -> None:
+    from feature_platform.serving.errors import FEAST_ERROR_CLASSES
+
     response = _send(server, path, body)
     assert response.status_code == status, response.text
-    error = response.json()
+    error = error_body(response)  # Feast's error detail: Feast's clients raise it
     assert error["error"] == code
     assert text in error["detail"], error["detail"]
+    assert error["class"] == FEAST_ERROR_CLASSES.get(code, "FeastError")
+
+
+def test_feasts_remote_client_reads_the_servers_4xx(server: Server) -> None:
+    """Feast's own remote online store client (``online_store: type: remote``)
+    raises the Feast error the server's body names, with its message (not a
+    bare RuntimeError with a log line about an invalid error detail)."""
+    from feast import FeatureStore
+    from feast.errors import FeastError
+    from feast.repo_config import RepoConfig
+
+    remote = FeatureStore(
+        config=RepoConfig(
+            project=server.store.project,
+            provider="local",
+            registry=server.store.config.registry,
+            online_store={"type": "remote", "path": server.url},
+            entity_key_serialization_version=3,
+            auth={"type": "no_auth"},
+        )
+    )
+    refs = ["driver_stats:avg_rating"]
+    rows = [{"driver_id": d} for d in range(5000, 5000 + MAX_ROWS + 1)]
+    with pytest.raises(FeastError, match=f"the limit is {MAX_ROWS} per request"):
+        remote.get_online_features(features=refs, entity_rows=rows)
+    got = remote.get_online_features(features=refs, entity_rows=rows[:2]).to_dict()
+    assert got["driver_id"] == [5000, 5001]
 
 
 def test_bad_push_writes_nothing(server: Server) -> None:
@@ -543,8 +573,9 @@ def test_unreachable_online_store_is_a_503(
             },
         )
     assert response.status_code == 503, response.text
-    assert response.json()["error"] == "unavailable"
-    assert "online store unavailable" in response.json()["detail"]
+    error = error_body(response)
+    assert error["error"] == "unavailable"
+    assert "online store unavailable" in error["detail"]
 
 
 def _read_http_response(sock: socket.socket) -> str:

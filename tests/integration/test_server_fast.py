@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import TEST_END
+from tests.error_bodies import error_body
 
 pytestmark = pytest.mark.integration
 
@@ -194,7 +195,7 @@ def test_bad_requests_are_still_rejected_before_the_fast_path(apps) -> None:
     for body, status in cases:
         response = fast.post("/get-online-features", json=body)
         assert response.status_code == status, (body, response.text)
-        assert "error" in response.json()
+        assert error_body(response)["error"], response.text
 
 
 def _fallbacks(client: Any) -> dict[str, float]:

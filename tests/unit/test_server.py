@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from feature_platform.server import add_serve_arguments, serve
-from feature_platform.serving.errors import RequestError
+from feature_platform.serving.errors import FEAST_ERROR_CLASSES, RequestError
 from feature_platform.serving.requests import check_push, check_read
 from feature_platform.serving.snapshot import RegistrySnapshot
 from tests.conftest import make_repo
+from tests.error_bodies import error_body
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +172,32 @@ def test_chunked_body_over_the_limit_is_413(client: Any) -> None:
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413
-    assert response.json()["error"] == "body_too_large"
+    assert error_body(response)["error"] == "body_too_large"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "feast_class"),
+    [
+        (400, "invalid_value", "FeastError"),
+        (413, "batch_too_large", "FeastError"),
+        (401, "unauthenticated", "FeastPermissionError"),
+        (403, "forbidden", "FeastPermissionError"),
+        *[(404, code, name) for code, name in FEAST_ERROR_CLASSES.items()],
+    ],
+)
+def test_error_bodies_are_feasts_error_detail(
+    status: int, code: str, feast_class: str
+) -> None:
+    """Feast's REST clients (``FeastError.from_error_detail``) raise the Feast
+    error each body names, with the platform's message."""
+    from feast import errors
+
+    body = RequestError(status, code, "what was wrong").body()
+    raised = errors.FeastError.from_error_detail(body)
+    assert type(raised) is getattr(errors, feast_class)
+    assert isinstance(raised, errors.FeastError)
+    assert str(raised) == "what was wrong"
+    assert json.loads(body)["error"] == code
 
 
 def test_other_requests_pass_through_to_feasts_routes(client: Any) -> None:
@@ -327,7 +353,7 @@ def test_fuzzed_bodies_never_get_a_5xx(client: Any) -> None:
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         assert response.status_code < 500, (path, response.text)
         if response.status_code >= 400:
-            assert "error" in response.json()
+            assert error_body(response)["error"], response.text
     assert sum(n for s, n in statuses.items() if 400 <= s < 500) > 100, statuses
 
 

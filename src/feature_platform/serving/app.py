@@ -12,12 +12,14 @@ metrics, permissions) and adds:
 * ``RequestGuard``: an ASGI middleware that reads the body of
   ``POST /get-online-features`` and ``POST /push`` (size-capped), parses it and
   checks it against a cached snapshot of the registry (``RegistrySnapshot``)
-  before Feast sees it. Each problem is a 4xx with
-  ``{"error": <code>, "detail": <message>}``; correct requests are replayed to
-  Feast unchanged (so a ``curl -d`` without a JSON content type works too).
-* exception handlers that turn Feast errors into their own 4xx status with a
-  plain message, an unreachable online store into a 503, and keep 500 for real
-  server faults.
+  before Feast sees it. Each problem is a 4xx with Feast's error detail
+  (``serving.errors.error_detail``: Feast's remote client re-raises it as a
+  Feast error), carrying the platform's ``error`` code and ``detail``; correct
+  requests are replayed to Feast unchanged (so a ``curl -d`` without a JSON
+  content type works too).
+* exception handlers that turn Feast errors into their own 4xx status with
+  Feast's own body, an unreachable online store into a 503, and keep 500 for
+  real server faults (the same body form).
 
 * ``FastReads``: on a Redis online store, a validated ``/get-online-features``
   (feature service or feature list) is answered by
@@ -62,6 +64,7 @@ from feature_platform.serving.errors import (
     DEFAULT_MAX_ENTITY_ROWS,
     DEFAULT_REGISTRY_TTL_SEC,
     RequestError,
+    error_detail,
 )
 from feature_platform.serving.fast_reads import FastReads
 from feature_platform.serving.guard import RequestGuard
@@ -149,7 +152,7 @@ def build_app(
         ]
         return JSONResponse(
             status_code=422,
-            content={"error": "invalid_request", "detail": "; ".join(problems)},
+            content=error_detail(422, "invalid_request", "; ".join(problems)),
         )
 
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -159,18 +162,14 @@ def build_app(
             log.error("online store unavailable on %s: %s", request.url.path, exc)
             return JSONResponse(
                 status_code=503,
-                content={
-                    "error": "unavailable",
-                    "detail": f"online store unavailable: {exc}",
-                },
+                content=error_detail(
+                    503, "unavailable", f"online store unavailable: {exc}"
+                ),
             )
         log.exception("internal error on %s", request.url.path, exc_info=exc)
         return JSONResponse(
             status_code=500,
-            content={
-                "error": "internal_error",
-                "detail": f"{type(exc).__name__}: {exc}",
-            },
+            content=error_detail(500, "internal_error", f"{type(exc).__name__}: {exc}"),
         )
 
     app.add_exception_handler(FeastError, feast_error)

@@ -18,9 +18,20 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+# The Feast error class (``feast.errors``) a Feast client re-raises for each
+# code; ``FeastPermissionError`` for a 401/403, ``FeastError`` for the rest.
+FEAST_ERROR_CLASSES = {
+    "unknown_feature_service": "FeatureServiceNotFoundException",
+    "unknown_feature_view": "FeatureViewNotFoundException",
+    "unknown_feature": "FeastObjectNotFoundException",
+    "unknown_push_source": "PushSourceNotFoundException",
+    "not_found": "FeastObjectNotFoundException",
+}
+
+
 class RequestError(Exception):
-    """A client error with ``status``: ``{"error": code, "detail": message}``,
-    or, for 401 and 403, Feast's error detail (``feast_error_detail``)."""
+    """A client error with ``status``, code and message; its body is Feast's
+    error detail (``error_detail``)."""
 
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
@@ -28,27 +39,35 @@ class RequestError(Exception):
         self.code = code
         self.detail = detail
 
-    def body(self) -> dict[str, str] | str:
-        """The JSON body: Feast's error detail for 401/403 (so Feast's remote
-        client raises ``FeastPermissionError``), else code and message."""
-        if self.status in (401, 403):
-            return feast_error_detail(self)
-        return {"error": self.code, "detail": self.detail}
+    def body(self) -> str:
+        """The JSON body: Feast's error detail (``error_detail``)."""
+        return error_detail(self.status, self.code, self.detail)
 
 
-def feast_error_detail(error: RequestError) -> str:
-    """A 401/403 as Feast's feature server reports a ``FeastPermissionError``:
-    the body is a JSON string holding ``{"module", "class", "message"}``
-    (``FeastError.to_error_detail``), which Feast's REST clients turn back into
-    the typed error (``FeastError.from_error_detail``); the platform's code and
+def error_detail(status: int, code: str, detail: str) -> str:
+    """An error as Feast's feature server reports one (``FeastError.to_error_detail``):
+    the body is a JSON string holding ``{"module", "class", "message"}``, which
+    Feast's REST clients (the remote online store, ``type: remote``) turn back
+    into the typed error (``FeastError.from_error_detail``):
+    ``FeastPermissionError`` for a 401/403, a not-found error for an unknown
+    name (``FEAST_ERROR_CLASSES``), else ``FeastError``. The platform's code and
     message ride along as ``error`` and ``detail``."""
     import json
 
-    from feast.errors import FeastPermissionError
-
-    detail = json.loads(FeastPermissionError(error.detail).to_error_detail())
-    detail.update(error=error.code, detail=error.detail)
-    return json.dumps(detail)
+    name = (
+        "FeastPermissionError"
+        if status in (401, 403)
+        else FEAST_ERROR_CLASSES.get(code, "FeastError")
+    )
+    return json.dumps(
+        {
+            "module": "feast.errors",
+            "class": name,
+            "message": detail,
+            "error": code,
+            "detail": detail,
+        }
+    )
 
 
 def _bad(detail: str, code: str = "invalid_request") -> RequestError:

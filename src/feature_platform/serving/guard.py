@@ -236,7 +236,7 @@ class RequestGuard:
 async def _respond(
     error: RequestError, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    """``{"error": code, "detail": message}`` with the error's status (and the
+    """The error's body (Feast's error detail) with its status (and the
     ``WWW-Authenticate`` challenge of a 401)."""
     from starlette.responses import JSONResponse
 
