@@ -62,6 +62,7 @@ from feature_platform.online_store.on_demand import (
     OnDemandPlan,
     plan_on_demand,
 )
+from feature_platform.online_store.redis_pipe import round_trip
 from feature_platform.utc import ensure_utc
 
 if TYPE_CHECKING:
@@ -400,21 +401,6 @@ def _as_columns(entity_rows: Any) -> dict[str, list[Any]]:
     if len(lengths) != 1 or 0 in lengths:
         raise UnsupportedRead("entity columns of different or zero lengths")
     return columns
-
-
-def round_trip(client: Any, commands: list[bytes]) -> list[Any]:
-    """Send pre-packed commands on one pooled connection; read every reply."""
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_packed_command([b"".join(commands)], check_health=False)
-        replies = [conn.read_response() for _ in range(len(commands))]
-    except BaseException:
-        conn.disconnect()
-        raise
-    finally:
-        pool.release(conn)
-    return replies
 
 
 def plan_read(

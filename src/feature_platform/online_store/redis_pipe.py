@@ -1,4 +1,6 @@
-"""A raw, overlapped RESP pipelining connection to Redis (the bulk writer's).
+"""Pipelined Redis I/O of pre-packed commands: ``round_trip`` (one write and
+its replies on a pooled connection: the reads', the writer's small batches) and
+a raw, overlapped RESP pipelining connection (``RawPipe``, the bulk writer's).
 
 redis-py's pipeline parses every reply into Python objects and sends and reads
 in turn; a materialization sends millions of pre-packed commands (framed by
@@ -20,12 +22,27 @@ import numpy as np
 
 from feature_platform.online_store.codec import decode_timestamp_nanos
 
-__all__ = ["ABSENT", "BULK_REPLY_TIMEOUT_S", "RawPipe"]
+__all__ = ["ABSENT", "BULK_REPLY_TIMEOUT_S", "RawPipe", "round_trip"]
 
 BULK_REPLY_TIMEOUT_S = 60.0
 ABSENT = np.iinfo(np.int64).min  # no stored event time: any row is newer
 # RESP2 null bulk strings (HGET of an absent key or field), 5 bytes each.
 _NILS = re.compile(rb"(?:\$-1\r\n)+")
+
+
+def round_trip(client: Any, commands: list[bytes]) -> list[Any]:
+    """Send pre-packed commands on one pooled connection; read every reply."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command([b"".join(commands)], check_health=False)
+        replies = [conn.read_response() for _ in range(len(commands))]
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+    return replies
 
 
 class RawPipe:

@@ -515,7 +515,7 @@ def write_proto_rows(
     from google.protobuf.timestamp_pb2 import Timestamp
 
     from feature_platform.feast_compat import feature_field
-    from feature_platform.online_store.reader import round_trip
+    from feature_platform.online_store.redis_pipe import round_trip
 
     online: Any = config.online_store
     project = config.project.encode("utf8")
