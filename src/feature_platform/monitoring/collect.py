@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict, final
 
 from feature_platform.freshness import is_stale
 from feature_platform.monitoring.window import as_utc
@@ -64,6 +64,7 @@ class Latency(TypedDict):
     max: NotRequired[float]
 
 
+@final  # closed: ``"values" in entry`` tells it from traffic.ServedView
 class ViewHealth(TypedDict):
     """One view's probe reads (``online_health``)."""
 
@@ -85,15 +86,13 @@ def freshness(
     *,
     now: datetime,
     max_age: Mapping[str, timedelta | None] | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, ViewFreshness]:
     """Per view: last materialized end, its age, ttl, and the stale flag (older
-    than the view's ``max_age`` from ``operations.MONITORING``, else ttl/3).
-    Each entry is a ``ViewFreshness``; the return type says so once
-    ``MonitorReport.freshness`` (monitor.py) does."""
+    than the view's ``max_age`` from ``operations.MONITORING``, else ttl/3)."""
     from feature_platform.feast_compat import provider
 
     offline = provider(store).offline_store
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, ViewFreshness] = {}
     for view in views:
         ttl = view.ttl or timedelta(0)
         threshold = (max_age or {}).get(view.name) or (
@@ -115,7 +114,7 @@ def freshness(
         except Exception as exc:  # noqa: BLE001 - NotImplementedError, assertions
             log.debug("no source max timestamp for %s: %s", view.name, exc)
             newest = None
-        entry: ViewFreshness = {
+        out[view.name] = {
             "last_materialized_end": end.isoformat() if end else None,
             "age_seconds": round(age, 1) if age is not None else None,
             "ttl_seconds": ttl.total_seconds(),
@@ -126,7 +125,6 @@ def freshness(
                 round((now - newest).total_seconds(), 1) if newest else None
             ),
         }
-        out[view.name] = dict(entry)
     return out
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from feature_platform.monitoring.window import Window, as_utc
 from feature_platform.offline import batch_source, window_rows_job
@@ -38,9 +38,15 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore, FeatureView, OnDemandFeatureView
 
+    from feature_platform.monitoring.traffic import ServedView
+
 __all__ = [
     "MAX_ROWS_PER_WINDOW",
     "PSI_THRESHOLD",
+    "FeatureDrift",
+    "Psi",
+    "Rows",
+    "TwoSample",
     "drift",
     "on_demand_drift",
     "psi_bins",
@@ -58,6 +64,45 @@ OTHER_BIN = "(other)"
 MAX_CATEGORIES = 20
 
 
+class Psi(TypedDict):
+    """A PSI and the bins it was computed on (``psi_numeric``,
+    ``psi_categorical``, ``psi_bins``); ``psi`` None when a window is empty."""
+
+    psi: float | None
+    bins: list[str]
+    edges: NotRequired[list[float]]  # numeric: the reference deciles
+    reference: list[float]  # share of rows per bin
+    current: list[float]
+
+
+class TwoSample(TypedDict):
+    """scipy's two-sample test of one feature (``two_sample_test``)."""
+
+    test: str  # ks_2samp or chi2_contingency
+    statistic: float
+    pvalue: float
+
+
+class Rows(TypedDict):
+    reference: int
+    current: int
+
+
+class FeatureDrift(Psi):
+    """One feature's drift (``drift``, ``on_demand_drift``; the monitor adds
+    ``threshold`` and resets ``drifted`` from ``operations.MONITORING``)."""
+
+    kind: str  # numeric or categorical
+    two_sample: NotRequired[TwoSample | None]  # stored views only
+    drifted: bool
+    threshold: NotRequired[float | None]
+    rows: Rows
+    reference_stats: dict[str, Any]  # ``_stats``: Feast's metrics
+    current_stats: dict[str, Any]
+    current_source: NotRequired[str]  # on-demand: served traffic
+    note: NotRequired[str]  # why PSI is None
+
+
 def _psi(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
     import numpy as np
 
@@ -71,7 +116,7 @@ def psi_numeric(
     current: Sequence[float] | np.ndarray,
     *,
     bins: int = PSI_BINS,
-) -> dict[str, Any]:
+) -> Psi:
     """PSI of a numeric feature on the reference window's quantile bins.
 
     Bin edges are the reference deciles (deduplicated for discrete values),
@@ -117,7 +162,7 @@ def psi_categorical(
     current: Sequence[Any],
     *,
     max_categories: int = MAX_CATEGORIES,
-) -> dict[str, Any]:
+) -> Psi:
     """PSI of a categorical feature: one bin per reference category (top N), plus
     ``(other)`` for unseen/rare values and ``(null)``."""
     import numpy as np
@@ -151,7 +196,7 @@ def psi_bins(
     current: Mapping[str, float],
     *,
     order: Sequence[str],
-) -> dict[str, Any]:
+) -> Psi:
     """PSI of two distributions already counted per bin label (``order``: every
     label, in order; bins empty in both windows left out)."""
     import numpy as np
@@ -172,7 +217,7 @@ def psi_bins(
 
 def two_sample_test(
     reference: pd.Series, current: pd.Series, kind: str
-) -> dict[str, Any] | None:
+) -> TwoSample | None:
     """scipy's two-sample test of the non-null values, reported next to PSI.
 
     numeric: Kolmogorov-Smirnov (``ks_2samp``: the largest gap between the two
@@ -253,7 +298,11 @@ def _window_rows(
 
 
 def _stats(df: pd.DataFrame, name: str, kind: str) -> dict[str, Any]:
-    """Feast's own per-window metrics (the ``feast monitor`` calculator)."""
+    """Feast's own per-window metrics (the ``feast monitor`` calculator).
+
+    Kept a plain dict: its keys are Feast's (``MetricsCalculator``'s numeric
+    or categorical metrics, which differ by kind and by Feast version); the
+    report reads only ``mean`` and ``null_rate``, with ``.get``."""
     import pyarrow as pa
     from feast.monitoring.metrics_calculator import MetricsCalculator
 
@@ -278,12 +327,13 @@ def drift(
     max_rows: int = MAX_ROWS_PER_WINDOW,
     seed: int = 0,
     newest: dict[str, datetime | None] | None = None,
-) -> dict[str, Any]:
-    """PSI per feature between the reference and the current window (source rows).
+) -> dict[str, dict[str, FeatureDrift]]:
+    """PSI per feature between the reference and the current window (source
+    rows): view -> feature -> drift.
 
     ``newest`` (if given) receives each view's newest event in the current window.
     """
-    out: dict[str, Any] = {}
+    out: dict[str, dict[str, FeatureDrift]] = {}
     newest = newest if newest is not None else {}
     for view in views:
         feats = _profiled_features(view)
@@ -295,8 +345,9 @@ def drift(
         ts = batch_source(view).timestamp_field
         if len(cur) and ts in cur.columns:
             newest[view.name] = as_utc(cur[ts].max().to_pydatetime())
-        per: dict[str, Any] = {}
+        per: dict[str, FeatureDrift] = {}
         for name, kind in feats:
+            result: Psi
             if kind == "numeric":
                 result = psi_numeric(
                     ref[name].astype("float64"), cur[name].astype("float64")
@@ -362,19 +413,20 @@ def reference_outputs(
 
 def on_demand_drift(
     reference: pd.DataFrame,
-    served: Mapping[str, Any],
+    served: ServedView | None,
     features: Sequence[str],
     *,
     note: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, FeatureDrift]:
     """PSI per output between ``reference`` (``reference_outputs``) and the
     served traffic's entry of the view (``traffic.served_traffic``: ``bins``
-    and ``nulls`` per output), on ``serving.metrics.OUTPUT_BINS`` plus a null
-    bin. No reference or no served value: PSI ``None`` (``note`` says why)."""
+    and ``nulls`` per output; None: nothing served), on
+    ``serving.metrics.OUTPUT_BINS`` plus a null bin. No reference or no served
+    value: PSI ``None`` (``note`` says why)."""
     from feature_platform.serving.metrics import OUTPUT_BIN_LABELS, output_bin_counts
 
     order = [*OUTPUT_BIN_LABELS, NULL_BIN]
-    out: dict[str, Any] = {}
+    out: dict[str, FeatureDrift] = {}
     for name in features:
         values = [
             None if v is None or v != v else v
@@ -382,10 +434,12 @@ def on_demand_drift(
         ]
         ref_counts: dict[str, float] = dict(output_bin_counts(values))
         ref_counts[NULL_BIN] = values.count(None)
-        cur_counts: dict[str, float] = dict(served.get("bins", {}).get(name, {}))
-        cur_counts[NULL_BIN] = served.get("nulls", {}).get(name, 0)
+        cur_counts: dict[str, float] = dict(
+            served.get("bins", {}).get(name, {}) if served else {}
+        )
+        cur_counts[NULL_BIN] = served["nulls"].get(name, 0) if served else 0
         result = psi_bins(ref_counts, cur_counts, order=order)
-        current = int(served.get("values", {}).get(name, 0))
+        current = served["values"].get(name, 0) if served else 0
         out[name] = {
             "kind": "numeric",
             **result,

@@ -4,34 +4,51 @@ with the alerts of ``operations.MONITORING``'s thresholds."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
-from feature_platform.monitoring.collect import freshness, online_health
+from feature_platform.monitoring.collect import (
+    Latency,
+    ViewFreshness,
+    ViewHealth,
+    freshness,
+    online_health,
+)
 from feature_platform.monitoring.drift import (
     MAX_ROWS_PER_WINDOW,
     PSI_THRESHOLD,
+    FeatureDrift,
     drift,
     on_demand_drift,
     reference_outputs,
 )
 from feature_platform.monitoring.thresholds import Policy, load_policy
 from feature_platform.monitoring.traffic import (
+    ServedLatency,
+    ServedTraffic,
+    ServedView,
     ServerCounters,
     parse_metrics,
     scrape,
     served_traffic,
 )
-from feature_platform.monitoring.window import Window, default_windows
+from feature_platform.monitoring.window import Window, WindowDict, default_windows
 from feature_platform.utc import ensure_utc, utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView, OnDemandFeatureView
 
-__all__ = ["MonitorReport", "alerts", "run_monitor"]
+__all__ = ["MonitorReport", "OnlineSource", "alerts", "run_monitor"]
 
 log = logging.getLogger(__name__)
+
+
+class OnlineSource(TypedDict):
+    """Where the report's null rates and latency come from."""
+
+    kind: Literal["server", "probes"]
+    note: str
 
 
 class MonitorReport(TypedDict):
@@ -40,13 +57,14 @@ class MonitorReport(TypedDict):
     generated_at: str  # ISO-8601 UTC
     project: str
     psi_threshold: float
-    windows: dict[str, dict[str, str]]  # reference/current -> start, end, source
-    freshness: dict[str, dict[str, Any]]  # view -> age, threshold, stale, lag
-    drift: dict[str, dict[str, dict[str, Any]]]  # view -> feature -> psi, ...
-    online_source: dict[str, str]  # kind (server or probes), note
-    online: dict[str, dict[str, Any]]  # view -> null_rate, ...
-    latency_ms: dict[str, Any]
-    served: NotRequired[dict[str, Any]]  # the server's counters (kind server)
+    windows: dict[str, WindowDict]  # reference, current
+    freshness: dict[str, ViewFreshness]
+    drift: dict[str, dict[str, FeatureDrift]]  # view -> feature -> drift
+    online_source: OnlineSource
+    # view -> null rate, ...: served traffic (kind server), else probe reads
+    online: dict[str, ServedView] | dict[str, ViewHealth]
+    latency_ms: ServedLatency | Latency
+    served: NotRequired[ServedTraffic]  # kind server: with the server's counters
     alerts: list[str]
     ok: bool
 
@@ -128,7 +146,10 @@ def run_monitor(
             assert ts is not None
             entry["source_newest_event"] = ts.isoformat()
             entry["source_lag_seconds"] = round((now - ts).total_seconds(), 1)
-    served: dict[str, Any] | None = None
+    served: ServedTraffic | None = None
+    online: dict[str, ServedView] | dict[str, ViewHealth]
+    latency: ServedLatency | Latency
+    online_source: OnlineSource
     if server_url:
         # On-demand views too: their outputs' nulls and values are counted as
         # served.
@@ -137,7 +158,7 @@ def run_monitor(
             drifts[odfv.name] = _on_demand_drift(
                 store,
                 odfv,
-                served["views"].get(odfv.name, {}),
+                served["views"].get(odfv.name),
                 reference,
                 policy,
                 max_rows=max_rows,
@@ -196,13 +217,13 @@ def _profiled(view: FeatureView | OnDemandFeatureView) -> list[str]:
 def _on_demand_drift(
     store: FeatureStore,
     view: OnDemandFeatureView,
-    served: dict[str, Any],
+    served: ServedView | None,
     reference: Window,
     policy: Policy,
     *,
     max_rows: int,
     seed: int,
-) -> dict[str, Any]:
+) -> dict[str, FeatureDrift]:
     """Drift of an on-demand view's numeric outputs from served traffic; none
     without reference requests (``operations.MONITORING``)."""
     import pandas as pd
@@ -236,7 +257,7 @@ def _served_from_server(
     views: list[FeatureView | OnDemandFeatureView],
     url: str,
     previous: ServerCounters | None,
-) -> dict[str, Any]:
+) -> ServedTraffic:
     counters = parse_metrics(scrape(url))
     return served_traffic(
         counters,
@@ -250,20 +271,23 @@ def alerts(report: MonitorReport, policy: Policy) -> list[str]:
     """One line per crossed threshold (freshness, null rate, drift, latency)."""
     out = []
     for view, f in report["freshness"].items():
-        if f["last_materialized_end"] is None:
+        age, limit = f["age_seconds"], f["threshold_seconds"]
+        if f["last_materialized_end"] is None or age is None:
             out.append(f"freshness: {view} was never materialized")
-        elif f["stale"]:
+        elif f["stale"] and limit is not None:  # stale with an age: a limit
             out.append(
-                f"freshness: {view} last materialized {f['age_seconds'] / 3600:.1f} h "
-                f"ago, more than {f['threshold_seconds'] / 3600:.1f} h"
+                f"freshness: {view} last materialized {age / 3600:.1f} h "
+                f"ago, more than {limit / 3600:.1f} h"
             )
-    source = report.get("online_source", {}).get("kind", "probes")
+    source = report["online_source"]["kind"]
     for view, entry in report["online"].items():
-        for name, rate in (entry.get("null_rate") or {}).items():
+        rates: Mapping[str, float | None] = entry.get("null_rate") or {}
+        for name, rate in rates.items():
             # served values of this feature (server), else entities probed
-            seen = (entry.get("values") or {}).get(
-                name, entry.get("entities_sampled", 0)
-            )
+            if "values" in entry:
+                seen = entry["values"].get(name, 0)
+            else:
+                seen = entry.get("entities_sampled", 0)
             ceiling = policy.view(view).null_ceiling(name)
             if seen < policy.min_reads:
                 continue

@@ -26,10 +26,14 @@ from feature_platform.monitoring.report import write_report
 from feature_platform.monitoring.traffic import ServerCounters
 
 if TYPE_CHECKING:
-    from feature_platform.monitoring.monitor import MonitorReport
+    from feature_platform.monitoring.collect import Latency
+    from feature_platform.monitoring.monitor import MonitorReport, OnlineSource
+    from feature_platform.monitoring.traffic import ServedLatency
+    from feature_platform.monitoring.window import WindowDict
     from feature_platform.notify import Delivery, Message
 
 __all__ = [
+    "FreshnessBrief",
     "MonitorSummary",
     "alert_message",
     "monitor_and_publish",
@@ -42,6 +46,14 @@ log = logging.getLogger(__name__)
 MAX_LINES = 30  # a chat message stays readable; the report has everything
 
 
+class FreshnessBrief(TypedDict):
+    """A view's freshness in a summary (``collect.ViewFreshness`` has it all)."""
+
+    age_seconds: float | None
+    threshold_seconds: float | None
+    stale: bool
+
+
 class MonitorSummary(TypedDict):
     """A monitor run in brief: what ``feature-platform monitor`` prints, the DAG
     passes by XCom and the alert message is built from (the full report is in
@@ -52,12 +64,13 @@ class MonitorSummary(TypedDict):
     ok: bool
     alerts: list[str]
     notified: bool
-    online_source: dict[str, str]
-    windows: dict[str, dict[str, str]]
-    freshness: dict[str, dict[str, Any]]  # view -> age/threshold seconds, stale
+    online_source: OnlineSource
+    windows: dict[str, WindowDict]
+    freshness: dict[str, FreshnessBrief]
     psi: dict[str, float | None]  # "view:feature" -> PSI
-    online_null_rate: dict[str, dict[str, float]]  # view -> feature -> rate
-    latency_ms: dict[str, Any]
+    # view -> feature -> rate (None: the feature was not served)
+    online_null_rate: dict[str, dict[str, float | None]]
+    latency_ms: ServedLatency | Latency
     report: dict[str, str]  # json, html, history_json, history_html
 
 
@@ -72,7 +85,11 @@ def summarize(report: MonitorReport, paths: dict[str, str]) -> MonitorSummary:
         "online_source": report["online_source"],
         "windows": report["windows"],
         "freshness": {
-            v: {k: f[k] for k in ("age_seconds", "threshold_seconds", "stale")}
+            v: {
+                "age_seconds": f["age_seconds"],
+                "threshold_seconds": f["threshold_seconds"],
+                "stale": f["stale"],
+            }
             for v, f in report["freshness"].items()
         },
         "psi": {
@@ -81,7 +98,7 @@ def summarize(report: MonitorReport, paths: dict[str, str]) -> MonitorSummary:
             for n, d in feats.items()
         },
         "online_null_rate": {
-            v: e.get("null_rate", {}) for v, e in report["online"].items()
+            v: dict(e.get("null_rate", {}).items()) for v, e in report["online"].items()
         },
         "latency_ms": report["latency_ms"],
         "report": paths,

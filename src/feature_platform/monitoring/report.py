@@ -9,16 +9,22 @@ import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feature_platform.monitoring.drift import PSI_THRESHOLD
 from feature_platform.profiles import artifacts_dir
+
+if TYPE_CHECKING:
+    from feature_platform.monitoring.collect import ViewFreshness, ViewHealth
+    from feature_platform.monitoring.drift import FeatureDrift
+    from feature_platform.monitoring.monitor import MonitorReport
+    from feature_platform.monitoring.traffic import ServedView
 
 __all__ = ["render_html", "write_report"]
 
 
 def write_report(
-    report: Mapping[str, Any], out_dir: Path | str | None = None
+    report: MonitorReport, out_dir: Path | str | None = None
 ) -> dict[str, str]:
     """Write ``monitor.json`` and ``monitor.html``; returns their paths."""
     out = Path(out_dir) if out_dir else artifacts_dir() / "monitoring"
@@ -49,7 +55,7 @@ def _img(data: str, alt: str) -> Any:
     )
 
 
-def _plot_distribution(view: str, name: str, d: dict[str, Any]) -> str:
+def _plot_distribution(view: str, name: str, d: FeatureDrift) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,7 +81,7 @@ def _plot_distribution(view: str, name: str, d: dict[str, Any]) -> str:
     return _img(_png(fig), f"distribution {view}:{name}")
 
 
-def _plot_freshness(fresh: dict[str, Any]) -> str:
+def _plot_freshness(fresh: Mapping[str, ViewFreshness]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,7 +106,7 @@ def _plot_freshness(fresh: dict[str, Any]) -> str:
     return _img(_png(fig), "freshness bars")
 
 
-def _plot_latency(online: dict[str, Any]) -> str:
+def _plot_latency(online: Mapping[str, ServedView | ViewHealth]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,7 +114,7 @@ def _plot_latency(online: dict[str, Any]) -> str:
 
     fig, ax = plt.subplots(figsize=(6.5, 2.8))
     for name, entry in online.items():
-        samples = entry.get("latency_samples_ms") or []
+        samples = [] if "values" in entry else entry["latency_samples_ms"]
         if samples:
             ax.hist(samples, bins=30, alpha=0.6, label=name)
     ax.set_xlabel("online read latency (ms)")
@@ -149,7 +155,7 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:.1%}"
 
 
-def render_html(report: Mapping[str, Any]) -> str:
+def render_html(report: MonitorReport) -> str:
     """A self-contained HTML page (inline CSS, base64 PNG plots, no scripts).
 
     Rendered by Jinja2 with autoescape: every value from the report (names,
@@ -208,25 +214,27 @@ def render_html(report: Mapping[str, Any]) -> str:
     served = source["kind"] == "server"
     online_rows: list[list[Any]] = []
     for view, entry in report["online"].items():
-        lat = entry.get("latency_ms") or {"reads": "", "p50": None, "p95": None}
-        nulls = entry.get("null_rate", {})
-        expired = entry.get("expired_rate")
-        if isinstance(expired, dict):
+        nulls: Mapping[str, float | None] = entry.get("null_rate", {})
+        latency: list[Any]
+        if "values" in entry:  # served traffic: latency over all views only
+            count, latency = entry["rows"], ["", "–", "–", "–"]
+            expired_text = _pct(entry["expired_rate"])
+        else:  # probe reads
+            lat = entry["latency_ms"]
+            count = entry["entities_sampled"]
+            latency = [lat["reads"], _fmt(lat["p50"]), _fmt(lat["p95"])]
+            latency.append(_fmt(lat["p99"]))
+            expired = entry.get("expired_rate", {})
             expired_text = (
                 ", ".join(f"{k} {v:.1%}" for k, v in expired.items() if v) or "0"
             )
-        else:
-            expired_text = _pct(expired)
         online_rows.append(
             [
                 view,
-                entry["rows"] if served else entry["entities_sampled"],
+                count,
                 ", ".join(f"{k} {_pct(v)}" for k, v in nulls.items()) or "–",
                 expired_text,
-                lat["reads"],
-                _fmt(lat["p50"]),
-                _fmt(lat["p95"]),
-                _fmt(lat.get("p99")),
+                *latency,
             ]
         )
     overall = report["latency_ms"]

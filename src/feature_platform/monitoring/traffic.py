@@ -19,13 +19,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict, final
 
 from feature_platform.errors import BadInput
 from feature_platform.redact import redact_url
 
 __all__ = [
     "READ_ENDPOINT",
+    "CounterValues",
+    "ServedLatency",
+    "ServedTraffic",
+    "ServedView",
     "ServerCounters",
     "histogram_quantile",
     "parse_metrics",
@@ -35,6 +39,54 @@ __all__ = [
 
 READ_ENDPOINT = "/get-online-features"
 _P = "fp_serving_"
+
+
+class CounterValues(TypedDict):
+    """``ServerCounters`` as JSON (``as_dict``; ``from_dict`` reads it back)."""
+
+    requests: dict[str, dict[str, float]]
+    latency_buckets: dict[str, list[tuple[float, float]]]
+    latency_sum: dict[str, float]
+    rows: dict[str, dict[str, float]]
+    nulls: dict[str, dict[str, float]]
+    expired: dict[str, float]
+    values: dict[str, dict[str, dict[str, float]]]
+
+
+@final  # closed: ``"values" in entry`` tells it from collect.ViewHealth
+class ServedView(TypedDict):
+    """One view's served traffic (``served_traffic``'s ``views``)."""
+
+    rows: int
+    values: dict[str, int]  # feature -> values served
+    nulls: dict[str, int]
+    null_rate: dict[str, float | None]  # None: not served
+    expired_rate: float | None
+    # on-demand view: output -> bin label -> non-null values served
+    bins: NotRequired[dict[str, dict[str, int]]]
+
+
+class ServedLatency(TypedDict):
+    """Read latency of served traffic in milliseconds (None without reads)."""
+
+    reads: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    mean: float | None
+    method: str
+
+
+class ServedTraffic(TypedDict):
+    """The monitor report's ``served`` section (``served_traffic``)."""
+
+    source: str
+    url: str  # redacted
+    since: str
+    requests: dict[str, int]  # HTTP status -> reads
+    latency_ms: ServedLatency
+    views: dict[str, ServedView]
+    counters: CounterValues  # cumulative: the next run subtracts them
 
 
 @dataclass
@@ -51,8 +103,17 @@ class ServerCounters:
     # on-demand view -> output -> bin label -> non-null values served
     values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self) -> CounterValues:
+        d = asdict(self)
+        return {
+            "requests": d["requests"],
+            "latency_buckets": d["latency_buckets"],
+            "latency_sum": d["latency_sum"],
+            "rows": d["rows"],
+            "nulls": d["nulls"],
+            "expired": d["expired"],
+            "values": d["values"],
+        }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ServerCounters:
@@ -223,7 +284,7 @@ def served_traffic(
     previous: ServerCounters | None,
     features: Mapping[str, Sequence[str]],
     url: str,
-) -> dict[str, Any]:
+) -> ServedTraffic:
     """The report's ``served`` section: the interval since ``previous`` (or
     since the server started), per view the null rate of each feature."""
     window = counters.minus(previous) if previous is not None else None
@@ -239,7 +300,7 @@ def served_traffic(
         v = histogram_quantile(q, buckets)
         return None if v is None else round(v * 1000, 3)
 
-    views: dict[str, Any] = {}
+    views: dict[str, ServedView] = {}
     for view, names in features.items():
         by_set = c.rows.get(view, {})
         rows = int(sum(by_set.values()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from feature_platform.errors import BadInput
 from feature_platform.utc import ensure_utc
@@ -13,9 +13,17 @@ from feature_platform.utc import ensure_utc
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-__all__ = ["Window", "as_utc", "default_windows"]
+__all__ = ["Window", "WindowDict", "as_utc", "default_windows"]
 
 log = logging.getLogger(__name__)
+
+
+class WindowDict(TypedDict):
+    """A ``Window`` as JSON (``Window.as_dict``): ISO-8601 UTC bounds."""
+
+    start: str
+    end: str
+    source: str  # the window's label: where it comes from
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ class Window:
         object.__setattr__(self, "start", start)
         object.__setattr__(self, "end", end)
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> WindowDict:
         return {
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
