@@ -16,13 +16,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from feast import FeatureStore, FeatureView
     from feast.data_source import DataSource
     from feast.infra.offline_stores.offline_store import RetrievalJob
+    from feast.repo_config import RepoConfig
 
 __all__ = [
     "BATCH_ROWS",
@@ -66,13 +67,27 @@ def source_path(view: FeatureView) -> str | None:
     return path if Path(path).exists() else None
 
 
+class _PullArgs(TypedDict):
+    """The keyword arguments of Feast's ``OfflineStore.pull_latest_from_table_or_query``
+    and ``pull_all_from_table_or_query`` (same names, same types)."""
+
+    config: RepoConfig
+    data_source: DataSource
+    join_key_columns: list[str]
+    feature_name_columns: list[str]
+    timestamp_field: str
+    created_timestamp_column: str | None
+    start_date: datetime
+    end_date: datetime
+
+
 def _query(
-    config: Any,
+    config: RepoConfig,
     view: FeatureView,
     start: datetime,
     end: datetime,
     features: list[str] | None,
-) -> dict[str, Any]:
+) -> _PullArgs:
     """The arguments of an offline store's pull over ``view``'s batch source."""
     source = batch_source(view)
     return {

@@ -120,7 +120,12 @@ class _View:
 
     def transform(self, inputs: dict[str, list[Any]]) -> dict[str, Any]:
         """``OnDemandFeatureView.transform_dict``: both name forms of each
-        source feature in, the transformation, the added forms out."""
+        source feature in, the transformation, the added forms out.
+
+        A plain dict: it is what the view's own python transformation returns
+        (column -> list of values, or one value for a ``singleton`` view), keyed
+        by names the user's function chose; ``compute`` (below) reads it and
+        nothing outside this module sees it."""
         added = []
         for full, short in self.aliases:
             if full in inputs:
