@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -487,18 +488,24 @@ def test_output_bins_are_le_bounds() -> None:
 def test_served_output_values_round_trip_through_the_exposition() -> None:
     """An on-demand view's served values: binned by the server, parsed by the
     monitor, subtracted between runs."""
+    from feast.value_type import ValueType
+
     from feature_platform.monitoring import parse_metrics, served_traffic
     from feature_platform.serving.metrics import ServingMetrics
 
     metrics = ServingMetrics()
-    zero = _baseline(metrics, {"odv": ("r", "s")})
+    zero = _baseline(metrics, {"odv": ("r", "s"), "v": ("a",)})
     metrics.observe_view(
         _on_demand_read("odv", {"r": [0.3, 0.3, None, 2.5], "s": [1.0, 0.0, 0.0, 9]})
     )
+    stored = _view_read("v", ("a",), [[0.5]], [False])  # a stored view: not binned
+    stored.plan = dataclasses.replace(stored.plan, value_types=(ValueType.DOUBLE,))
+    metrics.observe_view(stored)
     counters = parse_metrics(metrics.exposition()[0].decode()).minus(zero)
     assert counters is not None
-    assert counters.rows == {"odv": {"r,s": 4.0}}
-    assert counters.nulls == {"odv": {"r": 1.0, "s": 0.0}}
+    assert counters.rows == {"odv": {"r,s": 4.0}, "v": {"a": 1.0}}
+    assert set(counters.values) == {"odv"}
+    assert counters.nulls == {"odv": {"r": 1.0, "s": 0.0}, "v": {"a": 0.0}}
     got = {
         f: {b: n for b, n in bins.items() if n}
         for f, bins in counters.values["odv"].items()

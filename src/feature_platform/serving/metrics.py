@@ -174,7 +174,12 @@ class ServingMetrics:
         # Children cached by label values: ``labels()`` takes a lock per call.
         self._children: dict[tuple[Any, ...], Any] = {}
         self._views: dict[tuple[str, tuple[str, ...]], Any] = {}
+        from feature_platform.online_store.on_demand import OnDemandRead
         from feature_platform.serving.fast_reads import FALLBACK_REASONS
+
+        # Only on-demand outputs are binned (a stored view's plan has value
+        # types too; its drift is the monitor's offline comparison).
+        self._on_demand = OnDemandRead
 
         for reason in FALLBACK_REASONS:  # every series from the start, at 0
             self._child(self.fallbacks, reason)
@@ -215,9 +220,8 @@ class ServingMetrics:
             count = column.count(None)
             if count:
                 child.inc(count)
-        types = getattr(plan, "value_types", None)
-        if types:  # an on-demand view's outputs: their served distribution
-            self._observe_values(plan, types, view.values)
+        if isinstance(view, self._on_demand):  # its outputs' served distribution
+            self._observe_values(plan, plan.value_types, view.values)
 
     def _observe_values(self, plan: Any, types: Any, columns: Any) -> None:
         for feature, vtype, column in zip(plan.features, types, columns, strict=True):
